@@ -1,0 +1,165 @@
+"""The WaveNet configuration (a frozen dataclass), its presets, and loading from TOML or dicts."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from reference_model.errors import InputError
+
+COND_KINDS = ("none", "mel", "speaker", "mel+speaker")
+UPSAMPLE_KINDS = ("transposed", "repeat")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Every hyper-parameter of the reference WaveNet.
+
+    Each of the ``blocks`` stacks ``layers`` dilated causal convolutions with dilations
+    1, 2, ..., 2^(layers-1). ``cond`` selects conditioning: ``"mel"`` (local, log-mel frames of
+    ``n_mels`` bands every ``hop_length`` samples, upsampled by ``upsample``), ``"speaker"``
+    (global, an embedding of ``n_speakers`` ids) or both (``"mel+speaker"``).
+    """
+
+    blocks: int = 3
+    layers: int = 10
+    kernel_size: int = 2
+    residual_channels: int = 32
+    dilation_channels: int = 32
+    skip_channels: int = 256
+    end_channels: int = 256
+    classes: int = 256
+    sample_rate: int = 16000
+    cond: str = "none"
+    n_mels: int = 80
+    hop_length: int = 256
+    upsample: str = "transposed"
+    n_speakers: int = 0
+    speaker_dim: int = 16
+
+    def __post_init__(self):
+        positive = ("blocks", "layers", "residual_channels", "dilation_channels", "skip_channels",
+                    "end_channels", "sample_rate", "n_mels", "hop_length", "speaker_dim")
+        for name in positive:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise InputError(f"config: {name} must be a positive integer, got {value!r}")
+        if not isinstance(self.kernel_size, int) or self.kernel_size < 2:
+            raise InputError(f"config: kernel_size must be an integer >= 2, got {self.kernel_size!r}")
+        if not isinstance(self.classes, int) or self.classes < 2:
+            raise InputError(f"config: classes must be an integer >= 2, got {self.classes!r}")
+        if self.cond not in COND_KINDS:
+            raise InputError(f"config: cond must be one of {', '.join(COND_KINDS)}, got {self.cond!r}")
+        if self.upsample not in UPSAMPLE_KINDS:
+            raise InputError(f"config: upsample must be one of {', '.join(UPSAMPLE_KINDS)}, "
+                             f"got {self.upsample!r}")
+        if self.uses_speaker and self.n_speakers < 1:
+            raise InputError("config: cond includes 'speaker' but n_speakers is 0; set n_speakers")
+
+    @property
+    def uses_mel(self) -> bool:
+        return "mel" in self.cond
+
+    @property
+    def uses_speaker(self) -> bool:
+        return "speaker" in self.cond
+
+    @property
+    def dilations(self) -> list[int]:
+        """Dilation of every layer, block after block."""
+        return [2 ** i for _ in range(self.blocks) for i in range(self.layers)]
+
+    @property
+    def receptive_field(self) -> int:
+        """Number of past samples that the prediction of one sample can see."""
+        return (self.kernel_size - 1) * sum(self.dilations) + 1
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def hash(self) -> str:
+        """A short stable hash of the configuration (for run metadata)."""
+        text = json.dumps(self.to_dict(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    def replace(self, **changes) -> "ModelConfig":
+        return config_from_dict({**self.to_dict(), **changes}, source="config")
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A model configuration with the generation defaults of its scenario."""
+
+    model: ModelConfig
+    temperature: float = 1.0
+    seconds: float = 1.0
+    description: str = ""
+    train: dict = field(default_factory=dict)  # TrainConfig defaults for this preset
+
+
+PRESETS: dict[str, Preset] = {
+    "tiny": Preset(
+        ModelConfig(blocks=2, layers=8, residual_channels=24, dilation_channels=24,
+                    skip_channels=64, end_channels=64, n_mels=40),
+        temperature=1.0, seconds=1.0,
+        description="the embedded demo: trains to audible structure in minutes on 2 CPU cores",
+        train={"steps": 400, "batch_size": 8, "crop": 1024, "lr": 3e-3, "warmup": 20,
+               "eval_every": 50, "checkpoint_every": 200}),
+    "reference": Preset(
+        ModelConfig(), temperature=1.0, seconds=1.0,
+        description="the benchmark configuration: 3 x 10 layers, receptive field 3070, "
+                    "549,728 parameters"),
+    "music": Preset(ModelConfig(blocks=4, layers=9), temperature=0.7, seconds=30.0,
+                    description="music scenario: 4 x 9 layers, temperature 0.7, 30 s"),
+    "speech": Preset(ModelConfig(blocks=5, layers=10), temperature=0.5, seconds=10.0,
+                     description="speech scenario: 5 x 10 layers, temperature 0.5, 10 s"),
+    "ambient": Preset(ModelConfig(blocks=3, layers=8), temperature=0.8, seconds=60.0,
+                      description="ambient scenario: 3 x 8 layers, temperature 0.8, 60 s"),
+}
+
+
+def get_preset(name: str) -> Preset:
+    """Look up a preset by name; an unknown name is an InputError listing the valid ones."""
+    if name not in PRESETS:
+        raise InputError(f"unknown preset {name!r}; available: {', '.join(PRESETS)}")
+    return PRESETS[name]
+
+
+def check_keys(data: dict, cls, source: str) -> None:
+    """Raise InputError naming ``source`` if ``data`` has keys that ``cls`` does not define."""
+    valid = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(data) - set(valid))
+    if unknown:
+        raise InputError(f"unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(valid)}",
+                         source)
+
+
+def config_from_dict(data: dict, source: str = "config") -> ModelConfig:
+    """Build a ModelConfig from a plain dict, refusing unknown keys."""
+    check_keys(data, ModelConfig, source)
+    return ModelConfig(**data)
+
+
+def load_toml(path) -> dict:
+    """Read a TOML file into a dict, with one-line errors for missing or malformed files."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("config file not found", path)
+    try:
+        return tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"not valid TOML: {exc}", path) from None
+
+
+def model_config_from_sources(preset: str | None = "tiny", toml: dict | None = None,
+                              source: str = "config", **overrides) -> ModelConfig:
+    """Start from a preset, apply the ``[model]`` table of a TOML dict, then keyword overrides."""
+    base = get_preset(preset or "tiny").model.to_dict()
+    table = dict((toml or {}).get("model", {}))
+    check_keys(table, ModelConfig, f"{source} [model]")
+    base.update(table)
+    base.update({k: v for k, v in overrides.items() if v is not None})
+    return config_from_dict(base, source)

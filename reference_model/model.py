@@ -1,0 +1,159 @@
+"""The reference WaveNet: dilated causal convolutions, gated residual blocks, skip connections."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from reference_model.config import ModelConfig
+from reference_model.errors import InputError
+
+
+def upsample_factors(hop: int, largest: int = 8) -> list[int]:
+    """Split ``hop`` into factors no larger than ``largest`` where its primes allow (256 -> 8, 8, 4)."""
+    primes, n, p = [], hop, 2
+    while n > 1:
+        while n % p == 0:
+            primes.append(p)
+            n //= p
+        p += 1
+    factors: list[int] = []
+    for prime in sorted(primes, reverse=True):
+        for i, f in enumerate(factors):
+            if f * prime <= largest:
+                factors[i] = f * prime
+                break
+        else:
+            factors.append(prime)
+    return sorted(factors, reverse=True) or [1]
+
+
+class ResidualLayer(nn.Module):
+    """One gated residual layer: z = tanh(W_f * x + V_f c) . sigmoid(W_g * x + V_g c).
+
+    ``conv`` holds the filter and gate convolutions stacked along the output channels (filter
+    first), so one matrix product computes both.
+    """
+
+    def __init__(self, config: ModelConfig, dilation: int):
+        super().__init__()
+        self.dilation = dilation
+        self.padding = (config.kernel_size - 1) * dilation
+        d = config.dilation_channels
+        self.conv = nn.Conv1d(config.residual_channels, 2 * d, config.kernel_size, dilation=dilation)
+        self.cond_proj = nn.Conv1d(config.n_mels, 2 * d, 1) if config.uses_mel else None
+        self.speaker_proj = nn.Linear(config.speaker_dim, 2 * d) if config.uses_speaker else None
+        self.res = nn.Conv1d(d, config.residual_channels, 1)
+        self.skip = nn.Conv1d(d, config.skip_channels, 1)
+
+    def forward(self, x, cond=None, speaker=None):
+        h = self.conv(F.pad(x, (self.padding, 0)))
+        if self.cond_proj is not None:
+            h = h + self.cond_proj(cond)
+        if self.speaker_proj is not None:
+            h = h + self.speaker_proj(speaker).unsqueeze(-1)
+        filt, gate = h.chunk(2, dim=1)
+        z = torch.tanh(filt) * torch.sigmoid(gate)
+        return x + self.res(z), self.skip(z)
+
+
+class WaveNet(nn.Module):
+    """WaveNet over mu-law codes with optional mel (local) and speaker (global) conditioning.
+
+    ``forward(codes)`` returns teacher-forced logits aligned with ``codes``: ``logits[..., t]`` is
+    the distribution of ``codes[..., t]`` given ``codes[..., :t]`` (the input is shifted right by
+    one step internally, with the mu-law zero code first) and the conditioning of sample ``t``.
+    The model holds no sampling loop; see ``reference_model.sample``.
+    """
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        c = config
+        self.start = nn.Conv1d(c.classes, c.residual_channels, 1)  # applied to one-hot input
+        self.layers = nn.ModuleList(ResidualLayer(c, d) for d in c.dilations)
+        self.end1 = nn.Conv1d(c.skip_channels, c.end_channels, 1)
+        self.end2 = nn.Conv1d(c.end_channels, c.classes, 1)
+        self.upsample = None
+        if c.uses_mel and c.upsample == "transposed":
+            self.upsample = nn.ModuleList(
+                nn.ConvTranspose1d(c.n_mels, c.n_mels, f, stride=f)
+                for f in upsample_factors(c.hop_length))
+        self.speaker_embedding = (nn.Embedding(c.n_speakers, c.speaker_dim)
+                                  if c.uses_speaker else None)
+
+    @property
+    def start_code(self) -> int:
+        """The code fed as the input before the first sample: mu-law zero."""
+        return self.config.classes // 2
+
+    def embed_codes(self, codes: torch.Tensor) -> torch.Tensor:
+        """The start convolution on one-hot codes, done as a lookup: [B, T] -> [B, R, T]."""
+        weight = self.start.weight[:, :, 0].t()  # [classes, R]
+        return (F.embedding(codes, weight) + self.start.bias).transpose(1, 2)
+
+    def upsample_cond(self, mel: torch.Tensor) -> torch.Tensor:
+        """Mel frames [B, n_mels, F] to per-sample features [B, n_mels, F * hop_length]."""
+        if self.upsample is None:
+            return mel.repeat_interleave(self.config.hop_length, dim=-1)
+        for i, stage in enumerate(self.upsample):
+            mel = stage(mel)
+            if i < len(self.upsample) - 1:
+                mel = F.leaky_relu(mel, 0.4)
+        return mel
+
+    def output(self, skip_sum: torch.Tensor) -> torch.Tensor:
+        """skip sum -> ReLU -> 1x1 -> ReLU -> 1x1 -> logits."""
+        return self.end2(F.relu(self.end1(F.relu(skip_sum))))
+
+    def check_inputs(self, codes, cond, speaker):
+        c = self.config
+        if codes.dim() != 2:
+            raise InputError(f"codes must be [batch, time], got shape {tuple(codes.shape)}")
+        if c.uses_mel:
+            if cond is None:
+                raise InputError("this model is mel-conditioned: pass mel frames as cond")
+            if cond.shape[-1] * c.hop_length != codes.shape[-1] or cond.shape[1] != c.n_mels:
+                raise InputError(f"cond has shape {tuple(cond.shape)}; expected "
+                                 f"[batch, {c.n_mels}, {codes.shape[-1] / c.hop_length:g}] "
+                                 f"for {codes.shape[-1]} samples at hop {c.hop_length}")
+        if c.uses_speaker and speaker is None:
+            raise InputError("this model is speaker-conditioned: pass speaker ids")
+
+    def forward(self, codes: torch.Tensor, cond: torch.Tensor | None = None,
+                speaker: torch.Tensor | None = None) -> torch.Tensor:
+        """Teacher-forced logits.
+
+        Parameters
+        ----------
+        codes : LongTensor [batch, time]
+            Mu-law codes in ``[0, classes)``.
+        cond : Tensor [batch, n_mels, time / hop_length], optional
+            Log-mel frames, required for mel-conditioned models.
+        speaker : LongTensor [batch], optional
+            Speaker ids, required for speaker-conditioned models.
+
+        Returns
+        -------
+        Tensor [batch, classes, time]
+            Unnormalized log-probabilities of each code given the codes before it.
+        """
+        self.check_inputs(codes, cond, speaker)
+        cond_up = self.upsample_cond(cond) if self.config.uses_mel else None
+        return self.forward_upsampled(codes, cond_up, speaker)
+
+    def forward_upsampled(self, codes, cond_up=None, speaker=None) -> torch.Tensor:
+        """As :meth:`forward`, with conditioning already upsampled to one vector per sample."""
+        shifted = F.pad(codes[:, :-1], (1, 0), value=self.start_code)
+        x = self.embed_codes(shifted)
+        g = self.speaker_embedding(speaker) if self.speaker_embedding is not None else None
+        skip_sum = 0
+        for layer in self.layers:
+            x, skip = layer(x, cond_up, g)
+            skip_sum = skip_sum + skip
+        return self.output(skip_sum)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

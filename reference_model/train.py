@@ -1,0 +1,251 @@
+"""The trainer: one readable loop with small named helpers, resumable from its checkpoints."""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from reference_model.batches import Cropper, example_length
+from reference_model.checkpoint import read_checkpoint, save_checkpoint
+from reference_model.config import ModelConfig, config_from_dict
+from reference_model.errors import InputError
+from reference_model.model import WaveNet
+from reference_model.train_config import TrainConfig, lr_at
+
+LN2 = math.log(2)
+EVAL_SEED = 7919  # validation crops come from their own stream, fixed for the whole run
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced, with its validation history in bits per sample."""
+
+    out_dir: Path
+    last_checkpoint: Path
+    best_checkpoint: Path | None
+    step: int
+    initial_val_bits: float | None
+    best_val_bits: float | None
+    stopped_early: bool
+    samples_per_s: float
+    history: list = field(default_factory=list)
+
+
+def resolve_device(name: str) -> torch.device:
+    """A torch device, with a clear error for CUDA that is not there."""
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError(f"device {name!r} requested but CUDA is not available on this machine; "
+                         "use --device cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise InputError(f"unknown device {name!r}; use cpu or cuda") from None
+
+
+def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    params, wd = model.parameters(), config.weight_decay
+    if config.optimizer == "adam":
+        if wd:
+            return torch.optim.AdamW(params, lr=config.lr, betas=(config.beta1, config.beta2),
+                                     weight_decay=wd)
+        return torch.optim.Adam(params, lr=config.lr, betas=(config.beta1, config.beta2))
+    if config.optimizer == "rmsprop":
+        return torch.optim.RMSprop(params, lr=config.lr, momentum=config.momentum, weight_decay=wd)
+    return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=wd)
+
+
+def loss_on(model, batch, crop: int, device) -> torch.Tensor:
+    """Mean cross-entropy (nats) over the last ``crop`` samples of each example."""
+    codes, mel, speaker = (None if t is None else t.to(device) for t in batch)
+    logits = model(codes, mel, speaker if model.config.uses_speaker else None)
+    return F.cross_entropy(logits[:, :, -crop:], codes[:, -crop:])
+
+
+@torch.inference_mode()
+def evaluate(model, batches, crop: int, device) -> float:
+    """Mean validation loss in nats per sample over fixed batches."""
+    was_training = model.training
+    model.eval()
+    total = sum(loss_on(model, b, crop, device).item() for b in batches) / len(batches)
+    model.train(was_training)
+    return total
+
+
+def update_ema(ema_model, model, decay: float) -> None:
+    with torch.no_grad():
+        for e, p in zip(ema_model.parameters(), model.parameters()):
+            e.lerp_(p, 1 - decay)
+
+
+def open_tensorboard(out_dir: Path):
+    """A SummaryWriter when TensorBoard is installed, else None (plain logs always)."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(str(out_dir / "tensorboard"))
+
+
+def train(model_config: ModelConfig, config: TrainConfig, data, out_dir, *, resume=None,
+          progress: bool = True, log=print) -> TrainResult:
+    """Train a WaveNet on ``data`` (an AudioSet) and write checkpoints to ``out_dir``.
+
+    Every batch is drawn from a generator seeded by ``(seed, step)``, so a run resumed from one
+    of its checkpoints continues exactly as if it had not stopped.
+
+    Returns
+    -------
+    TrainResult
+        Paths of the last and best checkpoints and the validation history (bits per sample,
+        lower is better).
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if data.sample_rate != model_config.sample_rate:
+        raise InputError(f"data is at {data.sample_rate} Hz but the model expects "
+                         f"{model_config.sample_rate} Hz; prepare it with --sample-rate "
+                         f"{model_config.sample_rate}")
+    if not data.train or not data.valid:
+        raise InputError("data needs at least one training and one validation file")
+    device = resolve_device(config.device)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    model = WaveNet(model_config).to(device)
+    optimizer = make_optimizer(model, config)
+    length = example_length(model_config, config.crop)
+    train_crops = Cropper(data.train, model_config, length, augment=config.augment)
+    eval_rng = np.random.default_rng([config.seed, EVAL_SEED])
+    eval_crops = Cropper(data.valid, model_config, length)
+    eval_batches = [eval_crops.batch(eval_rng, config.batch_size) for _ in range(config.eval_batches)]
+    ema_model = copy.deepcopy(model) if config.ema else None
+
+    state = {"step": 0, "best_val_loss": math.inf, "evals_since_best": 0, "history": [],
+             "initial_val_bits": None}
+    if resume is not None:
+        state = restore(resume, model, optimizer, ema_model, model_config, data, state)
+    writer = open_tensorboard(out_dir)
+    best_path, last_path = out_dir / "best.pt", out_dir / "last.pt"
+    samples_per_step = config.batch_size * config.crop * config.accumulate
+
+    def checkpoint(path):
+        save_checkpoint(path, config=model_config, model_state=model.state_dict(),
+                        ema_state=ema_model.state_dict() if ema_model else None,
+                        optimizer=optimizer.state_dict(),
+                        scheduler={"kind": config.schedule, "step": state["step"]},
+                        step=state["step"], epoch=state["step"] * samples_per_step /
+                        max(sum(len(a) for a in train_crops.audio), 1),
+                        best_val_loss=state["best_val_loss"],
+                        evals_since_best=state["evals_since_best"],
+                        history=state["history"], initial_val_bits=state["initial_val_bits"],
+                        rng={"torch": torch.get_rng_state()}, data_fingerprint=data.fingerprint,
+                        train_config=config.to_dict())
+
+    def validate() -> bool:
+        """Evaluate, keep the best checkpoint, and say whether to stop early."""
+        val = evaluate(ema_model or model, eval_batches, config.crop, device)
+        bits = val / LN2
+        if state["initial_val_bits"] is None:
+            state["initial_val_bits"] = bits
+        record = {"step": state["step"], "val_bits": bits, "lr": lr_at(state["step"], config)}
+        state["history"].append(record)
+        if writer:
+            writer.add_scalar("val/bits_per_sample", bits, state["step"])
+        if val < state["best_val_loss"] - 1e-6:
+            state["best_val_loss"], state["evals_since_best"] = val, 0
+            if state["step"] > 0:
+                checkpoint(best_path)
+        else:
+            state["evals_since_best"] += 1
+        append_log(out_dir, {"event": "validation", **record})
+        log(f"step {state['step']:>6} | validation {bits:.3f} bits/sample")
+        return state["evals_since_best"] >= config.patience
+
+    if state["step"] == 0:
+        validate()
+    bar = tqdm(total=config.steps, initial=state["step"], disable=not progress, desc="train",
+               unit="step", dynamic_ncols=True)
+    stopped_early, started, first_step = False, time.perf_counter(), state["step"]
+    model.train()
+    while state["step"] < config.steps and not stopped_early:
+        step = state["step"]
+        lr = lr_at(step, config)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        optimizer.zero_grad(set_to_none=True)
+        total = 0.0
+        for micro in range(config.accumulate):
+            batch = train_crops.batch(np.random.default_rng([config.seed, step, micro]),
+                                      config.batch_size)
+            loss = loss_on(model, batch, config.crop, device) / config.accumulate
+            loss.backward()
+            total += loss.item()
+        if not math.isfinite(total):
+            raise InputError(f"training diverged at step {step} (loss {total}); lower --lr")
+        if config.clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
+        optimizer.step()
+        if ema_model is not None:
+            update_ema(ema_model, model, config.ema)
+        state["step"] = step + 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{total / LN2:.3f} bits", lr=f"{lr:.2e}")
+        if writer:
+            writer.add_scalar("train/bits_per_sample", total / LN2, state["step"])
+            writer.add_scalar("train/lr", lr, state["step"])
+        if state["step"] % config.eval_every == 0 or state["step"] == config.steps:
+            stopped_early = validate()
+        if state["step"] % config.checkpoint_every == 0:
+            checkpoint(out_dir / "checkpoints" / f"step_{state['step']:07d}.pt")
+            checkpoint(last_path)
+    bar.close()
+    elapsed = time.perf_counter() - started
+    speed = (state["step"] - first_step) * samples_per_step / elapsed if elapsed > 0 else 0.0
+    checkpoint(last_path)
+    if writer:
+        writer.close()
+    if stopped_early:
+        log(f"stopped early at step {state['step']}: no improvement in {config.patience} evaluations")
+    best_bits = state["best_val_loss"] / LN2 if math.isfinite(state["best_val_loss"]) else None
+    return TrainResult(out_dir, last_path, best_path if best_path.exists() else None,
+                       state["step"], state["initial_val_bits"], best_bits, stopped_early, speed,
+                       state["history"])
+
+
+def restore(path, model, optimizer, ema_model, model_config, data, state) -> dict:
+    """Load a checkpoint into the live objects and return the loop state it recorded."""
+    payload = read_checkpoint(path)
+    stored = config_from_dict(payload["config"], source=str(path))
+    if stored != model_config:
+        changed = [k for k, v in stored.to_dict().items() if model_config.to_dict()[k] != v]
+        raise InputError(f"checkpoint model config differs from this run's in {', '.join(changed)}",
+                         path)
+    if payload.get("data_fingerprint") != data.fingerprint:
+        raise InputError("checkpoint was trained on different data (fingerprint "
+                         f"{payload.get('data_fingerprint')} != {data.fingerprint})", path)
+    model.load_state_dict(payload["model"])
+    if payload.get("optimizer"):
+        optimizer.load_state_dict(payload["optimizer"])
+    if ema_model is not None:
+        ema_model.load_state_dict(payload.get("ema_state") or payload["model"])
+    if payload.get("rng"):
+        torch.set_rng_state(payload["rng"]["torch"])
+    return {"step": int(payload.get("step", 0)),
+            "best_val_loss": float(payload.get("best_val_loss", math.inf)),
+            "evals_since_best": int(payload.get("evals_since_best", 0)),
+            "history": list(payload.get("history", [])),
+            "initial_val_bits": payload.get("initial_val_bits")}
+
+
+def append_log(out_dir: Path, record: dict) -> None:
+    """One JSON line per event in ``out_dir/log.jsonl``."""
+    with open(out_dir / "log.jsonl", "a") as f:
+        f.write(json.dumps(record) + "\n")

@@ -1,0 +1,118 @@
+"""The trainer: loss falls, resume equals an uninterrupted run, schedules, early stopping."""
+import math
+
+import pytest
+import torch
+
+from reference_model.checkpoint import load_checkpoint, read_checkpoint
+from reference_model.config import PRESETS, ModelConfig
+from reference_model.embedded import embedded_audioset
+from reference_model.errors import InputError
+from reference_model.train import train
+from reference_model.train_config import TrainConfig, lr_at
+
+SMALL = ModelConfig(blocks=1, layers=5, residual_channels=8, dilation_channels=8,
+                    skip_channels=16, end_channels=16, n_mels=8, hop_length=64)
+QUICK = TrainConfig(steps=6, batch_size=2, crop=256, eval_every=3, eval_batches=1,
+                    checkpoint_every=3, warmup=2, lr=3e-3)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return embedded_audioset(n_clips=6, seconds=0.5)
+
+
+def quiet(_line):
+    pass
+
+
+@pytest.mark.parametrize("overrides", [
+    {}, {"optimizer": "rmsprop", "schedule": "step", "step_size": 2, "lr": 1e-3},
+    {"optimizer": "sgd", "weight_decay": 1e-4, "accumulate": 2, "ema": 0.9, "augment": True},
+])
+def test_resume_gives_the_same_weights_as_one_run(tmp_path, data, overrides):
+    config = QUICK.replace(**overrides)
+    whole = train(SMALL, config, data, tmp_path / "whole", progress=False, log=quiet)
+    halfway = tmp_path / "whole" / "checkpoints" / "step_0000003.pt"
+    resumed = train(SMALL, config, data, tmp_path / "resumed", resume=halfway, progress=False,
+                    log=quiet)
+    a, b = read_checkpoint(whole.last_checkpoint), read_checkpoint(resumed.last_checkpoint)
+    assert a["step"] == b["step"] == 6
+    for key in a["model"]:
+        assert torch.equal(a["model"][key], b["model"][key]), key  # bit-identical on the CPU
+    if config.ema:
+        for key in a["ema_state"]:
+            assert torch.equal(a["ema_state"][key], b["ema_state"][key])
+    assert [h["val_bits"] for h in a["history"]] == [h["val_bits"] for h in b["history"]]
+
+
+def test_mel_conditioned_training_end_to_end(tmp_path, data):
+    config = SMALL.replace(cond="mel+speaker", n_speakers=len(data.speakers))
+    result = train(config, QUICK, data, tmp_path, progress=False, log=quiet)
+    model, payload = load_checkpoint(result.last_checkpoint)
+    assert model.config == config and payload["step"] == 6
+    assert all(math.isfinite(h["val_bits"]) for h in result.history)
+
+
+@pytest.mark.slow
+def test_tiny_preset_validation_loss_falls_on_embedded_data(tmp_path):
+    data = embedded_audioset()
+    config = TrainConfig(**{**PRESETS["tiny"].train, "steps": 120, "eval_every": 40})
+    result = train(PRESETS["tiny"].model, config, data, tmp_path, progress=False, log=quiet)
+    # untrained: about log2(256) = 8 bits; measured about 5.3 after 100 steps, 4.5 after 400
+    assert result.initial_val_bits == pytest.approx(8.0, abs=0.1)
+    assert result.best_val_bits < result.initial_val_bits - 1.5
+    assert result.best_checkpoint.exists()
+
+
+def test_early_stopping_when_validation_stalls(tmp_path, data):
+    config = QUICK.replace(steps=50, lr=1e-12, warmup=0, schedule="constant", eval_every=1,
+                           patience=2)
+    result = train(SMALL, config, data, tmp_path, progress=False, log=quiet)
+    assert result.stopped_early and result.step == 2
+
+
+def test_lr_schedules_worked_by_hand():
+    c = TrainConfig(steps=110, lr=1.0, warmup=10, schedule="cosine", min_lr_ratio=0.0)
+    assert lr_at(0, c) == pytest.approx(0.1) and lr_at(9, c) == pytest.approx(1.0)
+    assert lr_at(10, c) == pytest.approx(1.0) and lr_at(60, c) == pytest.approx(0.5)
+    assert lr_at(110, c) == pytest.approx(0.0, abs=1e-12)
+    s = TrainConfig(lr=1.0, warmup=0, schedule="step", step_size=5, gamma=0.5)
+    assert [lr_at(i, s) for i in (0, 4, 5, 10)] == [1.0, 1.0, 0.5, 0.25]
+
+
+def test_checkpoint_holds_everything_needed_to_resume(tmp_path, data):
+    result = train(SMALL, QUICK, data, tmp_path, progress=False, log=quiet)
+    payload = torch.load(result.last_checkpoint, weights_only=True)
+    for key in ("optimizer", "scheduler", "step", "epoch", "best_val_loss", "rng",
+                "data_fingerprint", "versions", "train_config"):
+        assert key in payload, key
+    assert payload["data_fingerprint"] == data.fingerprint
+
+
+def test_resume_refuses_other_data_or_config(tmp_path, data):
+    result = train(SMALL, QUICK, data, tmp_path / "a", progress=False, log=quiet)
+    other = embedded_audioset(n_clips=6, seconds=0.5, seed=1)
+    with pytest.raises(InputError, match="trained on different data"):
+        train(SMALL, QUICK, other, tmp_path / "b", resume=result.last_checkpoint,
+              progress=False, log=quiet)
+    with pytest.raises(InputError, match="model config differs from this run's in layers"):
+        train(SMALL.replace(layers=4), QUICK, data, tmp_path / "c",
+              resume=result.last_checkpoint, progress=False, log=quiet)
+
+
+def test_wrong_sample_rate_and_missing_cuda(tmp_path, data):
+    with pytest.raises(InputError, match="data is at 16000 Hz but the model expects 22050 Hz"):
+        train(SMALL.replace(sample_rate=22050), QUICK, data, tmp_path, log=quiet)
+    if not torch.cuda.is_available():
+        with pytest.raises(InputError, match="CUDA is not available"):
+            train(SMALL, QUICK.replace(device="cuda"), data, tmp_path, log=quiet)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"optimizer": "adagrad"}, "optimizer must be one of adam, rmsprop, sgd"),
+    ({"ema": 1.0}, "ema must be in"), ({"steps": 0}, "steps must be a positive integer"),
+    ({"schedule": "linear"}, "schedule must be one of")])
+def test_bad_train_settings(change, message):
+    with pytest.raises(InputError, match=message):
+        TrainConfig(**change)

@@ -1,0 +1,159 @@
+"""The `wavebench` command line: one click group; each command reads options and calls one function."""
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+
+import click
+
+from wavebench.errors import input_error_types
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+@click.group(context_settings=CONTEXT)
+@click.option("--debug", is_flag=True, help="Show full tracebacks instead of one-line errors.")
+@click.version_option(package_name="wavebench")
+def cli(debug):
+    """wavebench: how good and how fast is a neural waveform generator?
+
+    \b
+    Quick start (no downloads, a few minutes on a laptop CPU):
+      wavebench demo -o demo_out
+    """
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("audio_dir", type=click.Path(path_type=str))
+@click.option("-o", "--out", "out_dir", required=True, help="Folder for the prepared dataset.")
+@click.option("--sample-rate", default=16000, show_default=True, help="Rate of the prepared audio (Hz).")
+@click.option("--trim-db", type=float, default=None,
+              help="Trim leading/trailing audio quieter than this many dB below the peak.")
+@click.option("--normalize", type=click.Choice(["peak", "loudness"]), default=None,
+              help="Peak (to 0.95) or loudness (RMS -20 dBFS) normalization.")
+@click.option("--valid-fraction", default=0.2, show_default=True, help="Share of files for validation.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the train/validation split.")
+@click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+def prepare(audio_dir, out_dir, sample_rate, trim_db, normalize, valid_fraction, seed, no_progress):
+    """Prepare a folder of audio once for training (mono, resampled, mu-law, split 80/20).
+
+    \b
+    Example:
+      wavebench prepare recordings/ -o data/ --sample-rate 16000 --trim-db 40
+    """
+    from reference_model.data import prepare as run_prepare
+
+    result = run_prepare(audio_dir, out_dir, sample_rate=sample_rate, trim_db=trim_db,
+                         normalize=normalize, valid_fraction=valid_fraction, seed=seed,
+                         progress=not no_progress)
+    for note in result.notes:
+        click.echo(f"note: {note}", err=True)
+    verb = "reused" if result.reused else "prepared"
+    click.echo(f"{verb} {result.n_files} files ({result.seconds:.1f} s; {result.n_train} train, "
+               f"{result.n_valid} validation) in {result.out_dir}")
+
+
+@cli.command(context_settings=CONTEXT)
+@click.option("--data", "data", default=None,
+              help="Prepared dataset or a folder of audio; default: the embedded synthetic set.")
+@click.option("-o", "--out", "out_dir", default="runs/train", show_default=True,
+              help="Folder for checkpoints and logs.")
+@click.option("--preset", default="tiny", show_default=True,
+              help="tiny, reference, music, speech or ambient.")
+@click.option("--config", "config_file", default=None, help="TOML file with [model] and [train] tables.")
+@click.option("--cond", type=click.Choice(["none", "mel", "speaker", "mel+speaker"]), default=None,
+              help="Conditioning (overrides the preset).")
+@click.option("--steps", type=int, default=None, help="Optimizer steps in all.")
+@click.option("--batch-size", type=int, default=None)
+@click.option("--crop", type=int, default=None, help="Predicted samples per example.")
+@click.option("--lr", type=float, default=None, help="Peak learning rate.")
+@click.option("--optimizer", type=click.Choice(["adam", "rmsprop", "sgd"]), default=None)
+@click.option("--schedule", type=click.Choice(["constant", "cosine", "step"]), default=None)
+@click.option("--warmup", type=int, default=None, help="Linear warm-up steps.")
+@click.option("--weight-decay", type=float, default=None)
+@click.option("--clip", type=float, default=None, help="Gradient norm clip (0 = off).")
+@click.option("--accumulate", type=int, default=None, help="Micro-batches per optimizer step.")
+@click.option("--ema", type=float, default=None, help="Weight EMA decay, e.g. 0.999 (0 = off).")
+@click.option("--eval-every", type=int, default=None, help="Validate every N steps.")
+@click.option("--patience", type=int, default=None, help="Early stopping after N evaluations.")
+@click.option("--checkpoint-every", type=int, default=None)
+@click.option("--seed", type=int, default=None)
+@click.option("--device", default=None, help="cpu or cuda.")
+@click.option("--threads", type=int, default=None, help="CPU threads (0 = PyTorch's default).")
+@click.option("--resume", default=None,
+              help="Continue from a checkpoint, or 'auto' for OUT/last.pt.")
+@click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+def train(data, out_dir, preset, config_file, cond, resume, no_progress, **options):
+    """Train a WaveNet (the embedded default data when --data is not given).
+
+    \b
+    Examples:
+      wavebench train --preset tiny -o runs/tiny
+      wavebench prepare speech/ -o data/speech
+      wavebench train --data data/speech --preset reference --cond mel --steps 20000 -o runs/mel
+      wavebench train -o runs/mel --resume auto --steps 40000
+    """
+    from wavebench.training import run_training
+
+    result = run_training(data=data, out_dir=out_dir, preset=preset, config_file=config_file,
+                          resume=resume, model_overrides={"cond": cond},
+                          train_overrides=options, progress=not no_progress,
+                          log=lambda line: click.echo(line, err=True))
+    if result.initial_val_bits is not None and result.best_val_bits is not None:
+        click.echo(f"validation: {result.initial_val_bits:.3f} -> {result.best_val_bits:.3f} "
+                   f"bits/sample (lower is better); {result.samples_per_s:,.0f} samples/s")
+    best = result.best_checkpoint or result.last_checkpoint
+    click.echo(f"checkpoint: {best}")
+
+
+def register_optional_commands() -> None:
+    """Commands that live in their own modules."""
+    for module, name in (("wavebench.generate", "generate_command"),
+                         ("wavebench.speed", "speed_command")):
+        try:
+            command = getattr(__import__(module, fromlist=[name]), name)
+        except (ImportError, AttributeError):
+            continue
+        cli.add_command(command)
+
+
+register_optional_commands()
+
+
+def main(argv=None) -> int:
+    """Entry point: one-line errors (exit 1 for input, 2 for usage), tracebacks with --debug."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("WAVEBENCH_DEBUG") == "1"
+    code = 0
+    try:
+        result = cli.main(args=argv, prog_name="wavebench", standalone_mode=False)
+        code = result if isinstance(result, int) else 0
+    except click.exceptions.Abort:
+        click.echo("error: aborted", err=True)
+        code = 130
+    except click.ClickException as exc:
+        exc.show()
+        code = exc.exit_code
+    except KeyboardInterrupt:
+        click.echo("error: interrupted; outputs written so far are complete (resume to continue)",
+                   err=True)
+        code = 130
+    except input_error_types() as exc:
+        if debug:
+            traceback.print_exc()
+        click.echo(f"error: {exc}", err=True)
+        code = 1
+    except OSError as exc:
+        if debug:
+            traceback.print_exc()
+        where = f"{exc.filename}: " if exc.filename else ""
+        click.echo(f"error: {where}{exc.strerror or exc}", err=True)
+        code = 1
+    if argv is None or __name__ == "__main__":
+        sys.exit(code)
+    return code
+
+
+def entry() -> None:
+    sys.exit(main())

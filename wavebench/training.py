@@ -1,0 +1,78 @@
+"""Orchestration of `wavebench prepare` and `wavebench train`: choose data, configs, resume."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from reference_model.config import get_preset, load_toml, model_config_from_sources
+from reference_model.data import is_prepared, load_prepared, prepare
+from reference_model.embedded import embedded_audioset
+from reference_model.errors import InputError
+from reference_model.checkpoint import read_checkpoint
+from reference_model.train import TrainResult, train
+from reference_model.train_config import TrainConfig, train_config_from_dict
+from reference_model.config import check_keys, config_from_dict
+
+
+def open_data(data_path, sample_rate: int, out_dir: Path, log=print):
+    """The AudioSet to train on: a prepared store, a raw audio folder (prepared into
+    ``out_dir/data``), or the embedded default when ``data_path`` is None."""
+    if data_path is None:
+        log("data: the embedded default (synthesized tones, chords and formant sweeps)")
+        return embedded_audioset(sample_rate=sample_rate)
+    data_path = Path(data_path)
+    if not data_path.exists():
+        raise InputError("data folder not found", data_path)
+    if is_prepared(data_path):
+        return load_prepared(data_path)
+    target = out_dir / "data"
+    log(f"data: preparing {data_path} into {target}")
+    prepare(data_path, target, sample_rate=sample_rate)
+    return load_prepared(target)
+
+
+def build_configs(preset: str, toml_path, model_overrides: dict, train_overrides: dict):
+    """Model and train configs from a preset, an optional TOML file, then command-line options."""
+    toml = load_toml(toml_path) if toml_path else {}
+    source = str(toml_path) if toml_path else "config"
+    unknown = sorted(set(toml) - {"model", "train"})
+    if unknown:
+        raise InputError(f"unknown table(s) {', '.join(unknown)}; valid tables: model, train",
+                         source)
+    model = model_config_from_sources(preset, toml, source, **model_overrides)
+    base = {**get_preset(preset).train, **toml.get("train", {})}
+    check_keys(base, TrainConfig, f"{source} [train]")
+    base.update({k: v for k, v in train_overrides.items() if v is not None})
+    return model, train_config_from_dict(base, source)
+
+
+def run_training(*, data, out_dir, preset="tiny", config_file=None, resume=None,
+                 model_overrides=None, train_overrides=None, progress=True,
+                 log=print) -> TrainResult:
+    """Train from the command line's choices; ``resume`` continues a run from a checkpoint
+    (``"auto"``: ``out_dir/last.pt``) with its stored configs (``steps`` may be raised)."""
+    out_dir = Path(out_dir)
+    model_overrides, train_overrides = dict(model_overrides or {}), dict(train_overrides or {})
+    if resume == "auto":
+        resume = out_dir / "last.pt"
+    if resume is not None:
+        payload = read_checkpoint(resume)
+        model = config_from_dict(payload["config"], str(resume))
+        stored = dict(payload.get("train_config") or {})
+        steps = train_overrides.get("steps")
+        tconf = train_config_from_dict({**stored, **({"steps": steps} if steps else {})},
+                                       str(resume))
+        log(f"resuming from {resume} at step {payload.get('step', 0)}")
+    else:
+        model, tconf = build_configs(preset, config_file, model_overrides, train_overrides)
+    data_set = open_data(data, model.sample_rate, out_dir, log)
+    if model.uses_speaker and model.n_speakers < len(data_set.speakers):
+        model = model.replace(n_speakers=len(data_set.speakers))
+    log(f"model: {model.blocks} blocks x {model.layers} layers, cond={model.cond}, "
+        f"receptive field {model.receptive_field} samples; "
+        f"{len(data_set.train)} training and {len(data_set.valid)} validation files")
+    return train(model, tconf, data_set, out_dir, resume=resume, progress=progress, log=log)
+
+
+def train_options_help() -> str:
+    return ", ".join(f.name for f in dataclasses.fields(TrainConfig))
