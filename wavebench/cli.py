@@ -12,6 +12,11 @@ from wavebench.errors import input_error_types
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
+def show_progress(no_progress: bool) -> bool:
+    """Progress bars on an interactive terminal only: logs and pipes get plain lines."""
+    return not no_progress and sys.stderr.isatty()
+
+
 @click.group(context_settings=CONTEXT)
 @click.option("--debug", is_flag=True, help="Show full tracebacks instead of one-line errors.")
 @click.version_option(package_name="wavebench")
@@ -46,7 +51,7 @@ def prepare(audio_dir, out_dir, sample_rate, trim_db, normalize, valid_fraction,
 
     result = run_prepare(audio_dir, out_dir, sample_rate=sample_rate, trim_db=trim_db,
                          normalize=normalize, valid_fraction=valid_fraction, seed=seed,
-                         progress=not no_progress)
+                         progress=show_progress(no_progress))
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
     verb = "reused" if result.reused else "prepared"
@@ -98,7 +103,7 @@ def train(data, out_dir, preset, config_file, cond, resume, no_progress, **optio
 
     result = run_training(data=data, out_dir=out_dir, preset=preset, config_file=config_file,
                           resume=resume, model_overrides={"cond": cond},
-                          train_overrides=options, progress=not no_progress,
+                          train_overrides=options, progress=show_progress(no_progress),
                           log=lambda line: click.echo(line, err=True))
     if result.initial_val_bits is not None and result.best_val_bits is not None:
         click.echo(f"validation: {result.initial_val_bits:.3f} -> {result.best_val_bits:.3f} "
@@ -150,8 +155,6 @@ def main(argv=None) -> int:
         where = f"{exc.filename}: " if exc.filename else ""
         click.echo(f"error: {where}{exc.strerror or exc}", err=True)
         code = 1
-    if argv is None or __name__ == "__main__":
-        sys.exit(code)
     return code
 
 
