@@ -175,7 +175,13 @@ def train(model_config: ModelConfig, config: TrainConfig, data, out_dir, *, resu
                unit="step", dynamic_ncols=True)
     stopped_early, started, first_step = False, time.perf_counter(), state["step"]
     model.train()
+    deadline = started + 60 * config.max_minutes if config.max_minutes else math.inf
     while state["step"] < config.steps and not stopped_early:
+        if time.perf_counter() > deadline:
+            log(f"time budget of {config.max_minutes:g} minutes reached at step {state['step']}")
+            if state["step"] % config.eval_every:
+                validate()
+            break
         step = state["step"]
         lr = lr_at(step, config)
         for group in optimizer.param_groups:

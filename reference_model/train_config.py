@@ -45,6 +45,7 @@ class TrainConfig:
     seed: int = 0
     threads: int = 0
     device: str = "cpu"
+    max_minutes: float = 0.0  # wall-time budget for this process (0 = none); then validate and save
 
     def __post_init__(self):
         for name in ("steps", "batch_size", "crop", "accumulate", "eval_every", "eval_batches",
@@ -65,6 +66,8 @@ class TrainConfig:
             raise InputError(f"train config: lr must be > 0, got {self.lr!r}")
         if not 0 <= self.ema < 1:
             raise InputError(f"train config: ema must be in [0, 1) (0 = off), got {self.ema!r}")
+        if self.max_minutes < 0:
+            raise InputError("train config: max_minutes must be >= 0 (0 = no limit)")
         if self.clip < 0 or self.weight_decay < 0:
             raise InputError("train config: clip and weight_decay must be >= 0")
 

@@ -86,8 +86,10 @@ def prepare(audio_dir, out_dir, sample_rate, trim_db, normalize, valid_fraction,
 @click.option("--seed", type=int, default=None)
 @click.option("--device", default=None, help="cpu or cuda.")
 @click.option("--threads", type=int, default=None, help="CPU threads (0 = PyTorch's default).")
+@click.option("--max-minutes", type=float, default=None,
+              help="Stop (validate and save) after this much wall time.")
 @click.option("--resume", default=None,
-              help="Continue from a checkpoint, or 'auto' for OUT/last.pt.")
+              help="Continue from a checkpoint, or 'auto': OUT/last.pt if it exists.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 def train(data, out_dir, preset, config_file, cond, resume, no_progress, **options):
     """Train a WaveNet (the embedded default data when --data is not given).

@@ -14,6 +14,9 @@ from reference_model.train_config import TrainConfig, train_config_from_dict
 from reference_model.config import check_keys, config_from_dict
 
 
+RESUMABLE = ("steps", "max_minutes", "device", "threads")
+
+
 def open_data(data_path, sample_rate: int, out_dir: Path, log=print):
     """The AudioSet to train on: a prepared store, a raw audio folder (prepared into
     ``out_dir/data``), or the embedded default when ``data_path`` is None."""
@@ -50,18 +53,22 @@ def run_training(*, data, out_dir, preset="tiny", config_file=None, resume=None,
                  model_overrides=None, train_overrides=None, progress=True,
                  log=print) -> TrainResult:
     """Train from the command line's choices; ``resume`` continues a run from a checkpoint
-    (``"auto"``: ``out_dir/last.pt``) with its stored configs (``steps`` may be raised)."""
+    (``"auto"``: ``out_dir/last.pt`` when it exists, else a new run) with its stored configs; only the settings in
+    ``RESUMABLE`` may change on resume."""
     out_dir = Path(out_dir)
     model_overrides, train_overrides = dict(model_overrides or {}), dict(train_overrides or {})
     if resume == "auto":
         resume = out_dir / "last.pt"
+        if not resume.exists():
+            log(f"no {resume} yet: starting a new run")
+            resume = None
     if resume is not None:
         payload = read_checkpoint(resume)
         model = config_from_dict(payload["config"], str(resume))
         stored = dict(payload.get("train_config") or {})
-        steps = train_overrides.get("steps")
-        tconf = train_config_from_dict({**stored, **({"steps": steps} if steps else {})},
-                                       str(resume))
+        # settings that change how long or where a run goes on, never what it computes
+        live = {k: train_overrides[k] for k in RESUMABLE if train_overrides.get(k) is not None}
+        tconf = train_config_from_dict({**stored, **live}, str(resume))
         log(f"resuming from {resume} at step {payload.get('step', 0)}")
     else:
         model, tconf = build_configs(preset, config_file, model_overrides, train_overrides)
