@@ -1,0 +1,60 @@
+"""Teacher-forced log-likelihood of a whole recording under a WaveNet, in memory-bounded chunks."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from reference_model.features import log_mel
+from reference_model.model import WaveNet
+from reference_model.mulaw import mu_law_encode
+
+
+@torch.inference_mode()
+def target_log_probs(model: WaveNet, audio: np.ndarray, *, speaker: int | None = None,
+                     chunk: int = 16384, device="cpu") -> tuple[np.ndarray, np.ndarray]:
+    """Per-sample log-probabilities (nats) that the model gives the recording's own codes.
+
+    Each chunk is computed with one receptive field of real history before it, so the result
+    equals one forward pass over the whole recording (at a fraction of the memory).
+
+    Parameters
+    ----------
+    model : WaveNet
+    audio : np.ndarray [shape=(n,)]
+        Mono float audio at the model's rate; mel-conditioned models use the first
+        ``n // hop_length * hop_length`` samples.
+    speaker : int, optional
+        Speaker id for speaker-conditioned models.
+
+    Returns
+    -------
+    (log_probs, codes) : np.ndarray [shape=(m,)] float64, np.ndarray [shape=(m,)] int64
+        ln p(code_t | code_<t) and the codes.
+    """
+    config = model.config
+    hop = config.hop_length if config.uses_mel else 1
+    n = len(audio) // hop * hop
+    codes = torch.from_numpy(mu_law_encode(audio[:n], config.classes)).to(device)
+    dtype = next(model.parameters()).dtype
+    mel = (torch.from_numpy(log_mel(np.asarray(audio[:n]), config)).to(device, dtype)
+           if config.uses_mel else None)
+    spk = torch.tensor([speaker or 0], device=device) if config.uses_speaker else None
+    context = math.ceil(config.receptive_field / hop) * hop
+    chunk = max(math.ceil(chunk / hop) * hop, hop)
+    out = np.empty(n, dtype=np.float64)
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
+        first = max(start - context, 0)
+        window = codes[first:stop][None]
+        frames = mel[:, first // hop: stop // hop][None] if mel is not None else None
+        logits = model(window, frames, spk)[0, :, start - first:]
+        picked = torch.log_softmax(logits.double(), dim=0).gather(0, codes[None, start:stop])
+        out[start:stop] = picked[0].cpu().numpy()
+    return out, codes.cpu().numpy()
+
+
+def bits_per_sample(log_probs: np.ndarray) -> float:
+    """Mean negative log-likelihood in bits per sample (lower is better; 8 = uniform over 256)."""
+    return float(-np.mean(log_probs) / math.log(2))
