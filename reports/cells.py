@@ -1,0 +1,54 @@
+"""How a table cell is written as text, shared by the Markdown and HTML renderers."""
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+import pandas as pd
+
+#: Shown for a missing number (NaN, None); a blank cell would look like a rendering fault.
+MISSING = "n/a"
+
+
+def format_cell(value, digits: int = 4) -> str:
+    """Write one table value as short, readable text.
+
+    Parameters
+    ----------
+    value : object
+        A number, string, bool, None or NaN.
+    digits : int
+        Significant digits for non-integral numbers.
+
+    Returns
+    -------
+    str
+        Integers in full; other numbers with ``digits`` significant digits in fixed notation
+        when 1e-3 <= |x| < 1e9 (so 16000.0 stays "16000"), otherwise in scientific notation;
+        NaN and None as :data:`MISSING`; anything else as ``str(value)``.
+    """
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return MISSING
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    if isinstance(value, numbers.Integral):
+        return str(int(value))
+    if isinstance(value, numbers.Real):
+        x = float(value)
+        if math.isnan(x):
+            return MISSING
+        if math.isinf(x):
+            return "inf" if x > 0 else "-inf"
+        if x == 0.0 or x.is_integer() and abs(x) < 1e9:
+            return str(int(x))
+        if 1e-3 <= abs(x) < 1e9:
+            decimals = max(0, digits - 1 - math.floor(math.log10(abs(x))))
+            return f"{x:.{decimals}f}"
+        return f"{x:.{digits}g}"
+    return str(value)
+
+
+def is_numeric_column(column: pd.Series) -> bool:
+    """Return True when a column holds numbers (not bools), so it is right-aligned."""
+    return pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)

@@ -1,0 +1,204 @@
+"""Writing tables atomically (CSV, Parquet, JSON) and reading a results CSV back safely."""
+from __future__ import annotations
+
+import csv
+import importlib.util
+import io
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from reports.errors import InputError, MissingDependencyError
+from reports.table import ALL_COLUMNS, RESULT_COLUMNS, validate_results
+
+
+def atomic_write_bytes(path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` so that readers see the old file or the whole new one.
+
+    The bytes go to a temporary file in the same folder (same file system), are flushed to
+    disk, and replace ``path`` with :func:`os.replace`; a crash leaves no half-written file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Destination; its folder must exist.
+    data : bytes
+        The complete contents.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    InputError
+        The folder does not exist.
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise InputError(f"folder {path.parent} does not exist; create it first", path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_text(path, text: str) -> Path:
+    """Write UTF-8 ``text`` atomically (see :func:`atomic_write_bytes`)."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_csv(df: pd.DataFrame, path) -> Path:
+    """Write a table as CSV atomically, without its index.
+
+    Floats are written with the shortest representation that reads back to the same float64,
+    and NaN as an empty field, so :func:`read_csv_table` round-trips a results table exactly.
+
+    Parameters
+    ----------
+    df : pd.DataFrame
+        The table.
+    path : str or os.PathLike
+        Destination file.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
+    buffer = io.StringIO()
+    df.to_csv(buffer, index=False, lineterminator="\n")
+    return atomic_write_text(path, buffer.getvalue())
+
+
+def write_parquet(df: pd.DataFrame, path) -> Path:
+    """Write a table as Parquet atomically (needs ``pyarrow``).
+
+    Raises
+    ------
+    MissingDependencyError
+        pyarrow is not installed; the message says how to install it.
+    """
+    if importlib.util.find_spec("pyarrow") is None:
+        raise MissingDependencyError("Parquet output needs pyarrow, which is not installed: "
+                                     "pip install 'wavebench[parquet]' or write CSV instead", path)
+    buffer = io.BytesIO()
+    df.to_parquet(buffer, index=False, engine="pyarrow")
+    return atomic_write_bytes(path, buffer.getvalue())
+
+
+def write_json(df: pd.DataFrame, path) -> Path:
+    """Write a table as a JSON list of row objects, atomically.
+
+    NaN becomes ``null`` (strict JSON has no NaN); floats keep full precision.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
+    records = [{str(k): _json_value(v) for k, v in zip(df.columns, row)}
+               for row in df.itertuples(index=False, name=None)]
+    text = json.dumps(records, indent=1, allow_nan=False, ensure_ascii=False)
+    return atomic_write_text(path, text + "\n")
+
+
+def _json_value(value):
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None or value is pd.NA or (isinstance(value, float) and not math.isfinite(value)):
+        # Infinity has no JSON form either; null with the status column beside it says enough.
+        return None
+    return value
+
+
+def read_csv_table(path) -> pd.DataFrame:
+    """Read a results table from CSV, refusing missing, empty and truncated files.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A CSV written by :func:`write_csv` (or by hand) with at least :data:`RESULT_COLUMNS`.
+
+    Returns
+    -------
+    pd.DataFrame
+        The validated table (see :func:`reports.table.validate_results`); empty ``value``
+        fields and ``nan`` read as NaN, metadata columns keep empty strings.
+
+    Raises
+    ------
+    InputError
+        ``"<path>: <problem>"`` when the file is missing, empty, not UTF-8 text, has a header
+        but no rows, a line with a different number of fields than the header (a truncated
+        last line among them), a value that is not a number, or fails validation.
+    """
+    text = _read_text(path)
+    header = _check_shape(text, path)
+    missing = [c for c in RESULT_COLUMNS if c not in header]
+    if missing:
+        raise InputError(f"missing column(s) {', '.join(missing)}; found {', '.join(header)}",
+                         path)
+    # Strings stay strings ("0123" is a git revision, "" an unknown device); only value parses.
+    df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False)
+    df["value"] = _parse_values(df["value"], path)
+    for name in ALL_COLUMNS:
+        if name in df.columns and name != "value":
+            df[name] = df[name].astype(str)
+    return validate_results(df, path)
+
+
+def _read_text(path) -> str:
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("no such file" if not path.exists() else "not a file", path)
+    data = path.read_bytes()
+    if not data.strip():
+        raise InputError("empty file; expected a CSV results table", path)
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise InputError(f"not a UTF-8 text CSV (undecodable byte at offset {err.start})",
+                         path) from None
+
+
+def _check_shape(text: str, path) -> list[str]:
+    """Return the header after checking every record has as many fields as it."""
+    try:
+        records = list(csv.reader(io.StringIO(text, newline=""), strict=True))
+    except csv.Error as err:
+        raise InputError(f"malformed CSV ({err}); the file may be truncated", path) from None
+    records = [r for r in records if r]  # blank lines carry no data; pandas skips them too
+    header = records[0]
+    if len(records) == 1:
+        raise InputError("has a header but no rows", path)
+    for number, record in enumerate(records[1:], start=2):
+        if len(record) != len(header):
+            where = "last line" if number == len(records) else f"record {number}"
+            raise InputError(f"{where} has {len(record)} fields, the header has {len(header)}; "
+                             "the file may be truncated", path)
+    return header
+
+
+def _parse_values(column: pd.Series, path) -> np.ndarray:
+    blank = column.str.strip().str.lower().isin(["", "nan"])
+    parsed = pd.to_numeric(column.where(~blank, "nan"), errors="coerce")
+    bad = parsed.isna() & ~blank
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise InputError(f"column 'value' record {row + 2} is {column.iloc[row]!r}, not a number",
+                         path)
+    return parsed.to_numpy(dtype=np.float64)
