@@ -1,0 +1,146 @@
+"""`wavebench score`: file matching, rates, failures as NaN with status, resume, the oracle."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from reference_model.errors import InputError
+from wavebench.cli import main
+from wavebench.score import score
+
+RATE = 16000
+METRICS = ("mcd", "mel_l1")  # the quick ones; STOI is exercised in the metrics tests
+
+
+def clip(seed, seconds=1.0, noise=0.0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * RATE)) / RATE
+    x = 0.3 * np.sin(2 * np.pi * (140 + 20 * seed) * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t))
+    return (x + 0.01 * rng.standard_normal(len(t)) + noise * rng.standard_normal(len(t))
+            ).astype(np.float32)
+
+
+@pytest.fixture
+def folders(tmp_path):
+    ref, gen = tmp_path / "ref", tmp_path / "gen"
+    (ref / "spk").mkdir(parents=True)
+    (gen / "spk").mkdir(parents=True)
+    for i, name in enumerate(["a", "b", "spk/c"]):
+        sf.write(ref / f"{name}.wav", clip(i), RATE)
+        sf.write(gen / f"{name}.flac", clip(i, noise=0.05), RATE)  # extension may differ
+    return ref, gen
+
+
+def quiet(_):
+    pass
+
+
+def run(folders, out, **kw):
+    ref, gen = folders
+    return score(reference_dir=ref, generated={"sys": gen}, out_dir=out, metrics=METRICS,
+                 progress=False, log=quiet, **kw)
+
+
+def test_tables_have_one_row_per_utterance_and_metric(folders, tmp_path):
+    result = run(folders, tmp_path / "out", oracles=("mulaw",))
+    table = pd.read_csv(result.per_utterance)
+    assert len(table) == 2 * 3 * 2  # systems x utterances x metrics
+    assert set(table["utterance"]) == {"a", "b", "spk/c"}
+    assert list(table.columns[:6]) == ["run", "system", "utterance", "metric", "value", "status"]
+    summary = pd.read_csv(result.summary)
+    for column in ("n", "n_failed", "mean", "median", "std", "ci_low", "ci_high"):
+        assert column in summary
+    by = summary.set_index(["system", "metric"])["mean"]
+    # noise at about 16 dB SNR is far worse than 8-bit mu-law of the reference itself
+    assert by[("oracle_mulaw", "mcd")] < by[("sys", "mcd")]
+    assert by[("oracle_mulaw", "mel_l1")] < by[("sys", "mel_l1")]
+
+
+def test_mismatched_sets_list_missing_and_extra(folders, tmp_path):
+    ref, gen = folders
+    (gen / "a.flac").unlink()
+    sf.write(gen / "zzz.wav", clip(9), RATE)
+    with pytest.raises(InputError, match=r"1 reference file\(s\) have no generated file: a; "
+                                         r"1 generated file\(s\) have no reference: zzz"):
+        run(folders, tmp_path / "out")
+    result = run(folders, tmp_path / "out2", allow_missing=True)
+    assert set(pd.read_csv(result.per_utterance)["utterance"]) == {"b", "spk/c"}
+    assert any("skipped 1 missing and 1 extra" in n for n in result.notes)
+
+
+def test_other_rate_is_resampled_and_noted_or_refused(folders, tmp_path):
+    ref, gen = folders
+    import soxr
+    sf.write(gen / "b.flac", soxr.resample(clip(1, noise=0.05), RATE, 22050), 22050)
+    result = run(folders, tmp_path / "out")
+    assert any("b: sys resampled 22050 -> 16000" in n for n in result.notes)
+    assert (pd.read_csv(result.per_utterance)["status"] == "ok").all()
+    with pytest.raises(InputError, match=r"b.flac: 22050 Hz but the reference is at 16000 Hz"):
+        run(folders, tmp_path / "out2", strict_rate=True)
+
+
+def test_nan_silence_and_length_mismatch_become_nan_with_status(folders, tmp_path):
+    ref, gen = folders
+    bad = clip(0, noise=0.05)
+    bad[100] = np.nan
+    sf.write(gen / "a.flac", np.zeros(RATE, np.float32), RATE)  # silent generated: scored
+    sf.write(gen / "b.wav", bad, RATE, subtype="FLOAT")
+    (gen / "b.flac").unlink()
+    sf.write(gen / "spk" / "c.flac", clip(2)[: RATE // 2], RATE)  # half a second short
+    table = pd.read_csv(run(folders, tmp_path / "out").per_utterance).set_index("utterance")
+    assert set(table.loc["b", "status"]) == {"nonfinite_generated"}
+    assert table.loc["b", "value"].isna().all()
+    assert set(table.loc["spk/c", "status"]) == {"length_mismatch"}
+    assert (table.loc["a", "status"] == "ok").all()  # silence is a (terrible) valid output
+
+
+def test_resume_skips_done_utterances_and_gives_the_same_tables(folders, tmp_path):
+    out = tmp_path / "out"
+    first = run(folders, out)
+    whole = pd.read_csv(first.per_utterance)
+    rows = (out / "rows.jsonl").read_text().splitlines()
+    (out / "rows.jsonl").write_text("\n".join(rows[:1]) + "\n" + rows[1][:20])  # killed mid-line
+    (out / "per_utterance.csv").unlink()
+    again = run(folders, out)
+    assert again.n_resumed == 1 and again.n_scored == 2
+    pd.testing.assert_frame_equal(pd.read_csv(again.per_utterance), whole)
+
+
+def test_resume_refuses_other_settings(folders, tmp_path):
+    run(folders, tmp_path / "out")
+    ref, gen = folders
+    with pytest.raises(InputError, match="holds a score run with other settings"):
+        score(reference_dir=ref, generated={"sys": gen}, out_dir=tmp_path / "out",
+              metrics=("mcd",), progress=False, log=quiet)
+
+
+def test_two_jobs_equal_one(folders, tmp_path):
+    one = pd.read_csv(run(folders, tmp_path / "one").per_utterance)
+    two = pd.read_csv(run(folders, tmp_path / "two", jobs=2).per_utterance)
+    cols = ["system", "utterance", "metric", "value", "status"]
+    pd.testing.assert_frame_equal(one[cols], two[cols])
+
+
+def test_cli_errors_are_one_line(folders, tmp_path, capsys):
+    ref, gen = folders
+    code = main(["score", "--reference", str(ref), "--generated", str(gen), "-o",
+                 str(tmp_path / "o"), "--metrics", "stio"])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and err == ("error: unknown metric 'stio'; did you mean 'stoi'? available: "
+                                 + err.split("available: ")[1])
+    code = main(["score", "--reference", str(tmp_path / "nope"), "--generated", str(gen),
+                 "-o", str(tmp_path / "o")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1 and "nope" in err[0]
+
+
+def test_cli_prints_the_summary(folders, tmp_path, capsys):
+    ref, gen = folders
+    code = main(["score", "--reference", str(ref), "--generated", f"mine={gen}", "-o",
+                 str(tmp_path / "o"), "--metrics", "mcd", "--oracle", "mulaw"])
+    out = capsys.readouterr().out
+    assert code == 0 and "| mine " in out and "oracle_mulaw" in out
+    info = json.loads((tmp_path / "o" / "run.json").read_text())
+    assert info["kind"] == "score" and info["settings"]["metrics"] == ["mcd"]

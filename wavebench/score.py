@@ -1,0 +1,240 @@
+"""`wavebench score`: every metric on every (reference, generated) pair, resumable, in parallel."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from metrics import METRICS, InputError as MetricInputError, get_metric, score_pair
+from reference_model.audio import atomic_path, load_audio
+from reference_model.errors import InputError
+from reference_model.mulaw import mu_law_decode, mu_law_encode
+from reports import make_results_table, summarize, to_markdown, write_csv
+from wavebench.pairs import match_pairs
+from wavebench.runinfo import git_revision, library_versions, stable_hash
+
+ORACLES = ("mulaw",)
+ROWS_FILE = "rows.jsonl"  # results as they arrive; the run resumes from it
+SETTINGS_FILE = "run.json"
+
+
+@dataclass(frozen=True)
+class Task:
+    """One utterance of one system to score (``generated`` None for an oracle system)."""
+
+    system: str
+    utterance: str
+    reference: str
+    generated: str | None
+    metrics: tuple
+    strict_rate: bool
+    oracle: str | None = None
+
+
+@dataclass
+class ScoreResult:
+    out_dir: Path
+    per_utterance: Path
+    summary: Path
+    summary_table: object
+    n_scored: int
+    n_resumed: int
+    failures: dict = field(default_factory=dict)
+    notes: list = field(default_factory=list)
+
+
+def oracle_audio(kind: str, reference: np.ndarray) -> np.ndarray:
+    """The reference through 8-bit mu-law: the floor a 256-class WaveNet cannot beat."""
+    if kind != "mulaw":
+        raise InputError(f"unknown oracle {kind!r}; available: {', '.join(ORACLES)}")
+    return mu_law_decode(mu_law_encode(reference))
+
+
+def score_task(task: Task) -> dict:
+    """Load a pair and score it; runs in a worker process. Unusable files raise InputError."""
+    ref = load_audio(task.reference, allow_silent=True, allow_nonfinite=True)
+    notes = [f"{task.utterance}: reference {n}" for n in ref.notes]
+    if task.oracle:
+        generated = oracle_audio(task.oracle, ref.audio)
+    else:
+        gen = load_audio(task.generated, allow_silent=True, allow_nonfinite=True)
+        if gen.sample_rate != ref.sample_rate:
+            if task.strict_rate:
+                raise InputError(f"{gen.sample_rate} Hz but the reference is at {ref.sample_rate} "
+                                 "Hz (--strict-rate refuses to resample)", task.generated)
+            gen = load_audio(task.generated, ref.sample_rate, allow_silent=True,
+                             allow_nonfinite=True)
+        notes += [f"{task.utterance}: {task.system} {n}" for n in gen.notes]
+        generated = gen.audio
+    try:
+        results = score_pair(task.metrics, reference=ref.audio, generated=generated,
+                             sample_rate=ref.sample_rate)
+        rows = [{"metric": name, "value": r.value, "status": r.status}
+                for name, r in results.items()]
+    except MetricInputError as exc:  # e.g. lengths that differ by more than one hop
+        status = "length_mismatch" if "length" in str(exc) else "bad_input"
+        notes.append(f"{task.utterance}: {task.system}: {exc}")
+        rows = [{"metric": name, "value": float("nan"), "status": status} for name in task.metrics]
+    for row in rows:
+        row.update(system=task.system, utterance=task.utterance)
+    return {"system": task.system, "utterance": task.utterance, "rows": rows, "notes": notes}
+
+
+def one_thread_per_worker() -> None:
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        os.environ[name] = "1"
+
+
+def read_done(path: Path) -> dict:
+    """Results already written by an interrupted run: {(system, utterance): record}."""
+    done = {}
+    if not path.exists():
+        return done
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+            done[(record["system"], record["utterance"])] = record
+        except (json.JSONDecodeError, KeyError, TypeError):
+            continue  # a line cut short by a kill: that utterance is scored again
+    return done
+
+
+def check_settings(out_dir: Path, settings: dict) -> None:
+    """Refuse to mix a resumed run with results computed under other settings."""
+    path = out_dir / SETTINGS_FILE
+    if path.exists():
+        try:
+            old = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            old = None
+        if old is not None and old.get("settings") != settings:
+            raise InputError("holds a score run with other settings (metrics, systems or "
+                             "options); choose a new -o folder or delete this one", out_dir)
+
+
+def score(*, reference_dir, generated=None, out_dir, metrics=None, oracles=(), jobs=1,
+          strict_rate=False, allow_missing=False, progress=True, log=print) -> ScoreResult:
+    """Score systems' audio against references and write the per-utterance and summary tables.
+
+    Parameters
+    ----------
+    reference_dir : path
+        Folder of reference recordings.
+    generated : dict[str, path]
+        System name -> folder of its generated audio, matched to the references by relative
+        path without extension.
+    metrics : sequence of str
+        Metric names (default: ``metrics.DEFAULT_METRICS``).
+    oracles : sequence of str
+        Extra systems computed from the references themselves (``"mulaw"``).
+    jobs : int
+        Worker processes (one thread each).
+
+    Returns
+    -------
+    ScoreResult
+        Paths of ``per_utterance.csv`` and ``summary.csv`` and the summary table.
+    """
+    from metrics import DEFAULT_METRICS
+    out_dir = Path(out_dir)
+    metric_names = tuple(metrics or DEFAULT_METRICS)
+    for name in metric_names:
+        spec = get_metric(name)
+        if not spec.needs_reference or spec.inputs[0] != "reference":
+            raise InputError(f"metric {name!r} does not compare audio with a reference; "
+                             "it needs --checkpoint")
+    generated = dict(generated or {})
+    if not generated and not oracles:
+        raise InputError("nothing to score: give --generated DIR (or --checkpoint, or --oracle)")
+    tasks, missing_total, notes = [], 0, []
+    for system, folder in generated.items():
+        pairs, missing, extra = match_pairs(reference_dir, folder, allow_missing=allow_missing)
+        missing_total += len(missing)
+        if missing or extra:
+            notes.append(f"{system}: skipped {len(missing)} missing and {len(extra)} extra files")
+        tasks += [Task(system, p.utterance, str(p.reference), str(p.generated), metric_names,
+                       strict_rate) for p in pairs]
+    if oracles:
+        from wavebench.pairs import keyed_files
+        references = keyed_files(reference_dir)
+        for kind in oracles:
+            if kind not in ORACLES:
+                raise InputError(f"unknown oracle {kind!r}; available: {', '.join(ORACLES)}")
+            tasks += [Task(f"oracle_{kind}", key, str(path), None, metric_names, strict_rate,
+                           kind) for key, path in sorted(references.items())]
+    settings = {"metrics": list(metric_names), "systems": sorted({t.system for t in tasks}),
+                "strict_rate": strict_rate,
+                "definitions": {m: METRICS[m].description for m in metric_names}}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    check_settings(out_dir, settings)
+    inputs = {"reference": str(Path(reference_dir).resolve()),
+              "generated": {name: str(Path(folder).resolve()) for name, folder in generated.items()}}
+    write_run_info(out_dir, settings, inputs)
+    rows_path = out_dir / ROWS_FILE
+    done = read_done(rows_path)
+    todo = [t for t in tasks if (t.system, t.utterance) not in done]
+    if done:
+        log(f"resuming: {len(tasks) - len(todo)} of {len(tasks)} already scored")
+    for record in run_tasks(todo, rows_path, jobs, progress):
+        done[(record["system"], record["utterance"])] = record
+    records = [done[(t.system, t.utterance)] for t in tasks]
+    for record in records:
+        notes += record.get("notes", [])
+    return write_tables(out_dir, records, settings, notes, len(todo), len(tasks) - len(todo))
+
+
+def run_tasks(tasks, rows_path: Path, jobs: int, progress: bool):
+    """Score tasks (in a process pool when ``jobs > 1``), appending each result as it arrives."""
+    bar = tqdm(total=len(tasks), disable=not progress, desc="score", unit="utt", dynamic_ncols=True)
+    with open(rows_path, "a") as sink:
+        def keep(record):
+            sink.write(json.dumps(record) + "\n")
+            sink.flush()
+            os.fsync(sink.fileno())
+            bar.update(1)
+            return record
+        if jobs <= 1 or len(tasks) <= 1:
+            for task in tasks:
+                yield keep(score_task(task))
+        else:
+            import multiprocessing
+            context = multiprocessing.get_context("spawn")  # no forked torch/OpenMP state
+            with ProcessPoolExecutor(jobs, mp_context=context,
+                                     initializer=one_thread_per_worker) as pool:
+                futures = [pool.submit(score_task, task) for task in tasks]
+                try:
+                    for future in as_completed(futures):
+                        yield keep(future.result())
+                except BaseException:
+                    for future in futures:
+                        future.cancel()
+                    raise
+    bar.close()
+
+
+def write_run_info(out_dir: Path, settings: dict, inputs: dict) -> None:
+    info = {"kind": "score", "settings": settings, "inputs": inputs,
+            "versions": library_versions(), "git_rev": git_revision()}
+    with atomic_path(out_dir / SETTINGS_FILE) as tmp:
+        tmp.write_text(json.dumps(info, indent=2))
+
+
+def write_tables(out_dir, records, settings, notes, n_scored, n_resumed) -> ScoreResult:
+    rows = [row for record in records for row in record["rows"]]
+    meta = {"run": out_dir.name or "score", "config_hash": stable_hash(settings),
+            "versions": library_versions(), "device": "cpu", "git_rev": git_revision()}
+    table = make_results_table(rows, meta)
+    summary = summarize(table)
+    per_utterance = write_csv(table, out_dir / "per_utterance.csv")
+    summary_path = write_csv(summary, out_dir / "summary.csv")
+    with atomic_path(out_dir / "summary.md") as tmp:
+        tmp.write_text(to_markdown(summary) + "\n")
+    failures = table.loc[table["status"] != "ok", "status"].value_counts().to_dict()
+    return ScoreResult(out_dir, per_utterance, summary_path, summary, n_scored, n_resumed,
+                       failures, notes)
