@@ -1,0 +1,155 @@
+"""Input checks shared by the metrics, and the two ways a metric declines to give a number.
+
+Bad input that no metric can use (a stereo array, integer samples, lengths that differ by more
+than one hop) raises :class:`InputError`. Input that is valid but leaves one utterance without a
+meaningful value (too short, a silent reference, NaN samples) raises :class:`MetricUnavailable`
+with a short reason; :meth:`metrics.registry.MetricSpec.evaluate` turns that into a NaN value with
+the reason as its status, so a scoring run can go on with the next utterance.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+#: Default tolerance on the length difference of a pair, in samples: one hop of the frame-based
+#: metrics (``mcd``, ``mel_l1``). Larger differences mean misaligned audio.
+HOP = 256
+
+#: Peak magnitude at or below which a reference counts as digital silence (under half of one
+#: 16-bit step, 1 / 32768).
+SILENCE_PEAK = 1.0 / 65536
+
+#: Reasons a metric can give instead of a value (the ``status`` of a NaN result).
+REASONS = {
+    "too_short": "too little audio (or too little non-silent audio) for the metric's frames",
+    "silent_reference": "the reference is digital silence, so there is nothing to compare with",
+    "nonfinite_reference": "the reference has NaN or infinite samples",
+    "nonfinite_generated": "the generated audio has NaN or infinite samples",
+}
+
+
+class InputError(ValueError):
+    """Bad input that no metric can use; the message is one line saying what to do.
+
+    Parameters
+    ----------
+    message : str
+        What is wrong, with the values, and what to do.
+    path : str or os.PathLike, optional
+        The file the problem is in, when the caller knows it; it prefixes the message.
+    """
+
+    def __init__(self, message: str, path=None):
+        self.path = None if path is None else str(path)
+        super().__init__(f"{self.path}: {message}" if self.path else message)
+
+
+class MetricUnavailable(Exception):
+    """A metric has no meaningful value for this input; the result is NaN with ``reason``.
+
+    Parameters
+    ----------
+    reason : str
+        One of :data:`REASONS` (``"too_short"``, ``"silent_reference"``, ...).
+    detail : str, optional
+        The values behind the reason, for logs.
+    """
+
+    def __init__(self, reason: str, detail: str = ""):
+        if reason not in REASONS:
+            raise ValueError(f"unknown reason {reason!r}; known: {', '.join(REASONS)}")
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+
+
+def check_sample_rate(sample_rate) -> int:
+    """Return ``sample_rate`` as an int, or raise :class:`InputError` if it is not a positive integer."""
+    if isinstance(sample_rate, (bool, np.bool_)) or not isinstance(sample_rate, (int, np.integer)):
+        if not (isinstance(sample_rate, (float, np.floating)) and float(sample_rate).is_integer()):
+            raise InputError(f"sample_rate must be a whole number of Hz, got {sample_rate!r}")
+    if sample_rate <= 0:
+        raise InputError(f"sample_rate must be positive, got {sample_rate}")
+    return int(sample_rate)
+
+
+def check_audio(audio, name: str) -> np.ndarray:
+    """Return ``audio`` as a 1-D float64 array, or raise :class:`InputError`.
+
+    Parameters
+    ----------
+    audio : array_like [shape=(n,)], float
+        Mono waveform in [-1, 1].
+    name : str
+        ``"reference"`` or ``"generated"``, for the messages.
+
+    Returns
+    -------
+    np.ndarray [shape=(n,)], float64
+
+    Raises
+    ------
+    InputError
+        If ``audio`` is not a float array or has more than one channel.
+    MetricUnavailable
+        ``nonfinite_<name>`` if it holds NaN or infinite samples.
+    """
+    array = np.asarray(audio)
+    if not np.issubdtype(array.dtype, np.floating):
+        raise InputError(f"{name}: dtype {array.dtype}; metrics take float audio in [-1, 1] "
+                         "(divide 16-bit integers by 32768)")
+    if array.ndim != 1:
+        raise InputError(f"{name}: array of shape {array.shape}; metrics take mono 1-D audio: "
+                         "mix the channels down first")
+    if not np.all(np.isfinite(array)):
+        bad = int(np.count_nonzero(~np.isfinite(array)))
+        raise MetricUnavailable(f"nonfinite_{name}", f"{bad} of {array.size} samples")
+    return array.astype(np.float64, copy=False)
+
+
+def check_pair(reference, generated, sample_rate, *, max_length_difference: int | None = HOP,
+               min_length: int = 1):
+    """Check a (reference, generated) pair and trim both to the shorter length.
+
+    Parameters
+    ----------
+    reference, generated : array_like [shape=(n,)], float
+        Mono waveforms at ``sample_rate``.
+    sample_rate : int
+        Sampling rate in Hz.
+    max_length_difference : int or None
+        Largest allowed difference of the two lengths, in samples (default one hop, 256);
+        None allows any (for metrics that align the two themselves).
+    min_length : int
+        Fewest samples (after trimming) for which the metric means anything.
+
+    Returns
+    -------
+    reference, generated : np.ndarray [shape=(min(n_ref, n_gen),)], float64
+        Trimmed only when ``max_length_difference`` is not None.
+    sample_rate : int
+
+    Raises
+    ------
+    InputError
+        If an array is not mono float audio, ``sample_rate`` is not a positive integer, or the
+        lengths differ by more than ``max_length_difference``.
+    MetricUnavailable
+        ``nonfinite_reference`` / ``nonfinite_generated``, ``too_short``, ``silent_reference``.
+    """
+    sample_rate = check_sample_rate(sample_rate)
+    reference = check_audio(reference, "reference")
+    generated = check_audio(generated, "generated")
+    difference = abs(reference.size - generated.size)
+    if max_length_difference is not None:
+        if difference > max_length_difference:
+            raise InputError(
+                f"reference and generated lengths differ by {difference} samples ({reference.size} "
+                f"vs {generated.size}; more than one hop, {max_length_difference}); check alignment")
+        n = min(reference.size, generated.size)
+        reference, generated = reference[:n], generated[:n]
+    shortest = min(reference.size, generated.size)
+    if shortest < min_length:
+        raise MetricUnavailable("too_short", f"{shortest} samples, fewer than {min_length}")
+    if np.max(np.abs(reference)) <= SILENCE_PEAK:
+        raise MetricUnavailable("silent_reference", f"peak {np.max(np.abs(reference)):.3g}")
+    return reference, generated, sample_rate

@@ -1,0 +1,223 @@
+"""SPTK mel-cepstral analysis (``mcep``), vectorized over all frames at once.
+
+SPTK's ``mcep`` (Tokuda et al., 1994) fits the mel-cepstrum of each windowed frame by Newton-Raphson
+iterations, one frame at a time in C. Every step of it is linear in its input except one
+element-wise exponential and one small linear solve, so here the linear steps become matrices that
+are built once per (frame length, order, alpha) and applied to all frames with one matrix product,
+and the solves are batched. The result matches SPTK (as wrapped by pysptk) to about 1e-12, including
+its iteration count: each frame stops by SPTK's own rule.
+"""
+from __future__ import annotations
+
+from contextlib import nullcontext
+from functools import lru_cache
+
+import numpy as np
+
+from metrics.checks import InputError
+
+
+@lru_cache(maxsize=1)
+def _blas_controller():
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # optional (it comes with librosa's scikit-learn): only speed is lost
+        return None
+    return ThreadpoolController()
+
+
+def _one_blas_thread():
+    """Context that runs BLAS on one thread: these products are small (frames x 24 x 513), and
+    OpenBLAS threads made them up to 10 times slower on busy cores."""
+    controller = _blas_controller()
+    return nullcontext() if controller is None else controller.limit(limits=1, user_api="blas")
+
+
+def _run_freqt(c1: np.ndarray, m2: int, alpha: float) -> np.ndarray:
+    """SPTK ``freqt`` (cepstrum frequency warping) applied to the columns of ``c1``.
+
+    Parameters
+    ----------
+    c1 : np.ndarray [shape=(m1 + 1, k)]
+        Input cepstra, one per column.
+    m2 : int
+        Order of the output.
+    alpha : float
+        All-pass constant.
+
+    Returns
+    -------
+    np.ndarray [shape=(m2 + 1, k)]
+    """
+    g = np.zeros((m2 + 1, c1.shape[1]))
+    beta = 1.0 - alpha * alpha
+    for row in c1[::-1]:  # SPTK feeds the highest order first
+        d = g.copy()
+        g[0] = row + alpha * d[0]
+        if m2 >= 1:
+            g[1] = beta * d[0] + alpha * d[1]
+        for j in range(2, m2 + 1):
+            g[j] = d[j - 1] + alpha * (d[j] - g[j - 1])
+    return g
+
+
+def _run_frqtr(c1: np.ndarray, m2: int, alpha: float) -> np.ndarray:
+    """SPTK ``frqtr`` (warping of the gradient coefficients) applied to the columns of ``c1``.
+
+    Parameters
+    ----------
+    c1 : np.ndarray [shape=(m1 + 1, k)]
+    m2 : int
+    alpha : float
+
+    Returns
+    -------
+    np.ndarray [shape=(m2 + 1, k)]
+    """
+    g = np.zeros((m2 + 1, c1.shape[1]))
+    for row in c1[::-1]:
+        d = g.copy()
+        g[0] = row
+        for j in range(1, m2 + 1):
+            g[j] = d[j - 1] + alpha * (d[j] - g[j - 1])
+    return g
+
+
+@lru_cache(maxsize=16)
+def _operators(n_fft: int, order: int, alpha: float):
+    """The linear maps of one Newton step, as matrices (cached: building one takes ~0.1 s).
+
+    Returns
+    -------
+    init : np.ndarray [shape=(order + 1, n_fft // 2 + 1)]
+        Half log-periodogram -> initial mel-cepstrum (inverse FFT, halving of c[0] and c[n/2],
+        ``freqt`` with +alpha).
+    to_log_spectrum : np.ndarray [shape=(n_fft // 2 + 1, order + 1)]
+        Mel-cepstrum -> real part of the FFT of its ``freqt`` with -alpha (the model's log
+        amplitude spectrum) on the half spectrum.
+    to_gradient : np.ndarray [shape=(2 * order + 1, n_fft // 2 + 1)]
+        Half spectrum ratio -> inverse FFT -> ``frqtr`` with +alpha (SPTK's r(k)).
+    """
+    half = n_fft // 2
+    k = np.arange(half + 1)
+    cos = np.cos(2.0 * np.pi * np.outer(k, k) / n_fft)  # symmetric: FFT and inverse share it
+    # inverse real FFT of a symmetric spectrum given by its half: bins 1..n/2-1 count twice
+    weights = np.full(half + 1, 2.0)
+    weights[0] = weights[half] = 1.0
+    inverse = cos * weights / n_fft
+    halving = np.ones(half + 1)
+    halving[0] = halving[half] = 0.5
+    init = _run_freqt(np.diag(halving) @ inverse, order, alpha)
+    to_log_spectrum = cos @ _run_freqt(np.eye(order + 1), half, -alpha)
+    to_gradient = _run_frqtr(inverse, 2 * order, alpha)
+    return init, to_log_spectrum, to_gradient
+
+
+def _newton_step(r: np.ndarray, alpha_powers: np.ndarray) -> np.ndarray:
+    """Solve SPTK's Toeplitz-plus-Hankel normal equations for the update of each frame.
+
+    Parameters
+    ----------
+    r : np.ndarray [shape=(frames, 2 * order + 1)]
+        SPTK's r(k) for each frame.
+    alpha_powers : np.ndarray [shape=(order + 1,)]
+        1, -alpha, alpha^2, ...
+
+    Returns
+    -------
+    np.ndarray [shape=(frames, order + 1)]
+    """
+    m = alpha_powers.size - 1
+    b = r[:, : m + 1] - alpha_powers
+    hankel = r.copy()
+    hankel[:, 0::2] -= r[:, :1]
+    toeplitz = r[:, : m + 1].copy()
+    toeplitz[:, 2::2] += r[:, :1]
+    toeplitz[:, 0] *= 2.0
+    i = np.arange(m + 1)
+    matrix = toeplitz[:, np.abs(i[:, None] - i[None, :])] + hankel[:, i[:, None] + i[None, :]]
+    return np.linalg.solve(matrix, b[..., None])[..., 0]
+
+
+def mcep(frames: np.ndarray, *, order: int, alpha: float, eps: float = 1e-6, min_iter: int = 2,
+         max_iter: int = 30, threshold: float = 1e-3) -> np.ndarray:
+    """Mel-cepstra of windowed frames, as SPTK ``mcep`` with ``etype=1`` (``-e eps``), itype 0.
+
+    Parameters
+    ----------
+    frames : np.ndarray [shape=(n_frames, n_fft)]
+        Windowed frames; ``n_fft`` (the FFT length) is the frame length and must be even.
+    order : int
+        Order M of the mel-cepstrum (M + 1 coefficients).
+    alpha : float
+        All-pass constant, |alpha| < 1.
+    eps : float
+        Added to the periodogram before the logarithm (SPTK ``-e``); keeps silent frames finite.
+    min_iter, max_iter : int
+        Minimum and maximum number of Newton-Raphson iterations (SPTK ``-i``, ``-j``).
+    threshold : float
+        End condition on the relative change of r(0) between iterations (SPTK ``-d``).
+
+    Returns
+    -------
+    np.ndarray [shape=(n_frames, order + 1)]
+        The mel-cepstrum of each frame, c0 first.
+
+    Raises
+    ------
+    InputError
+        If ``frames`` is not 2-D with an even frame length, or a setting is out of range.
+
+    Notes
+    -----
+    SPTK's Toeplitz-plus-Hankel solver (``theq``) refuses a system whose 2 x 2 pivots have a
+    determinant under 1e-6; this one uses LAPACK and has no such refusal. With the periodogram
+    floored by ``eps`` the systems are well conditioned, and on every frame tested the two agree.
+
+    Examples
+    --------
+    >>> frames = np.hamming(1024) * np.random.default_rng(0).standard_normal((3, 1024))
+    >>> mcep(frames, order=23, alpha=0.42).shape
+    (3, 24)
+    """
+    frames = np.asarray(frames, dtype=np.float64)
+    if frames.ndim != 2 or frames.shape[1] < 4 or frames.shape[1] % 2:
+        raise InputError(f"mcep needs frames of shape (n_frames, even n_fft), got {frames.shape}")
+    if not (order >= 1 and abs(alpha) < 1 and eps >= 0 and 1 <= min_iter <= max_iter):
+        raise InputError(f"mcep settings out of range: order={order}, alpha={alpha}, eps={eps}, "
+                         f"min_iter={min_iter}, max_iter={max_iter}")
+    init, to_log_spectrum, to_gradient = _operators(frames.shape[1], int(order), float(alpha))
+    with _one_blas_thread():
+        return _newton(frames, init, to_log_spectrum, to_gradient, (-alpha) ** np.arange(order + 1),
+                       eps, min_iter, max_iter, threshold)
+
+
+def _newton(frames, init, to_log_spectrum, to_gradient, alpha_powers, eps, min_iter, max_iter,
+            threshold):
+    """SPTK's initial estimate and Newton-Raphson loop for all frames (see :func:`mcep`)."""
+    periodogram = np.abs(np.fft.rfft(frames)) ** 2 + eps
+    log_periodogram = np.log(periodogram)
+    mc = log_periodogram @ init.T
+    # SPTK's first reference value is c[0] of the halved cepstrum (kept for identical stopping)
+    previous = log_periodogram @ _halved_c0_row(frames.shape[1])
+    active = np.arange(frames.shape[0])
+    for iteration in range(1, max_iter + 1):
+        if active.size == 0:
+            break
+        model = np.exp(2.0 * (mc[active] @ to_log_spectrum.T))
+        r = (periodogram[active] / model) @ to_gradient.T
+        if iteration >= min_iter:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                done = np.abs((r[:, 0] - previous[active]) / r[:, 0]) < threshold
+            previous[active] = r[:, 0]
+            active, r = active[~done], r[~done]
+        mc[active] += _newton_step(r, alpha_powers)
+    return mc
+
+
+@lru_cache(maxsize=16)
+def _halved_c0_row(n_fft: int) -> np.ndarray:
+    """Row vector giving c[0] / 2 of the cepstrum from the half log-periodogram."""
+    weights = np.full(n_fft // 2 + 1, 2.0)
+    weights[0] = weights[-1] = 1.0
+    return weights / n_fft / 2.0

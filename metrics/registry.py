@@ -1,0 +1,182 @@
+"""The registry of metrics: a spec per metric, lookup by name, and NaN-with-a-reason evaluation.
+
+Each metric is a plain function that returns a float or raises
+:class:`~metrics.checks.MetricUnavailable`. :meth:`MetricSpec.evaluate` and :func:`score_pair`
+turn that exception into ``MetricResult(nan, reason)``, so one odd utterance never stops a run;
+:class:`~metrics.checks.InputError` (bad arrays, misaligned lengths) still propagates.
+"""
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Callable
+
+from metrics.cepstral_distance import c0_rmse_db, mcd, mcd_speech, mel_cepstral_scores
+from metrics.checks import InputError, MetricUnavailable
+from metrics.dtw import mcd_dtw
+from metrics.intelligibility import estoi, intelligibility_scores, stoi
+from metrics.likelihood import nll_bits
+from metrics.mel import mel_l1
+from metrics.spectral import lsd, mrstft
+
+PAIR_INPUTS = ("reference", "generated", "sample_rate")
+#: Status of a result that has a value.
+OK = "ok"
+
+
+@dataclass(frozen=True)
+class MetricResult:
+    """A metric's value, or NaN with the reason in ``status`` (see :data:`metrics.checks.REASONS`)."""
+
+    value: float
+    status: str = OK
+
+    @property
+    def ok(self) -> bool:
+        return self.status == OK
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """What a report needs to know about a metric, and the function that computes it.
+
+    Attributes
+    ----------
+    name, unit : str
+        Registry key and unit ("dB", "nats", "bits/sample", "" for dimensionless).
+    higher_is_better : bool
+    needs_reference : bool
+        Whether the metric compares with a reference recording.
+    function : callable
+        Keyword-only function of ``inputs`` returning a float.
+    description : str
+        One line for reports and ``--help``.
+    inputs : tuple of str
+        Keyword arguments of ``function``.
+    joint : callable, optional
+        A function of the same inputs that returns this metric together with others (for
+        example ``mcd`` and ``c0_rmse_db`` from one mel-cepstral analysis) as a dict by name;
+        :func:`score_pair` calls it once for all of them.
+    """
+
+    name: str
+    unit: str
+    higher_is_better: bool
+    needs_reference: bool
+    function: Callable[..., float]
+    description: str
+    inputs: tuple[str, ...] = PAIR_INPUTS
+    joint: Callable[..., dict] | None = None
+
+    def evaluate(self, **inputs) -> MetricResult:
+        """Compute the metric; NaN with the reason where it has no value for this input.
+
+        Raises
+        ------
+        InputError
+            Input no metric can use; wrong or missing keyword arguments.
+        """
+        if set(inputs) != set(self.inputs):
+            raise InputError(f"metric '{self.name}' takes {', '.join(self.inputs)}; "
+                             f"got {', '.join(sorted(inputs)) or 'nothing'}")
+        try:
+            return MetricResult(float(self.function(**inputs)))
+        except MetricUnavailable as unavailable:
+            return MetricResult(float("nan"), unavailable.reason)
+
+
+def _spec(name, unit, higher_is_better, function, description, **extra) -> MetricSpec:
+    return MetricSpec(name, unit, higher_is_better, True, function, description, **extra)
+
+
+METRICS: dict[str, MetricSpec] = {spec.name: spec for spec in (
+    _spec("mcd", "dB", False, mcd, "mel-cepstral distortion (Kubichek, c0 excluded, SPTK mcep, "
+          "Hamming 1024 / hop 256, frame-aligned)", joint=mel_cepstral_scores),
+    _spec("c0_rmse_db", "dB", False, c0_rmse_db, "RMS difference of mel-cepstral c0 (gain error)",
+          joint=mel_cepstral_scores),
+    _spec("mcd_speech", "dB", False, mcd_speech, "MCD over frames within 40 dB of the loudest "
+          "reference frame", joint=mel_cepstral_scores),
+    _spec("mcd_dtw", "dB", False, mcd_dtw, "MCD along the exact DTW alignment (for unaligned "
+          "output; lower than frame-aligned MCD by construction)"),
+    _spec("mel_l1", "nats", False, mel_l1, "HiFi-GAN validation mel error: mean |ln mel_ref - "
+          "ln mel_gen|, 80 Slaney bands, 1024 / 256"),
+    _spec("mrstft", "", False, mrstft, "multi-resolution STFT distance (spectral convergence + "
+          "log magnitude, Parallel WaveGAN resolutions)"),
+    _spec("lsd", "dB", False, lsd, "log-spectral distance (RMS over bins of the dB difference, "
+          "STFT 2048 / 512)"),
+    _spec("stoi", "", True, stoi, "short-time objective intelligibility (pystoi 0.4.1)",
+          joint=intelligibility_scores),
+    _spec("estoi", "", True, estoi, "extended STOI (pystoi 0.4.1)", joint=intelligibility_scores),
+    MetricSpec("nll_bits", "bits/sample", False, False, nll_bits,
+               "teacher-forced negative log-likelihood of the reference under the model",
+               inputs=("log_probs", "targets")),
+)}
+
+#: The metrics a scoring run computes unless told otherwise.
+DEFAULT_METRICS = ("mcd", "mel_l1", "stoi", "estoi")
+
+
+def get_metric(name: str) -> MetricSpec:
+    """The spec of metric ``name``.
+
+    Raises
+    ------
+    InputError
+        "unknown metric 'stio'; did you mean 'stoi'? available: ..." for an unknown name.
+    """
+    try:
+        return METRICS[name]
+    except KeyError:
+        close = difflib.get_close_matches(str(name), METRICS, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ";"
+        raise InputError(f"unknown metric '{name}'{hint} available: {', '.join(METRICS)}") from None
+
+
+def score_pair(names=DEFAULT_METRICS, *, reference, generated,
+               sample_rate: int) -> dict[str, MetricResult]:
+    """Every metric in ``names`` on one (reference, generated) pair, sharing work where it can.
+
+    Metrics with the same ``joint`` function (``mcd`` / ``c0_rmse_db`` / ``mcd_speech``;
+    ``stoi`` / ``estoi``) are computed by one call of it. A metric with no value for this pair
+    gets NaN and the reason as its status.
+
+    Parameters
+    ----------
+    names : iterable of str
+        Metric names; default :data:`DEFAULT_METRICS`.
+    reference, generated : np.ndarray [shape=(n,)], float
+        Mono waveforms in [-1, 1] at ``sample_rate``.
+    sample_rate : int
+
+    Returns
+    -------
+    dict[str, MetricResult]
+        In the order of ``names``.
+
+    Raises
+    ------
+    InputError
+        Unknown names, a metric that does not take a pair (``nll_bits``), or input that no metric
+        can use.
+    """
+    specs = [get_metric(name) for name in names]
+    for spec in specs:
+        if spec.inputs != PAIR_INPUTS:
+            raise InputError(f"metric '{spec.name}' takes {', '.join(spec.inputs)}, not an audio "
+                             "pair; evaluate it with get_metric(name).evaluate(...)")
+    pair = {"reference": reference, "generated": generated, "sample_rate": sample_rate}
+    results: dict[str, MetricResult] = {}
+    for spec in specs:
+        if spec.name in results:
+            continue
+        if spec.joint is None:
+            results[spec.name] = spec.evaluate(**pair)
+            continue
+        try:
+            values = spec.joint(**pair)
+            shared = {name: MetricResult(float(value)) for name, value in values.items()}
+        except MetricUnavailable as unavailable:
+            shared = {name: MetricResult(float("nan"), unavailable.reason)
+                      for name, other in METRICS.items() if other.joint is spec.joint}
+        results.update({s.name: shared[s.name] for s in specs if s.name in shared})
+    return {spec.name: results[spec.name] for spec in specs}

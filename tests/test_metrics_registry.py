@@ -1,0 +1,152 @@
+"""The metric registry: specs, lookup with suggestions, NaN with a reason, shared computation."""
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import metrics
+from metrics import (DEFAULT_METRICS, METRICS, InputError, MetricResult, get_metric, mcd, mel_l1,
+                     score_pair, stoi)
+from metrics.registry import PAIR_INPUTS
+
+
+def _pair(n=16000, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) / 16000
+    reference = 0.3 * np.sin(2 * np.pi * 200 * t) * (1 + np.sin(2 * np.pi * 3 * t)) \
+        + 0.01 * rng.standard_normal(n)
+    return reference, reference + 0.05 * rng.standard_normal(n)
+
+
+def test_every_spec_is_complete_and_named_by_its_key():
+    for name, spec in METRICS.items():
+        assert spec.name == name
+        assert isinstance(spec.higher_is_better, bool) and isinstance(spec.needs_reference, bool)
+        assert callable(spec.function) and spec.description
+    assert set(DEFAULT_METRICS) <= set(METRICS)
+    assert {name for name, s in METRICS.items() if s.higher_is_better} == {"stoi", "estoi"}
+    assert METRICS["nll_bits"].inputs == ("log_probs", "targets")
+
+
+def test_no_variant_is_printed_as_plain_mcd():
+    descriptions = {name: spec.description for name, spec in METRICS.items()}
+    assert [name for name in METRICS if name.startswith("mcd")] == ["mcd", "mcd_speech", "mcd_dtw"]
+    assert "DTW" in descriptions["mcd_dtw"] and "40 dB" in descriptions["mcd_speech"]
+
+
+def test_unknown_metric_suggests_the_close_one():
+    with pytest.raises(InputError, match=r"^unknown metric 'stio'; did you mean 'stoi'\? "
+                                         r"available: mcd, c0_rmse_db, .*, nll_bits$"):
+        get_metric("stio")
+    with pytest.raises(InputError, match=r"^unknown metric 'pesq'; available: mcd, "):
+        get_metric("pesq")
+
+
+def test_evaluate_equals_the_plain_function():
+    reference, generated = _pair()
+    result = get_metric("mcd").evaluate(reference=reference, generated=generated, sample_rate=16000)
+    assert result == MetricResult(mcd(reference=reference, generated=generated, sample_rate=16000))
+    assert result.ok and result.status == "ok"
+
+
+def test_evaluate_turns_unavailable_into_nan_with_reason():
+    reference, generated = _pair()
+    result = get_metric("stoi").evaluate(reference=np.zeros(16000), generated=generated,
+                                         sample_rate=16000)
+    assert math.isnan(result.value) and result.status == "silent_reference" and not result.ok
+
+
+def test_evaluate_rejects_wrong_inputs():
+    with pytest.raises(InputError, match="metric 'nll_bits' takes log_probs, targets; got "
+                                         "generated, reference, sample_rate"):
+        get_metric("nll_bits").evaluate(reference=1, generated=2, sample_rate=3)
+
+
+def test_evaluate_lets_input_errors_through():
+    reference, generated = _pair()
+    with pytest.raises(InputError, match="lengths differ"):
+        get_metric("mel_l1").evaluate(reference=reference, generated=generated[:10000],
+                                      sample_rate=16000)
+
+
+def test_score_pair_equals_each_function_alone():
+    reference, generated = _pair()
+    names = [name for name, spec in METRICS.items() if spec.inputs == PAIR_INPUTS]
+    together = score_pair(names, reference=reference, generated=generated, sample_rate=16000)
+    assert list(together) == names
+    for name in names:
+        alone = METRICS[name].function(reference=reference, generated=generated, sample_rate=16000)
+        # joint and plain paths run the same arithmetic on the same arrays
+        assert together[name].value == pytest.approx(alone, rel=1e-12, abs=1e-15), name
+
+
+def test_score_pair_defaults_and_shared_nan():
+    reference, generated = _pair(n=5000)  # 0.31 s: enough for MCD frames, too short for STOI
+    results = score_pair(reference=reference, generated=generated, sample_rate=16000)
+    assert list(results) == list(DEFAULT_METRICS)
+    assert results["mcd"].ok and results["mel_l1"].ok
+    assert results["stoi"].status == results["estoi"].status == "too_short"
+    assert math.isnan(results["stoi"].value) and math.isnan(results["estoi"].value)
+
+
+def test_score_pair_calls_each_joint_function_once(monkeypatch):
+    calls = []
+    original = METRICS["stoi"].joint
+
+    def counting(**pair):
+        calls.append(1)
+        return original(**pair)
+
+    for name in ("stoi", "estoi"):
+        monkeypatch.setitem(METRICS, name, metrics.MetricSpec(
+            **{**METRICS[name].__dict__, "joint": counting}))
+    reference, generated = _pair()
+    score_pair(["stoi", "estoi", "stoi"], reference=reference, generated=generated,
+               sample_rate=16000)
+    assert len(calls) == 1
+
+
+def test_score_pair_refuses_non_pair_metrics_and_unknown_names():
+    reference, generated = _pair()
+    with pytest.raises(InputError, match="metric 'nll_bits' takes log_probs, targets, not an "
+                                         "audio pair"):
+        score_pair(["mcd", "nll_bits"], reference=reference, generated=generated, sample_rate=16000)
+    with pytest.raises(InputError, match="did you mean 'mel_l1'"):
+        score_pair(["mel_11"], reference=reference, generated=generated, sample_rate=16000)
+
+
+def test_plain_functions_never_take_positional_audio():
+    reference, generated = _pair()
+    for function in (mcd, mel_l1, stoi):
+        with pytest.raises(TypeError):
+            function(reference, generated, 16000)
+
+
+def test_nan_samples_give_nan_with_status_for_every_metric():
+    reference, generated = _pair()
+    generated[100] = np.nan
+    names = [name for name, spec in METRICS.items() if spec.inputs == PAIR_INPUTS]
+    results = score_pair(names, reference=reference, generated=generated, sample_rate=16000)
+    assert {result.status for result in results.values()} == {"nonfinite_generated"}
+    assert all(math.isnan(result.value) for result in results.values())
+
+
+def test_stereo_is_an_error_for_every_metric():
+    reference, generated = _pair()
+    stereo = np.stack([generated, generated], axis=1)
+    for name, spec in METRICS.items():
+        if spec.inputs == PAIR_INPUTS:
+            with pytest.raises(InputError, match=r"generated: array of shape \(16000, 2\)"):
+                spec.evaluate(reference=reference, generated=stereo, sample_rate=16000)
+
+
+def test_metrics_imports_none_of_the_other_packages():
+    import subprocess
+    import sys
+    code = ("import sys, metrics; bad = sorted({m.split('.')[0] for m in sys.modules} & "
+            "{'reference_model', 'reports', 'wavebench'}); print(','.join(bad))")
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=root)
+    assert out.stdout.strip() == ""
