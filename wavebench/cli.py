@@ -187,7 +187,8 @@ def score(reference_dir, generated, system, checkpoint, out_dir, metrics, oracle
 def register_optional_commands() -> None:
     """Commands that live in their own modules."""
     for module, name in (("wavebench.generate", "generate_command"),
-                         ("wavebench.speed", "speed_command")):
+                         ("wavebench.speed", "speed_command"),
+                         ("wavebench.report", "report_command")):
         try:
             command = getattr(__import__(module, fromlist=[name]), name)
         except (ImportError, AttributeError):

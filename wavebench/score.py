@@ -119,7 +119,8 @@ def check_settings(out_dir: Path, settings: dict) -> None:
 
 
 def score(*, reference_dir, generated=None, out_dir, metrics=None, oracles=(), jobs=1,
-          strict_rate=False, allow_missing=False, progress=True, log=print) -> ScoreResult:
+          strict_rate=False, allow_missing=False, progress=True, log=print,
+          extra_records=(), checkpoint_hash="") -> ScoreResult:
     """Score systems' audio against references and write the per-utterance and summary tables.
 
     Parameters
@@ -135,6 +136,9 @@ def score(*, reference_dir, generated=None, out_dir, metrics=None, oracles=(), j
         Extra systems computed from the references themselves (``"mulaw"``).
     jobs : int
         Worker processes (one thread each).
+    extra_records : sequence of dict
+        Results computed elsewhere (``{"system", "utterance", "rows", "notes"}``), such as a
+        checkpoint's likelihood, to be written into the same tables.
 
     Returns
     -------
@@ -143,14 +147,14 @@ def score(*, reference_dir, generated=None, out_dir, metrics=None, oracles=(), j
     """
     from metrics import DEFAULT_METRICS
     out_dir = Path(out_dir)
-    metric_names = tuple(metrics or DEFAULT_METRICS)
+    metric_names = DEFAULT_METRICS if metrics is None else tuple(metrics)
     for name in metric_names:
         spec = get_metric(name)
         if not spec.needs_reference or spec.inputs[0] != "reference":
             raise InputError(f"metric {name!r} does not compare audio with a reference; "
                              "it needs --checkpoint")
     generated = dict(generated or {})
-    if not generated and not oracles:
+    if not generated and not oracles and not extra_records:
         raise InputError("nothing to score: give --generated DIR (or --checkpoint, or --oracle)")
     tasks, missing_total, notes = [], 0, []
     for system, folder in generated.items():
@@ -168,9 +172,12 @@ def score(*, reference_dir, generated=None, out_dir, metrics=None, oracles=(), j
                 raise InputError(f"unknown oracle {kind!r}; available: {', '.join(ORACLES)}")
             tasks += [Task(f"oracle_{kind}", key, str(path), None, metric_names, strict_rate,
                            kind) for key, path in sorted(references.items())]
-    settings = {"metrics": list(metric_names), "systems": sorted({t.system for t in tasks}),
+    extra_metrics = sorted({row["metric"] for r in extra_records for row in r["rows"]})
+    all_metrics = list(metric_names) + [m for m in extra_metrics if m not in metric_names]
+    settings = {"metrics": all_metrics,
+                "systems": sorted({t.system for t in tasks} | {r["system"] for r in extra_records}),
                 "strict_rate": strict_rate,
-                "definitions": {m: METRICS[m].description for m in metric_names}}
+                "definitions": {m: METRICS[m].description for m in all_metrics}}
     out_dir.mkdir(parents=True, exist_ok=True)
     check_settings(out_dir, settings)
     inputs = {"reference": str(Path(reference_dir).resolve()),
@@ -183,10 +190,11 @@ def score(*, reference_dir, generated=None, out_dir, metrics=None, oracles=(), j
         log(f"resuming: {len(tasks) - len(todo)} of {len(tasks)} already scored")
     for record in run_tasks(todo, rows_path, jobs, progress):
         done[(record["system"], record["utterance"])] = record
-    records = [done[(t.system, t.utterance)] for t in tasks]
+    records = [done[(t.system, t.utterance)] for t in tasks] + list(extra_records)
     for record in records:
         notes += record.get("notes", [])
-    return write_tables(out_dir, records, settings, notes, len(todo), len(tasks) - len(todo))
+    return write_tables(out_dir, records, settings, notes, len(todo), len(tasks) - len(todo),
+                        checkpoint_hash)
 
 
 def run_tasks(tasks, rows_path: Path, jobs: int, progress: bool):
@@ -225,9 +233,11 @@ def write_run_info(out_dir: Path, settings: dict, inputs: dict) -> None:
         tmp.write_text(json.dumps(info, indent=2))
 
 
-def write_tables(out_dir, records, settings, notes, n_scored, n_resumed) -> ScoreResult:
+def write_tables(out_dir, records, settings, notes, n_scored, n_resumed,
+                 checkpoint_hash="") -> ScoreResult:
     rows = [row for record in records for row in record["rows"]]
     meta = {"run": out_dir.name or "score", "config_hash": stable_hash(settings),
+            "checkpoint_hash": checkpoint_hash,
             "versions": library_versions(), "device": "cpu", "git_rev": git_revision()}
     table = make_results_table(rows, meta)
     summary = summarize(table)

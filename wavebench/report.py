@@ -1,0 +1,784 @@
+"""`wavebench report`: merge score and speed runs into one report, comparisons and HTML page."""
+from __future__ import annotations
+
+import csv
+import importlib.util
+import io
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+import numpy as np
+import pandas as pd
+
+from reports import (Image, Section, compare_systems, concat_results, name_systems_by_run,
+                     read_csv_table, render_html, summarize, to_markdown, write_csv,
+                     write_html, write_parquet)
+from reports.errors import InputError
+from reports.files import atomic_write_text
+from reports.table import usable
+
+RUN_FILE = "run.json"
+#: The file that marks a folder as a run of each kind when it has no run.json.
+MARKERS = {"per_utterance.csv": "score", "speed.csv": "speed"}
+SPEED_REQUIRED = ("device", "sampler", "batch", "samples_per_s")
+SPEED_NUMERIC = ("batch", "threads", "samples", "seconds_median", "samples_per_s",
+                 "samples_per_s_per_stream", "rtf", "peak_mem_mb", "speedup")
+#: Counts: stored as integers when every row has one, so a batch reads "8", not "8.0".
+SPEED_COUNTS = ("batch", "threads", "samples")
+#: Best and worst utterances drawn per system: each spectrogram costs a figure.
+EXTREMES_PER_SYSTEM = 1
+HEADLINE_METRIC = "mcd"
+ORACLE_PREFIX = "oracle_"
+
+
+@dataclass
+class Run:
+    """One run folder as read: its kind, run.json (``{}`` when absent) and table.
+
+    ``table`` is the long results table of a score run or the speed table of a speed run;
+    ``names`` are the run names its rows carry in the ``run`` column.
+    """
+
+    kind: str
+    path: Path
+    info: dict
+    table: pd.DataFrame
+    definitions: dict = field(default_factory=dict)
+    names: tuple = ()
+
+
+@dataclass
+class ReportResult:
+    """What ``build_report`` wrote and found.
+
+    Attributes
+    ----------
+    out_dir : Path
+    files : dict[str, Path]
+        Output name (``"report.html"``, ``"results.csv"``, ...) to path, in writing order.
+    runs : list of Run
+    results : pd.DataFrame or None
+        The merged long table (results.csv): systems in several runs named ``run/system``.
+    summary, comparisons, speed : pd.DataFrame or None
+        The tables written to summary.csv, comparisons.csv and speed.csv.
+    baseline, headline : str or None
+        The system the others were compared with, and the metric shown first.
+    notes : list of str
+        What the reader should know (renamed systems, skipped figures).
+    """
+
+    out_dir: Path
+    runs: list
+    files: dict = field(default_factory=dict)
+    results: pd.DataFrame | None = None
+    summary: pd.DataFrame | None = None
+    comparisons: pd.DataFrame | None = None
+    speed: pd.DataFrame | None = None
+    baseline: str | None = None
+    headline: str | None = None
+    notes: list = field(default_factory=list)
+
+    def describe(self) -> str:
+        """A few lines for the terminal: what was merged, the headline means, the files."""
+        kinds = pd.Series([r.kind for r in self.runs]).value_counts()
+        lines = ["merged " + ", ".join(f"{n} {k} run{'s' * (n > 1)}" for k, n in kinds.items())]
+        if self.summary is not None and self.headline:
+            spec = _metric_spec(self.headline)
+            rows = self.summary[self.summary["metric"].eq(self.headline)]
+            means = "; ".join(f"{r.system} {_num(r.mean)} [{_num(r.ci_low)}, {_num(r.ci_high)}]"
+                              for r in rows.itertuples())
+            lines.append(f"{self.headline} ({_direction(spec)}), mean [95% CI]: {means}")
+        if self.comparisons is not None and self.headline:
+            rows = self.comparisons[self.comparisons["metric"].eq(self.headline)]
+            verdicts = "; ".join(f"{r.system} {r.mean_diff:+.3g} ({_verdict(r)})"
+                                 for r in rows.itertuples())
+            lines.append(f"vs baseline {self.baseline} on {self.headline}: {verdicts}")
+        lines.append(f"wrote {self.files['report.html']} (+ "
+                     + ", ".join(n for n in self.files if n != "report.html") + ")")
+        return "\n".join(lines)
+
+
+def _verdict(row) -> str:
+    return {row.system: "better", row.baseline: "worse"}.get(row.better, row.better)
+
+
+def _num(x) -> str:
+    return "n/a" if x is None or not math.isfinite(x) else f"{x:.4g}"
+
+
+# --- reading run folders -----------------------------------------------------------------------
+
+def _read_run_info(folder: Path) -> dict:
+    """run.json of a run folder as a dict (``{}`` when there is none).
+
+    Raises
+    ------
+    InputError
+        run.json is not a JSON object.
+    """
+    path = folder / RUN_FILE
+    if not path.exists():
+        return {}
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise InputError(f"not valid JSON ({err}); the file may be truncated", path) from None
+    if not isinstance(info, dict):
+        raise InputError(f"expected a JSON object, found {type(info).__name__}", path)
+    return info
+
+
+def _run_kind(folder: Path, info: dict) -> str:
+    """The kind of run in ``folder``: run.json's ``kind``, else the marker file it holds.
+
+    Raises
+    ------
+    InputError
+        A missing folder, a file, an unknown kind, or a folder that is not a run.
+    """
+    if not folder.exists():
+        raise InputError("no such folder", folder)
+    if not folder.is_dir():
+        raise InputError("not a folder; give the output folder of wavebench score or speed",
+                         folder)
+    if info:
+        kind = info.get("kind")
+        if kind not in LOADERS:
+            raise InputError(f"run.json has kind {kind!r}; wavebench report reads runs of kind "
+                             f"{', '.join(LOADERS)}", folder)
+        return kind
+    for marker, kind in MARKERS.items():
+        if (folder / marker).is_file():
+            return kind
+    markers = [RUN_FILE, *MARKERS]
+    raise InputError(f"not a wavebench run (no {', '.join(markers[:-1])} or {markers[-1]})",
+                     folder)
+
+
+def _load_score_run(folder: Path, info: dict) -> Run:
+    """A score run: per_utterance.csv (checked, refusing truncation) and its metric definitions."""
+    path = folder / "per_utterance.csv"
+    if not path.exists():
+        raise InputError("no per_utterance.csv; the score run did not finish (run wavebench "
+                         "score again with the same -o to complete it)", folder)
+    table = read_csv_table(path)
+    settings = info.get("settings") or {}
+    definitions = settings.get("definitions") or {} if isinstance(settings, dict) else None
+    if not isinstance(definitions, dict):
+        raise InputError("settings.definitions must map metric names to descriptions",
+                         folder / RUN_FILE)
+    return Run("score", folder, info, table, dict(definitions),
+               tuple(dict.fromkeys(table["run"])))
+
+
+def _load_speed_run(folder: Path, info: dict) -> Run:
+    """A speed run: speed.csv with numbers parsed; skipped rows keep NaN speeds."""
+    path = folder / "speed.csv"
+    if not path.exists():
+        raise InputError("no speed.csv; the speed run did not finish", folder)
+    header, records = _read_csv_records(path)
+    missing = [c for c in SPEED_REQUIRED if c not in header]
+    if missing:
+        raise InputError(f"missing column(s) {', '.join(missing)}; a speed table has at least "
+                         f"{', '.join(SPEED_REQUIRED)}", path)
+    table = pd.DataFrame(records, columns=header)
+    for name in SPEED_NUMERIC:
+        if name in table.columns:
+            table[name] = _numbers(table[name], name, path)
+            values = table[name].to_numpy()
+            if name in SPEED_COUNTS and np.all(np.isfinite(values) & (values == np.round(values))):
+                table[name] = values.astype(np.int64)
+    speeds = table["samples_per_s"].to_numpy()
+    bad = np.flatnonzero(~np.isnan(speeds) & ~(speeds > 0))
+    if bad.size:
+        raise InputError(f"record {bad[0] + 2}: samples_per_s is {speeds[bad[0]]}; a measured "
+                         "speed is positive (leave it empty for a skipped device)", path)
+    name = str(info.get("run") or folder.name)
+    table.insert(0, "run", name)
+    return Run("speed", folder, info, table, {}, (name,))
+
+
+def _read_csv_records(path: Path) -> tuple[list, list]:
+    """Header and rows of a CSV, refusing empty files and rows cut short (a truncated file)."""
+    data = path.read_bytes()
+    if not data.strip():
+        raise InputError("empty file", path)
+    try:
+        rows = [r for r in csv.reader(io.StringIO(data.decode("utf-8-sig"), newline=""),
+                                      strict=True) if r]
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise InputError(f"not a readable CSV ({err}); the file may be truncated", path) from None
+    if len(rows) == 1:
+        raise InputError("has a header but no rows", path)
+    for number, row in enumerate(rows[1:], start=2):
+        if len(row) != len(rows[0]):
+            raise InputError(f"record {number} has {len(row)} fields, the header has "
+                             f"{len(rows[0])}; the file may be truncated", path)
+    return rows[0], rows[1:]
+
+
+def _numbers(column: pd.Series, name: str, path: Path) -> pd.Series:
+    blank = column.str.strip().str.lower().isin(["", "nan"])
+    parsed = pd.to_numeric(column.where(~blank, "nan"), errors="coerce")
+    bad = np.flatnonzero((parsed.isna() & ~blank).to_numpy())
+    if bad.size:
+        raise InputError(f"column {name!r} record {bad[0] + 2} is {column.iloc[bad[0]]!r}, "
+                         "not a number", path)
+    return parsed.astype("float64")
+
+
+#: How each kind of run is read; a new kind (MOS) adds its loader here and a marker above.
+LOADERS: dict[str, Callable[[Path, dict], Run]] = {"score": _load_score_run,
+                                                     "speed": _load_speed_run}
+
+
+def load_runs(run_dirs: Sequence, notes: list) -> list[Run]:
+    """Read every run folder, naming runs uniquely (a second ``scores`` becomes ``scores#2``).
+
+    Parameters
+    ----------
+    run_dirs : sequence of path
+        Run folders; each kind is read by its loader in :data:`LOADERS`.
+    notes : list of str
+        Renamed runs are noted here.
+
+    Returns
+    -------
+    list of Run
+        In the order given, each table's ``run`` column holding the run's unique name.
+
+    Raises
+    ------
+    InputError
+        No folders, a folder given twice, or any problem reading one (see the loaders).
+    """
+    if not run_dirs:
+        raise InputError("no run folders given")
+    runs, seen, taken = [], {}, set()
+    for position, folder in enumerate(map(Path, run_dirs), start=1):
+        key = folder.resolve()
+        if key in seen:
+            raise InputError(f"given twice (as {seen[key]} and {folder})", folder)
+        seen[key] = folder
+        info = _read_run_info(folder) if folder.is_dir() else {}
+        run = LOADERS[_run_kind(folder, info)](folder, info)
+        rename = {n: f"{n}#{position}" for n in run.names if n in taken}
+        for old, new in rename.items():
+            notes.append(f"two runs are named {old!r}: the one in {folder} is shown as {new!r}")
+        run.table["run"] = run.table["run"].replace(rename)
+        run.names = tuple(rename.get(n, n) for n in run.names)
+        taken.update(run.names)
+        runs.append(run)
+    return runs
+
+
+def check_definitions(runs: Sequence[Run], notes: list) -> None:
+    """Refuse score runs whose same-named metric was computed differently.
+
+    A score run without recorded definitions (no run.json) cannot be checked: noted.
+
+    Parameters
+    ----------
+    runs : sequence of Run
+    notes : list of str
+
+    Raises
+    ------
+    InputError
+        Naming the metric, both runs and both definitions.
+    """
+    first: dict = {}
+    for run in runs:
+        if run.kind == "score" and not run.definitions:
+            notes.append(f"run {run.names[0]!r} records no metric definitions (no run.json): "
+                         "check by hand that its metrics match the other runs'")
+        for metric, definition in run.definitions.items():
+            if metric not in first:
+                first[metric] = (run, definition)
+                continue
+            other, known = first[metric]
+            if definition != known:
+                raise InputError(
+                    f"metric {metric!r} is defined differently in run {other.names[0]!r} "
+                    f"({other.path}: {known!r}) and run {run.names[0]!r} ({run.path}: "
+                    f"{definition!r}); their values cannot be compared: rescore both with one "
+                    "wavebench version")
+
+
+# --- merging and statistics --------------------------------------------------------------------
+
+def merge_score_runs(runs: Sequence[Run], notes: list):
+    """One results table of all score runs, each (system, utterance, metric) once.
+
+    A system in several runs that scored the same utterances is split into ``run/system``
+    (two measurements, not twice the data); one whose runs scored disjoint utterances (shards
+    of one scoring job) keeps its name.
+
+    Parameters
+    ----------
+    runs : sequence of Run
+        Only the score runs are merged.
+    notes : list of str
+        Renamed and merged systems are noted here.
+
+    Returns
+    -------
+    (merged, named) : tuple of pd.DataFrame, or (None, None) without score runs
+        The stacked tables as read, and the same rows (same index) with systems renamed.
+    """
+    tables = [(r.table, r.path / "per_utterance.csv") for r in runs if r.kind == "score"]
+    if not tables:
+        return None, None
+    merged = concat_results(tables)
+    repeated = merged.duplicated(["system", "utterance", "metric"], keep=False)
+    overlap = merged["system"].isin(set(merged.loc[repeated, "system"])).to_numpy()
+    named = merged.copy()
+    if overlap.any():
+        named.loc[overlap, "system"] = name_systems_by_run(merged[overlap])["system"].to_numpy()
+        for system in dict.fromkeys(merged.loc[overlap, "system"]):
+            notes.append(f"system {system!r} scored the same utterances in several runs; "
+                         "shown per run as run/system")
+    for system, group in named[~overlap].groupby("system", sort=False)["run"]:
+        if group.nunique() > 1:
+            notes.append(f"system {system!r}: disjoint utterances from runs "
+                         f"{', '.join(dict.fromkeys(group))} merged as shards of one run")
+    return merged, named
+
+
+def _merge_speed_runs(runs: Sequence[Run]) -> pd.DataFrame | None:
+    """All speed tables stacked (columns in first-seen order), or None without speed runs."""
+    tables = [r.table for r in runs if r.kind == "speed"]
+    return pd.concat(tables, ignore_index=True, sort=False) if tables else None
+
+
+def _metric_spec(name: str):
+    """The registry spec of ``name``, or None for a metric this wavebench does not know."""
+    from metrics import METRICS  # pystoi, scipy.signal: on first use, so `wavebench -h` is quick
+    return METRICS.get(name)
+
+
+def _direction(spec) -> str:
+    if spec is None:
+        return "direction unknown"
+    unit = f"{spec.unit}, " if spec.unit else ""
+    return f"{unit}{'higher' if spec.higher_is_better else 'lower'} is better"
+
+
+def choose_baseline(systems: Sequence[str], baseline: str | None) -> str | None:
+    """The baseline: the one asked for, else the first system that is not an oracle.
+
+    Parameters
+    ----------
+    systems : sequence of str
+        The systems in order of appearance.
+    baseline : str or None
+        The system asked for with ``--baseline``.
+
+    Returns
+    -------
+    str or None
+        None when nothing is asked for and there is one system: nothing to compare.
+
+    Raises
+    ------
+    InputError
+        ``baseline`` is not one of ``systems`` (they are listed).
+    """
+    if baseline is not None:
+        if baseline not in systems:
+            raise InputError(f"unknown --baseline {baseline!r}; systems: {', '.join(systems)}")
+        return baseline
+    if len(systems) < 2:
+        return None
+    plain = [s for s in systems if not s.split("/")[-1].startswith(ORACLE_PREFIX)]
+    return (plain or list(systems))[0]
+
+
+def _compare(table: pd.DataFrame, baseline: str, notes: list, seed: int) -> pd.DataFrame | None:
+    """Paired comparisons with ``baseline`` on every metric whose direction is known."""
+    metrics = list(dict.fromkeys(table["metric"]))
+    known = {m: _metric_spec(m).higher_is_better for m in metrics if _metric_spec(m)}
+    unknown = [m for m in metrics if m not in known]
+    if unknown:
+        notes.append(f"not compared (unknown metric, direction unknown): {', '.join(unknown)}")
+    if not known:
+        return None
+    return compare_systems(table[table["metric"].isin(list(known))], baseline, known, seed=seed)
+
+
+def _headline_metric(metrics: Sequence[str]) -> str:
+    """The metric shown first and used to pick best and worst utterances: mcd, else the first."""
+    return HEADLINE_METRIC if HEADLINE_METRIC in metrics else metrics[0]
+
+
+# --- figures -----------------------------------------------------------------------------------
+
+def _distribution_images(table: pd.DataFrame, notes: list) -> list[Image]:
+    """One box-and-points plot per metric with usable values."""
+    from reports import plot_metric_distribution
+    images = []
+    for metric in dict.fromkeys(table["metric"]):
+        spec = _metric_spec(metric)
+        if not usable(table[table["metric"].eq(metric)]).any():
+            notes.append(f"no usable value of {metric}: no distribution plot")
+            continue
+        png = plot_metric_distribution(table, metric, unit=spec.unit if spec else "",
+                                       higher_is_better=spec.higher_is_better if spec else None)
+        images.append(Image(png, f"{metric} per utterance and system ({_direction(spec)})"))
+    return images
+
+
+def extreme_rows(table: pd.DataFrame, metric: str, higher_is_better: bool,
+                 per_system: int = EXTREMES_PER_SYSTEM) -> list[tuple[str, int]]:
+    """("best" or "worst", row index) of each system's extreme utterances on ``metric``.
+
+    Ties are broken by utterance name, so the choice does not depend on row order; a system
+    with fewer than ``2 * per_system`` usable utterances shows each once.
+
+    Parameters
+    ----------
+    table : pd.DataFrame
+        A results table; only usable rows (status ok, finite value) are candidates.
+    metric : str
+    higher_is_better : bool
+        The metric's direction: which end is best.
+    per_system : int
+        Utterances shown at each end.
+
+    Returns
+    -------
+    list of (str, int)
+        System by system, best first, then worst (worst of all first).
+    """
+    rows = table[table["metric"].eq(metric) & usable(table)]
+    picks = []
+    for _, group in rows.groupby("system", sort=False):
+        order = group.sort_values(["value", "utterance"], kind="stable").index.tolist()
+        if higher_is_better:
+            order.reverse()
+        best = order[:per_system]
+        worst = [i for i in reversed(order[-per_system:]) if i not in best]
+        picks += [("best", i) for i in best] + [("worst", i) for i in worst]
+    return picks
+
+
+def _find_audio(folder: Path, utterance: str) -> Path:
+    """The audio file of ``utterance`` (relative path without extension) under ``folder``."""
+    from reference_model.audio import AUDIO_EXTENSIONS
+    target = folder / utterance
+    if target.parent.is_dir():
+        for path in sorted(target.parent.iterdir()):
+            if path.stem == target.name and path.suffix.lower() in AUDIO_EXTENSIONS:
+                return path
+    raise InputError(f"no audio file for utterance {utterance!r}", folder)
+
+
+def _pair_audio(run: Run, system: str, utterance: str):
+    """Reference and generated audio of one scored utterance, at the reference's rate.
+
+    An oracle system's audio is recomputed from the reference, as the score run made it.
+
+    Returns
+    -------
+    (reference, generated, sample_rate) : np.ndarray [shape=(n,)], np.ndarray [shape=(m,)], int
+    """
+    from reference_model.audio import load_audio
+    inputs = run.info.get("inputs")
+    if not isinstance(inputs, dict) or not inputs.get("reference"):
+        raise InputError("no run.json naming the audio folders", run.path)
+    ref = load_audio(_find_audio(Path(inputs["reference"]), utterance), allow_silent=True)
+    if system.startswith(ORACLE_PREFIX):
+        from wavebench.score import oracle_audio  # imports torch: only when an oracle is drawn
+        return ref.audio, oracle_audio(system[len(ORACLE_PREFIX):], ref.audio), ref.sample_rate
+    generated = inputs.get("generated")
+    folder = generated.get(system) if isinstance(generated, dict) else None
+    if not folder:
+        raise InputError(f"names no audio folder for system {system!r}", run.path / RUN_FILE)
+    gen = load_audio(_find_audio(Path(folder), utterance), ref.sample_rate, allow_silent=True)
+    return ref.audio, gen.audio, ref.sample_rate
+
+
+def _spectrogram_images(named: pd.DataFrame, merged: pd.DataFrame, runs: Sequence[Run],
+                       metric: str, notes: list) -> list[Image]:
+    """Reference-over-generated spectrograms of each system's best and worst utterance.
+
+    A system whose audio cannot be found or read (moved folders, a run without run.json) is
+    skipped with a note: the figures illustrate the numbers, they are not the numbers.
+    """
+    from reference_model.errors import InputError as AudioInputError
+    from reports import plot_spectrogram_pair
+    spec = _metric_spec(metric)
+    unit = f" {spec.unit}" if spec and spec.unit else ""
+    by_name = {name: run for run in runs if run.kind == "score" for name in run.names}
+    images, problems = [], {}
+    for label, i in extreme_rows(named, metric, bool(spec and spec.higher_is_better)):
+        system, utterance = named.at[i, "system"], named.at[i, "utterance"]
+        caption = f"{system}: {label} {metric} {_num(named.at[i, 'value'])}{unit}, {utterance}"
+        try:
+            audio = _pair_audio(by_name[merged.at[i, "run"]], merged.at[i, "system"], utterance)
+            images.append(Image(plot_spectrogram_pair(*audio, title=caption), caption))
+        except (InputError, AudioInputError) as err:  # e.g. a clip of one sample
+            problems.setdefault(system, str(err))
+    notes += [f"spectrograms of {s} skipped: {p}" for s, p in problems.items()]
+    return images
+
+
+def _speed_images(speed: pd.DataFrame, notes: list) -> list[Image]:
+    """The speed chart, bars labelled by run as well when several speed runs are merged."""
+    from reports import plot_speed
+    rows = speed[speed["samples_per_s"].notna()]
+    if rows.empty:
+        notes.append("no measured speed (every row skipped): no speed chart")
+        return []
+    if speed["run"].nunique() > 1:
+        rows = rows.assign(device=rows["run"] + ": " + rows["device"].astype(str))
+    return [Image(plot_speed(rows), "samples per second by batch size, per device and sampler "
+                                    "(higher is better)")]
+
+
+# --- the report's parts ------------------------------------------------------------------------
+
+SPEED_SHOWN = ("run", "device", "sampler", "batch", "threads", "samples_per_s",
+               "samples_per_s_per_stream", "rtf", "peak_mem_mb", "speedup", "status")
+SUMMARY_TEXT = ("Mean over utterances with its 95% confidence interval (percentile bootstrap, "
+                "10,000 resamples of the utterances, seeded). n counts the utterances with a "
+                "value; n_failed those without one (their reason is the status in results.csv).")
+
+
+def _runs_table(runs: Sequence[Run]) -> pd.DataFrame:
+    return pd.DataFrame([{"run": ", ".join(r.names), "kind": r.kind, "folder": str(r.path),
+                          "git_rev": str(r.info.get("git_rev") or "")} for r in runs])
+
+
+def _metrics_table(table: pd.DataFrame, runs: Sequence[Run]) -> pd.DataFrame:
+    """What each metric in the table means: unit, better direction and definition."""
+    rows = []
+    for metric in dict.fromkeys(table["metric"]):
+        spec = _metric_spec(metric)
+        known = spec.description if spec else "not in this wavebench's metric registry"
+        definition = next((r.definitions[metric] for r in runs if metric in r.definitions), known)
+        better = "unknown" if spec is None else ("higher" if spec.higher_is_better else "lower")
+        rows.append({"metric": metric, "unit": (spec.unit if spec else "") or "none",
+                     "better": better, "definition": definition})
+    return pd.DataFrame(rows)
+
+
+def _comparison_text(baseline: str) -> str:
+    return (f"Each system against the baseline {baseline!r}, metric by metric: mean_diff is "
+            "system minus baseline over the utterances both scored, with its 95% paired-"
+            "bootstrap interval and two-sided p-value. 'better' names the better system when "
+            "the interval excludes 0, taking each metric's direction into account.")
+
+
+def _speed_text() -> str:
+    from metrics import DEFINITIONS
+    return (f"samples_per_s: {DEFINITIONS['samples_per_s']}, all streams of the batch together; "
+            "samples_per_s_per_stream: the same for one stream. "
+            f"rtf: {DEFINITIONS['rtf']}. speedup: samples_per_s relative to the speed run's "
+            "baseline. Rows without numbers are devices or samplers that were skipped.")
+
+
+def _report_sections(result: ReportResult, merged, runs, notes) -> list[Section]:
+    """The HTML page: overview, metric meanings, tables, distributions, spectrograms, speed."""
+    table = result.results
+    tables = ", ".join(name for name in result.files if name.endswith(".csv"))
+    sections = [Section("Overview", f"Runs merged into this report: {len(runs)}. Tables beside "
+                        f"this page: {tables} (results.csv has every utterance).",
+                        _runs_table(runs))]
+    if table is not None:
+        sections += [
+            Section("Metrics", "What each metric measures, its unit, and which direction is "
+                    "better.", _metrics_table(table, runs)),
+            Section("Summary", SUMMARY_TEXT, result.summary)]
+        if result.comparisons is not None:
+            sections.append(Section("Comparisons", _comparison_text(result.baseline),
+                                    result.comparisons))
+        sections.append(Section("Metric distributions", "Every utterance is a point; the box "
+                                "spans the quartiles.", images=_distribution_images(table, notes)))
+        sections.append(Section(
+            "Best and worst utterances", f"Spectrograms of each system's best and worst "
+            f"utterance by {result.headline}, reference above generated, on one colour scale.",
+            images=_spectrogram_images(table, merged, runs, result.headline, notes)))
+    if result.speed is not None:
+        shown = [c for c in SPEED_SHOWN if c in result.speed.columns]
+        sections.append(Section("Speed", _speed_text(), result.speed[shown],
+                                 _speed_images(result.speed, notes)))
+    if notes:
+        sections.append(Section("Notes", "\n\n".join(notes)))
+    return sections
+
+
+def _report_markdown(result: ReportResult, runs: Sequence[Run], title: str) -> str:
+    """The report as Markdown: the same tables as the HTML page, without figures."""
+    parts = [f"# {title}", "## Runs", to_markdown(_runs_table(runs))]
+    if result.results is not None:
+        parts += ["## Metrics", to_markdown(_metrics_table(result.results, runs)),
+                  "## Summary", SUMMARY_TEXT, to_markdown(result.summary)]
+    if result.comparisons is not None:
+        parts += ["## Comparisons", _comparison_text(result.baseline),
+                  to_markdown(result.comparisons)]
+    if result.speed is not None:
+        shown = [c for c in SPEED_SHOWN if c in result.speed.columns]
+        parts += ["## Speed", _speed_text(), to_markdown(result.speed[shown])]
+    if result.notes:
+        parts += ["## Notes", "\n".join(f"- {note}" for note in result.notes)]
+    parts.append("Figures: see report.html.")
+    return "\n\n".join(p.rstrip("\n") for p in parts) + "\n"
+
+
+def _records(df: pd.DataFrame | None):
+    if df is None:
+        return None
+
+    def plain(v):
+        v = v.item() if isinstance(v, np.generic) else v
+        return None if isinstance(v, float) and not math.isfinite(v) else v
+    return [{str(k): plain(v) for k, v in zip(df.columns, row)}
+            for row in df.itertuples(index=False, name=None)]
+
+
+def _report_json(result: ReportResult, runs: Sequence[Run], title: str) -> str:
+    """The report as strict JSON (NaN as null): runs, metrics, summary, comparisons, speed."""
+    doc = {"title": title,
+           "runs": [{"names": list(r.names), "kind": r.kind, "folder": str(r.path.resolve()),
+                     "git_rev": r.info.get("git_rev", "")} for r in runs],
+           "metrics": _records(None if result.results is None
+                               else _metrics_table(result.results, runs)),
+           "baseline": result.baseline, "headline_metric": result.headline,
+           "summary": _records(result.summary), "comparisons": _records(result.comparisons),
+           "speed": _records(result.speed), "notes": result.notes}
+    return json.dumps(doc, indent=1, allow_nan=False, ensure_ascii=False) + "\n"
+
+
+# --- the command -------------------------------------------------------------------------------
+
+def _check_out_dir(out_dir, runs: Sequence[Run]) -> Path:
+    """Create the output folder.
+
+    Raises
+    ------
+    InputError
+        ``out_dir`` is a file, or one of the runs (its speed.csv would be overwritten).
+    """
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError("exists and is not a folder; choose another -o", out_dir)
+    for run in runs:
+        if out_dir.resolve() == run.path.resolve():
+            raise InputError("is one of the runs being reported; choose another -o", out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return out_dir
+
+
+def _write_tables(result: ReportResult) -> None:
+    """results, summary, comparisons and speed as CSV, and Parquet where pyarrow is present.
+
+    A table this report does not have, left in the folder by an earlier report, is removed:
+    it would be read as part of this one.
+    """
+    out, files = result.out_dir, result.files
+    parquet = importlib.util.find_spec("pyarrow") is not None
+    for name, df in (("results", result.results), ("summary", result.summary),
+                     ("comparisons", result.comparisons), ("speed", result.speed)):
+        if df is not None:
+            files[f"{name}.csv"] = write_csv(df, out / f"{name}.csv")
+            if parquet and name in ("results", "speed"):
+                files[f"{name}.parquet"] = write_parquet(df, out / f"{name}.parquet")
+        for stale in (f"{name}.csv", f"{name}.parquet"):
+            if stale not in files:
+                (out / stale).unlink(missing_ok=True)
+
+
+def build_report(run_dirs: Sequence, out_dir, *, baseline: str | None = None,
+                 title: str | None = None, seed: int = 0) -> ReportResult:
+    """Merge score and speed runs and write the report, its tables and one HTML page.
+
+    Parameters
+    ----------
+    run_dirs : sequence of path
+        Folders written by ``wavebench score`` or ``wavebench speed`` (a folder holding
+        ``per_utterance.csv`` or ``speed.csv`` without ``run.json`` is read too).
+    out_dir : path
+        Output folder, created if needed; it must not be one of ``run_dirs``.
+    baseline : str, optional
+        The system the others are compared with; default: the first system that is not an
+        oracle (none when there is one system).
+    title : str, optional
+        Title of the report; default names the runs.
+    seed : int
+        Seed of the bootstrap resampling.
+
+    Returns
+    -------
+    ReportResult
+        The tables and the files written: report.html, report.md, report.json, results.csv,
+        summary.csv, comparisons.csv, speed.csv (and .parquet copies with pyarrow), each
+        written atomically.
+
+    Raises
+    ------
+    InputError
+        A missing folder or one that is not a run; a missing, empty or truncated table; runs
+        whose metric of one name has different definitions; an unknown ``baseline``.
+
+    Examples
+    --------
+    >>> build_report(["scores/a", "scores/b", "speed"], "report", baseline="a")  # doctest: +SKIP
+    """
+    notes: list = []
+    runs = load_runs(run_dirs, notes)
+    check_definitions(runs, notes)
+    merged, named = merge_score_runs(runs, notes)
+    if named is None and baseline is not None:
+        raise InputError(f"--baseline {baseline!r} needs score runs; only speed runs were given")
+    result = ReportResult(Path(out_dir), runs, results=named, speed=_merge_speed_runs(runs),
+                          notes=notes)
+    if named is not None:
+        result.baseline = choose_baseline(list(dict.fromkeys(named["system"])), baseline)
+        result.headline = _headline_metric(list(dict.fromkeys(named["metric"])))
+    out_dir = _check_out_dir(out_dir, runs)  # only now: bad input leaves no empty folder behind
+    if named is not None:
+        result.summary = summarize(named, seed=seed)
+        if result.baseline is not None:
+            result.comparisons = _compare(named, result.baseline, notes, seed)
+    title = title or "wavebench report: " + ", ".join(n for r in runs for n in r.names)
+    _write_tables(result)
+    page = render_html(_report_sections(result, merged, runs, notes), title)
+    result.files["report.html"] = write_html(out_dir / "report.html", page)
+    result.files["report.md"] = atomic_write_text(out_dir / "report.md",
+                                                  _report_markdown(result, runs, title))
+    result.files["report.json"] = atomic_write_text(out_dir / "report.json",
+                                                    _report_json(result, runs, title))
+    return result
+
+
+@click.command("report", context_settings={"help_option_names": ["-h", "--help"],
+                                           "max_content_width": 100})
+@click.argument("run_dirs", nargs=-1, required=True, metavar="RUN_DIR...")
+@click.option("-o", "--out", "out_dir", required=True, help="Folder for the report and tables.")
+@click.option("--baseline", default=None,
+              help="System to compare the others with (default: the first non-oracle system).")
+@click.option("--title", default=None, help="Title of the report (default: the run names).")
+def report_command(run_dirs, out_dir, baseline, title):
+    """Merge score and speed runs into one report, comparison table and HTML page.
+
+    \b
+    Example:
+      wavebench score --generated out/hifigan --reference data/test -o runs/hifigan --oracle mulaw
+      wavebench score --generated out/wavenet --reference data/test -o runs/wavenet
+      wavebench speed --preset reference --devices cpu,cuda -o runs/speed
+      wavebench report runs/hifigan runs/wavenet runs/speed --baseline hifigan -o report/
+
+    Writes OUT/report.html (one self-contained page: metric meanings, summary, comparisons,
+    distributions, best and worst spectrograms, speed chart), report.md, report.json,
+    results.csv, summary.csv, comparisons.csv and speed.csv (Parquet copies with pyarrow).
+    Runs whose metrics of one name were computed differently are refused.
+    """
+    result = build_report(run_dirs, out_dir, baseline=baseline, title=title)
+    for note in result.notes:
+        click.echo(f"note: {note}", err=True)
+    click.echo(result.describe())

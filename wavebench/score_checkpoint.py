@@ -1,0 +1,101 @@
+"""`wavebench score --checkpoint`: a model's likelihood of the references, and copy synthesis."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from metrics import DEFAULT_METRICS
+from reference_model.audio import load_audio, save_wav
+from reference_model.checkpoint import load_checkpoint
+from reference_model.errors import InputError
+from reference_model.features import log_mel
+from reference_model.likelihood import bits_per_sample, target_log_probs
+from wavebench.pairs import keyed_files
+from wavebench.runinfo import file_hash
+from wavebench.score import score
+
+NLL_FILE = "nll.jsonl"
+
+
+def likelihood_record(model, system: str, key: str, audio, notes) -> dict:
+    """Teacher-forced bits per sample of one reference (chunked; equals one full pass)."""
+    log_probs, _ = target_log_probs(model, audio)
+    return {"system": system, "utterance": key, "notes": notes,
+            "rows": [{"system": system, "utterance": key, "metric": "nll_bits",
+                      "value": bits_per_sample(log_probs), "status": "ok"}]}
+
+
+def copy_synthesis(model, audio, *, sampler: str, seed: int, temperature: float):
+    """Resynthesize a reference from its own log-mel frames."""
+    from reference_model.sample import generate
+    mel = log_mel(audio, model.config)
+    n = mel.shape[1] * model.config.hop_length
+    speaker = 0 if model.config.uses_speaker else None
+    return generate(model, n, cond=mel, speaker=speaker, sampler=sampler, seed=seed,
+                    temperature=temperature).audio[0]
+
+
+def score_checkpoint(checkpoint, *, reference_dir, out_dir, system=None, metrics=None,
+                     oracles=(), jobs=1, sampler="fused", seed=0, temperature=1.0,
+                     progress=True, log=print):
+    """Score a checkpoint against reference recordings.
+
+    Every model gets ``nll_bits`` (teacher-forced, bits per sample, lower is better). A
+    mel-conditioned model also resynthesizes each reference from its own mel frames (written to
+    ``OUT/generated/SYSTEM``) and the pair metrics score that copy against the reference.
+    Both steps resume: finished likelihoods and generated files are kept.
+    """
+    out_dir = Path(out_dir)
+    model, payload = load_checkpoint(checkpoint)
+    config = model.config
+    system = system or Path(checkpoint).stem
+    names = list(metrics or DEFAULT_METRICS)
+    want_nll = "nll_bits" in names or metrics is None
+    pair_metrics = [m for m in names if m != "nll_bits"]
+    references = keyed_files(reference_dir)
+    synthesize = config.uses_mel and bool(pair_metrics)
+    if pair_metrics and not config.uses_mel:
+        log(f"note: {system} is not mel-conditioned: only nll_bits is scored "
+            "(copy synthesis needs mel conditioning)")
+    if not want_nll and not synthesize:
+        raise InputError(f"nothing to score for {system}: choose --metrics nll_bits or a "
+                         "mel-conditioned checkpoint", checkpoint)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    done = read_nll(out_dir / NLL_FILE)
+    generated_dir = out_dir / "generated" / system
+    records = []
+    for key, path in tqdm(sorted(keyed_files(reference_dir).items()), disable=not progress,
+                          desc="checkpoint", unit="utt"):
+        wav = generated_dir / f"{key}.wav"
+        need_nll, need_copy = want_nll and key not in done, synthesize and not wav.exists()
+        if need_nll or need_copy:
+            clip = load_audio(path, config.sample_rate)
+            if need_nll:
+                notes = [f"{key}: reference {n}" for n in clip.notes]
+                done[key] = likelihood_record(model, system, key, clip.audio, notes)
+                with open(out_dir / NLL_FILE, "a") as sink:
+                    sink.write(json.dumps(done[key]) + "\n")
+            if need_copy:
+                save_wav(wav, copy_synthesis(model, clip.audio, sampler=sampler, seed=seed,
+                                             temperature=temperature), config.sample_rate)
+        if want_nll:
+            records.append(done[key])
+    generated = {system: generated_dir} if synthesize else {}
+    return score(reference_dir=reference_dir, generated=generated, out_dir=out_dir,
+                 metrics=pair_metrics if (generated or oracles) else (), oracles=oracles,
+                 jobs=jobs, progress=progress, log=log, extra_records=records,
+                 checkpoint_hash=file_hash(checkpoint))
+
+
+def read_nll(path: Path) -> dict:
+    done = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                record = json.loads(line)
+                done[record["utterance"]] = record
+            except (json.JSONDecodeError, KeyError, TypeError):
+                continue
+    return done
