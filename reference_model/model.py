@@ -8,6 +8,11 @@ from torch import nn
 from reference_model.config import ModelConfig
 from reference_model.errors import InputError
 
+# Log-mel frames (natural log, floor ln 1e-5 = -11.5) are brought near zero mean and unit
+# scale before the network sees them: raw values of about -5 +- 3 summed by each 1x1
+# projection would saturate the gates at initialization.
+MEL_SHIFT, MEL_SCALE = 4.0, 4.0
+
 
 def upsample_factors(hop: int, largest: int = 8) -> list[int]:
     """Split ``hop`` into factors no larger than ``largest`` where its primes allow (256 -> 8, 8, 4)."""
@@ -94,6 +99,7 @@ class WaveNet(nn.Module):
 
     def upsample_cond(self, mel: torch.Tensor) -> torch.Tensor:
         """Mel frames [B, n_mels, F] to per-sample features [B, n_mels, F * hop_length]."""
+        mel = (mel + MEL_SHIFT) / MEL_SCALE
         if self.upsample is None:
             return mel.repeat_interleave(self.config.hop_length, dim=-1)
         for i, stage in enumerate(self.upsample):

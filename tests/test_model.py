@@ -79,10 +79,12 @@ def test_mel_frame_conditions_only_its_own_hop():
     assert torch.all(diff[:24] == 0) and torch.all(diff[24:32] > 0)
 
 
-def test_repeat_upsampling_repeats_frames():
+def test_repeat_upsampling_repeats_normalized_frames():
+    from reference_model.model import MEL_SCALE, MEL_SHIFT
     model = WaveNet(SMALL.replace(cond="mel", upsample="repeat"))
     mel = torch.randn(1, 6, 3)
-    assert torch.equal(model.upsample_cond(mel), mel.repeat_interleave(8, dim=-1))
+    expected = ((mel + MEL_SHIFT) / MEL_SCALE).repeat_interleave(8, dim=-1)
+    assert torch.allclose(model.upsample_cond(mel), expected, atol=1e-7)
 
 
 def test_upsample_factors_multiply_to_hop():

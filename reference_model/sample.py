@@ -1,0 +1,536 @@
+"""Autoregressive sampling: the shared interface, the randomness protocol, and the naive and cached samplers.
+
+Every sampler computes the same logits for step ``t`` (up to float rounding) and turns them into a
+code with :func:`sample_next` and the uniform number ``uniforms[b, t]`` drawn up front by
+:func:`draw_uniforms`; so the same seed gives the same codes on every sampler, and equivalence
+with the slow ``naive`` sampler is testable exactly. ``fused`` (numba, CPU) lives in
+``reference_model.fused`` and ``cuda-graph`` in ``reference_model.cuda_graph``.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from reference_model.errors import InputError
+from reference_model.model import WaveNet
+from reference_model.mulaw import mu_law_decode
+
+SAMPLERS = ("naive", "cached", "fused", "cuda-graph")
+CHUNK = 1024  # steps between progress updates, callbacks and conditioning projections
+
+
+# ----------------------------------------------------------------------------- randomness protocol
+
+def sample_next(logits, uniforms, *, temperature: float):
+    """Draw one code per row by inverse CDF of softmax(logits / temperature), in float64.
+
+    Parameters
+    ----------
+    logits : np.ndarray or torch.Tensor [shape=(batch, classes)]
+        Unnormalized log-probabilities of the next code.
+    uniforms : np.ndarray or torch.Tensor [shape=(batch,)]
+        One number in [0, 1) per row, from :func:`draw_uniforms`.
+    temperature : float
+        ``0`` takes the argmax (the first maximum on ties); otherwise the logits are divided by it.
+
+    Returns
+    -------
+    np.ndarray or torch.Tensor [shape=(batch,)], int64
+        The smallest code ``c`` with ``u * total < cdf[c]``, where ``cdf`` is the running sum
+        of ``exp(logits / T - max)`` and ``total`` its last entry; the same kind (and device)
+        as ``logits``.
+
+    Raises
+    ------
+    InputError
+        For a negative or non-finite temperature.
+
+    Examples
+    --------
+    >>> sample_next(np.array([[0.0, 0.0]]), np.array([0.75]), temperature=1.0)
+    array([1])
+    """
+    check_temperature(temperature)
+    if isinstance(logits, torch.Tensor):
+        if temperature == 0:
+            return logits.argmax(-1)
+        x = logits.double() / temperature
+        cdf = torch.cumsum(torch.exp(x - x.amax(-1, keepdim=True)), -1)
+        target = uniforms.to(cdf) * cdf[:, -1]
+        return (cdf <= target[:, None]).sum(-1).clamp_(max=logits.shape[-1] - 1)
+    logits = np.asarray(logits)
+    if temperature == 0:
+        return np.argmax(logits, axis=-1).astype(np.int64)
+    x = logits.astype(np.float64) / temperature
+    cdf = np.cumsum(np.exp(x - x.max(-1, keepdims=True)), -1)
+    target = np.asarray(uniforms, dtype=np.float64) * cdf[:, -1]
+    return np.minimum((cdf <= target[:, None]).sum(-1), logits.shape[-1] - 1).astype(np.int64)
+
+
+def check_temperature(temperature: float) -> None:
+    """Raise InputError unless ``temperature`` is a finite number >= 0."""
+    if not (isinstance(temperature, (int, float)) and math.isfinite(temperature)
+            and temperature >= 0):
+        raise InputError(f"temperature must be a finite number >= 0 (0 = argmax), got {temperature!r}")
+
+
+def draw_uniforms(seed: int, batch: int, n_samples: int) -> np.ndarray:
+    """The uniform numbers of every step, drawn up front: stream ``b`` uses its own generator.
+
+    Stream ``b`` draws from ``np.random.default_rng([seed, b])``, so its numbers do not depend
+    on the batch size: stream 2 of a batch of 8 equals stream 2 of a batch of 3.
+
+    Returns
+    -------
+    np.ndarray [shape=(batch, n_samples)], float64 in [0, 1)
+    """
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+        raise InputError(f"seed must be an integer >= 0, got {seed!r}")
+    out = np.empty((batch, n_samples))
+    for b in range(batch):
+        out[b] = np.random.default_rng([int(seed), b]).random(n_samples)
+    return out
+
+
+# ----------------------------------------------------------------------------- inputs and results
+
+@dataclass
+class Generation:
+    """What a sampler returns.
+
+    Attributes
+    ----------
+    codes : np.ndarray [shape=(batch, n_samples)], int64
+        Generated mu-law codes (the prime is not included).
+    audio : np.ndarray [shape=(batch, n_samples)], float32
+        ``codes`` decoded from mu-law, in [-1, 1].
+    sampler : str
+    seconds : float
+        Wall time of the sampling loop (after setup and priming).
+    prime_length : int
+        Number of priming samples before the generated ones.
+    logits : np.ndarray [shape=(batch, n_samples, classes)] or None
+        The logits of every step, when asked for (tests).
+    """
+
+    codes: np.ndarray
+    audio: np.ndarray
+    sampler: str
+    seconds: float
+    prime_length: int = 0
+    logits: np.ndarray | None = field(default=None, repr=False)
+
+
+@dataclass
+class Inputs:
+    """Checked inputs of one generation, on the sampler's device and dtype."""
+
+    prime: torch.Tensor  # [batch, P] long
+    cond_up: torch.Tensor | None  # [batch, n_mels, P + n] per-sample mel, or None
+    speaker: torch.Tensor | None  # [batch] long, or None
+    uniforms: np.ndarray  # [batch, n] float64
+    n_samples: int
+    temperature: float
+
+    @property
+    def batch(self) -> int:
+        return self.prime.shape[0]
+
+    @property
+    def prime_length(self) -> int:
+        return self.prime.shape[1]
+
+
+def _as_batch(x, batch: int, what: str, ndim: int) -> torch.Tensor:
+    """Broadcast a single item (``ndim`` dims) or check a batch (``ndim + 1`` dims)."""
+    x = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x)
+    if x.dim() == ndim:
+        x = x.unsqueeze(0).expand(batch, *x.shape)
+    if x.dim() != ndim + 1 or x.shape[0] not in (1, batch):
+        raise InputError(f"{what} has shape {tuple(x.shape)}; expected {ndim} dims, or "
+                         f"{ndim + 1} with a leading batch of 1 or {batch}")
+    return x.expand(batch, *x.shape[1:]).contiguous()
+
+
+def prepare_inputs(model: WaveNet, n_samples: int, *, batch: int, temperature: float, prime,
+                   cond, speaker, seed: int, device, dtype) -> Inputs:
+    """Check and convert the inputs of :func:`generate` (see there); raise InputError on bad ones."""
+    c = model.config
+    if not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
+        raise InputError(f"n_samples must be a positive integer, got {n_samples!r}")
+    if not isinstance(batch, (int, np.integer)) or batch < 1:
+        raise InputError(f"batch must be a positive integer, got {batch!r}")
+    check_temperature(temperature)
+    prime = torch.zeros(batch, 0, dtype=torch.long) if prime is None else _as_batch(
+        prime, batch, "prime", 1).long()
+    if prime.numel() and (prime.min() < 0 or prime.max() >= c.classes):
+        raise InputError(f"prime codes must lie in [0, {c.classes}); got "
+                         f"{int(prime.min())}..{int(prime.max())}")
+    total = prime.shape[1] + n_samples
+    cond_up = None
+    if c.uses_mel:
+        if cond is None:
+            raise InputError("this model is mel-conditioned: pass mel frames (cond)")
+        mel = _as_batch(cond, batch, "mel cond", 2).to(torch.float64)
+        if mel.shape[1] != c.n_mels or mel.shape[2] * c.hop_length < total:
+            raise InputError(f"mel cond has shape {tuple(mel.shape)}; {prime.shape[1]} prime + "
+                             f"{n_samples} generated samples need [batch, {c.n_mels}, >= "
+                             f"{math.ceil(total / c.hop_length)}] at hop {c.hop_length}")
+        upsampler = copy.deepcopy(model).to(torch.float64)  # same weights, float64 and on CPU
+        with torch.inference_mode():
+            cond_up = upsampler.upsample_cond(mel)[:, :, :total].to(device, dtype)
+    if c.uses_speaker:
+        if speaker is None:
+            raise InputError("this model is speaker-conditioned: pass speaker ids")
+        speaker = _as_batch(speaker, batch, "speaker", 0).long()
+        if speaker.min() < 0 or speaker.max() >= c.n_speakers:
+            raise InputError(f"speaker ids must lie in [0, {c.n_speakers})")
+        speaker = speaker.to(device)
+    else:
+        speaker = None
+    return Inputs(prime.to(device), cond_up, speaker, draw_uniforms(seed, batch, n_samples),
+                  int(n_samples), float(temperature))
+
+
+def resolve_device(name) -> torch.device:
+    """``"cpu"``, ``"cuda"`` or ``"cuda:N"`` as a torch device; InputError if CUDA is absent."""
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise InputError(f"unknown device {name!r}; use cpu or cuda") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device {name!r} asked for, but CUDA is not available on this machine "
+                         f"(torch {torch.__version__}); use --device cpu")
+    if device.type not in ("cpu", "cuda"):
+        raise InputError(f"unknown device {name!r}; use cpu or cuda")
+    return device
+
+
+# ----------------------------------------------------------------------------- shared step pieces
+
+def prime_history(model: WaveNet, inputs: Inputs) -> list:
+    """Each layer's past inputs after the prime, by one teacher-forced pass over its tail.
+
+    Returns
+    -------
+    list of torch.Tensor [shape=(batch, residual_channels, span_k)]
+        For layer ``k`` with dilation ``d_k``, ``span_k = (kernel_size - 1) * d_k`` past
+        inputs: entry ``j`` is the layer input at position ``P - span_k + j`` (zero before the
+        start, as the causal convolution's padding).
+    """
+    c = model.config
+    spans = [(c.kernel_size - 1) * d for d in c.dilations]
+    b, p = inputs.prime.shape
+    dtype = next(model.parameters()).dtype
+    if p == 0:
+        return [torch.zeros(b, c.residual_channels, s, dtype=dtype, device=inputs.prime.device)
+                for s in spans]
+    # Positions before P - receptive_field cannot reach any needed input: drop them.
+    start = max(0, p - c.receptive_field - 1)
+    shifted = F.pad(inputs.prime[:, :-1], (1, 0), value=model.start_code)[:, start:]
+    cond = None if inputs.cond_up is None else inputs.cond_up[:, :, start:p]
+    g = None if inputs.speaker is None else model.speaker_embedding(inputs.speaker)
+    x = model.embed_codes(shifted)
+    history = []
+    for layer, span in zip(model.layers, spans):
+        history.append(F.pad(x, (max(0, span - x.shape[-1]), 0))[:, :, -span:])
+        x, _ = layer(x, cond, g)
+    return history
+
+
+def step_weights(model: WaveNet, dtype, device) -> dict:
+    """The model's weights laid out for one cached step (taps, residual, skip as matrices).
+
+    Keys (L layers, R residual, D dilation, S skip, E end channels, C classes, K kernel):
+    ``emb [C, R]`` (start conv incl. bias), ``w_new [L, R, 2D]`` (current tap),
+    ``w_old [L, (K-1) R, 2D]`` (past taps, ``d``, ``2d``, ... back), ``b_conv [L, 2D]``,
+    ``w_res [L, D, R]``, ``b_res [L, R]``, ``w_skip [L D, S]`` (all layers' skip convs as one
+    matrix), ``b_skip [S]`` (their summed biases), ``w1 [S, E]``, ``b1``, ``w2 [E, C]``, ``b2``,
+    and when mel-conditioned ``w_cond [n_mels, L 2D]``, ``b_cond [L 2D]``. All matrices are
+    ``[in, out]`` so a row vector times it is the layer.
+    """
+    c = model.config
+    k = c.kernel_size
+    f64 = {name: p.detach().to("cpu", torch.float64) for name, p in model.state_dict().items()}
+    layers = range(len(c.dilations))
+
+    def stack(fmt):
+        return torch.stack([fmt(i) for i in layers])
+
+    out = {
+        "emb": f64["start.weight"][:, :, 0].t() + f64["start.bias"],
+        "w_new": stack(lambda i: f64[f"layers.{i}.conv.weight"][:, :, k - 1].t()),
+        "w_old": stack(lambda i: torch.cat([f64[f"layers.{i}.conv.weight"][:, :, k - 1 - m].t()
+                                            for m in range(1, k)])),
+        "b_conv": stack(lambda i: f64[f"layers.{i}.conv.bias"]),
+        "w_res": stack(lambda i: f64[f"layers.{i}.res.weight"][:, :, 0].t()),
+        "b_res": stack(lambda i: f64[f"layers.{i}.res.bias"]),
+        "w_skip": torch.cat([f64[f"layers.{i}.skip.weight"][:, :, 0].t() for i in layers]),
+        "b_skip": stack(lambda i: f64[f"layers.{i}.skip.bias"]).sum(0),
+        "w1": f64["end1.weight"][:, :, 0].t(), "b1": f64["end1.bias"],
+        "w2": f64["end2.weight"][:, :, 0].t(), "b2": f64["end2.bias"],
+    }
+    if c.uses_mel:
+        out["w_cond"] = torch.cat([f64[f"layers.{i}.cond_proj.weight"][:, :, 0] for i in layers]).t()
+        out["b_cond"] = torch.cat([f64[f"layers.{i}.cond_proj.bias"] for i in layers])
+    return {name: t.to(device, dtype).contiguous() for name, t in out.items()}
+
+
+def speaker_bias(model: WaveNet, speaker, dtype, device):
+    """Per-stream, per-layer speaker term [L, batch, 2D] of the gated convolution, or None."""
+    if speaker is None:
+        return None
+    m = copy.deepcopy(model).to("cpu", torch.float64)
+    with torch.inference_mode():
+        g = m.speaker_embedding(speaker.cpu())
+        out = torch.stack([layer.speaker_proj(g) for layer in m.layers])
+    return out.to(device, dtype)
+
+
+def cond_terms(weights: dict, cond_up, t0: int, t1: int):
+    """Mel terms of every layer for steps ``t0 <= t < t1``: [t1 - t0, L, batch, 2D], or None."""
+    if cond_up is None:
+        return None
+    batch, n_layers = cond_up.shape[0], weights["b_conv"].shape[0]
+    x = cond_up[:, :, t0:t1].transpose(1, 2) @ weights["w_cond"] + weights["b_cond"]
+    return x.reshape(batch, t1 - t0, n_layers, -1).permute(1, 2, 0, 3)
+
+
+# ----------------------------------------------------------------------------- the samplers
+
+def _copy_model(model: WaveNet, device, dtype) -> WaveNet:
+    return copy.deepcopy(model).to(device, dtype).eval()
+
+
+def run_naive(model: WaveNet, inputs: Inputs, *, dtype, device, progress=None, callback=None,
+              keep_logits=False):
+    """The reference: for every sample, run the whole network over its receptive field."""
+    model = _copy_model(model, device, dtype)
+    rf, p, n = model.config.receptive_field, inputs.prime_length, inputs.n_samples
+    codes = torch.zeros(inputs.batch, p + n, dtype=torch.long, device=device)
+    codes[:, :p] = inputs.prime
+    uniforms = torch.from_numpy(inputs.uniforms).to(device)
+    logits_out = [] if keep_logits else None
+    for t in range(p, p + n):
+        # A window of rf + 1 codes: the first one (replaced by the start code in the model's
+        # shift) lies outside the receptive field of the last output.
+        s = max(0, t - rf)
+        cond = None if inputs.cond_up is None else inputs.cond_up[:, :, s:t + 1]
+        logits = model.forward_upsampled(codes[:, s:t + 1], cond, inputs.speaker)[:, :, -1]
+        codes[:, t] = sample_next(logits, uniforms[:, t - p], temperature=inputs.temperature)
+        if logits_out is not None:
+            logits_out.append(logits.cpu())
+        _after_step(t - p + 1, n, codes, p, progress, callback)
+    stacked = None if logits_out is None else torch.stack(logits_out, 1).numpy()
+    return codes[:, p:].cpu().numpy(), stacked
+
+
+def _after_step(done: int, n: int, codes, p: int, progress, callback) -> None:
+    """Progress and callbacks every CHUNK steps and at the end."""
+    if done % CHUNK and done != n:
+        return
+    start = (done - 1) // CHUNK * CHUNK
+    if progress is not None:
+        progress.update(done - start)
+    if callback is not None:
+        callback(codes[:, p + start:p + done].cpu().numpy(), start)
+
+
+class CachedState:
+    """Ring buffers of every layer's past inputs, in one flat tensor [sum of spans, batch, R].
+
+    Layer ``k`` owns rows ``offset_k .. offset_k + span_k``; its input at position ``q`` lives
+    in row ``offset_k + q % span_k``. One gather reads every layer's past taps at the start of a
+    step and one scatter stores the new inputs at the end (before the buffers are reused).
+    """
+
+    def __init__(self, config, history: list, device):
+        k = config.kernel_size
+        self.dil = torch.tensor(config.dilations, device=device)
+        self.span = self.dil * (k - 1)
+        self.offset = torch.cumsum(self.span, 0) - self.span
+        self.taps = torch.arange(1, k, device=device)  # how many dilations back
+        # [span, batch, R] per layer; entry j is the input at position P - span + j
+        self.buffer = torch.cat([h.permute(2, 0, 1) for h in history]).contiguous()
+
+    def place_prime(self, prime_length: int) -> None:
+        """Rotate each layer's rows so that position q sits at row offset + q % span."""
+        for off, span in zip(self.offset.tolist(), self.span.tolist()):
+            rows = self.buffer[off:off + span]
+            # entry j holds position P - span + j, which belongs in row (P - span + j) % span
+            self.buffer[off:off + span] = torch.roll(rows, shifts=prime_length % span, dims=0)
+
+    def read_index(self, t) -> torch.Tensor:
+        """Rows of the past taps of step ``t``, layer-major: [L * (K - 1)]."""
+        past = t - self.taps[None, :] * self.dil[:, None]
+        return (self.offset[:, None] + torch.remainder(past, self.span[:, None])).reshape(-1)
+
+    def write_index(self, t) -> torch.Tensor:
+        return self.offset + torch.remainder(t, self.span)
+
+
+def cached_logits_step(w: dict, state: CachedState, x, t: int, bias) -> torch.Tensor:
+    """One cached step: layer inputs from ``x`` [batch, R] to logits [batch, C]."""
+    n_layers, batch = w["w_new"].shape[0], x.shape[0]
+    old = state.buffer.index_select(0, state.read_index(t))  # [L (K-1), batch, R]
+    old = old.reshape(n_layers, -1, batch, x.shape[1]).permute(0, 2, 1, 3).reshape(n_layers, batch, -1)
+    pre = torch.baddbmm(bias, old, w["w_old"])  # the past taps of every layer in one product
+    d = w["w_res"].shape[1]
+    xs, zs = [], []
+    for k in range(n_layers):
+        xs.append(x)
+        h = torch.addmm(pre[k], x, w["w_new"][k])
+        z = torch.tanh(h[:, :d]) * torch.sigmoid(h[:, d:])
+        zs.append(z)
+        x = torch.addmm(w["b_res"][k], z, w["w_res"][k]).add_(x)
+    state.buffer.index_copy_(0, state.write_index(t), torch.stack(xs))
+    skip = torch.addmm(w["b_skip"], torch.cat(zs, 1), w["w_skip"])  # all skip convs at once
+    return torch.addmm(w["b2"], torch.relu(torch.addmm(w["b1"], torch.relu(skip), w["w1"])), w["w2"])
+
+
+def run_cached(model: WaveNet, inputs: Inputs, *, dtype, device, progress=None, callback=None,
+               keep_logits=False):
+    """The fast-wavenet algorithm: ring buffers of past layer inputs, one new column per step."""
+    model = _copy_model(model, device, dtype)
+    w = step_weights(model, dtype, device)
+    state = CachedState(model.config, prime_history(model, inputs), device)
+    p, n = inputs.prime_length, inputs.n_samples
+    state.place_prime(p)
+    base = w["b_conv"][:, None, :].expand(-1, inputs.batch, -1)
+    spk = speaker_bias(model, inputs.speaker, dtype, device)
+    base = base + spk if spk is not None else base.contiguous()
+    uniforms = torch.from_numpy(inputs.uniforms).to(device)
+    codes = torch.empty(inputs.batch, p + n, dtype=torch.long, device=device)
+    codes[:, :p] = inputs.prime
+    prev = inputs.prime[:, -1] if p else torch.full((inputs.batch,), model.start_code, device=device)
+    logits_out = [] if keep_logits else None
+    for t0 in range(p, p + n, CHUNK):
+        t1 = min(t0 + CHUNK, p + n)
+        cond = cond_terms(w, inputs.cond_up, t0, t1)
+        for t in range(t0, t1):
+            bias = base if cond is None else base + cond[t - t0]
+            logits = cached_logits_step(w, state, w["emb"][prev], t, bias)
+            prev = sample_next(logits, uniforms[:, t - p], temperature=inputs.temperature)
+            codes[:, t] = prev
+            if logits_out is not None:
+                logits_out.append(logits.cpu())
+        _after_step(t1 - p, n, codes, p, progress, callback)
+    stacked = None if logits_out is None else torch.stack(logits_out, 1).numpy()
+    return codes[:, p:].cpu().numpy(), stacked
+
+
+# ----------------------------------------------------------------------------- the interface
+
+def _runner(sampler: str):
+    if sampler == "naive":
+        return run_naive
+    if sampler == "cached":
+        return run_cached
+    if sampler == "fused":
+        from reference_model.fused import run_fused
+        return run_fused
+    if sampler == "cuda-graph":
+        from reference_model.cuda_graph import run_cuda_graph
+        return run_cuda_graph
+    raise InputError(f"unknown sampler {sampler!r}; available: {', '.join(SAMPLERS)}")
+
+
+def check_sampler_device(sampler: str, device: torch.device) -> None:
+    """Raise InputError for a sampler that cannot run on ``device``."""
+    if sampler == "fused" and device.type != "cpu":
+        raise InputError(f"sampler 'fused' runs on the CPU, not {device}; use cached or cuda-graph")
+    if sampler == "cuda-graph" and device.type != "cuda":
+        raise InputError("sampler 'cuda-graph' needs --device cuda; on the CPU use fused")
+
+
+def generate(model: WaveNet, n_samples: int, *, batch: int = 1, temperature: float = 1.0,
+             prime=None, cond=None, speaker=None, seed: int = 0, device="cpu",
+             sampler: str = "cached", dtype=torch.float32, progress: bool = False,
+             callback=None, keep_logits: bool = False) -> Generation:
+    """Generate ``batch`` streams of ``n_samples`` mu-law codes autoregressively.
+
+    Parameters
+    ----------
+    model : WaveNet
+        Left unchanged (samplers work on a copy in ``dtype`` on ``device``).
+    n_samples : int
+        Samples to generate per stream, after the prime.
+    batch : int
+        Independent streams generated together.
+    temperature : float
+        Softmax temperature; 0 takes the most likely code.
+    prime : array-like of int [shape=(P,) or (batch, P)], optional
+        Mu-law codes that the streams continue (a real clip, encoded).
+    cond : array-like [shape=(n_mels, F) or (batch, n_mels, F)], optional
+        Log-mel frames covering the prime and the generated samples (``F * hop >= P + n``),
+        required by mel-conditioned models.
+    speaker : int or array-like of int [shape=(batch,)], optional
+        Speaker ids, required by speaker-conditioned models.
+    seed : int
+        Seed of the uniform numbers (see :func:`draw_uniforms`).
+    device : str or torch.device
+    sampler : {"naive", "cached", "fused", "cuda-graph"}
+    dtype : torch.float32 or torch.float64
+    progress : bool
+        Show a progress bar (tqdm) on stderr.
+    callback : callable(codes [batch, m] np.ndarray, start int), optional
+        Called with every finished chunk of generated codes (for streaming writes).
+    keep_logits : bool
+        Also return every step's logits (memory: batch * n * classes).
+
+    Returns
+    -------
+    Generation
+        Codes [batch, n_samples], decoded audio, timing.
+
+    Raises
+    ------
+    InputError
+        Unknown sampler, a sampler on the wrong device, CUDA asked for but absent, bad shapes
+        or values of prime, cond, speaker, temperature or seed.
+
+    Examples
+    --------
+    >>> model = WaveNet(PRESETS["tiny"].model).eval()
+    >>> generate(model, 100, batch=2, sampler="cached").codes.shape
+    (2, 100)
+    """
+    runner = _runner(sampler)
+    device = resolve_device(device)
+    check_sampler_device(sampler, device)
+    if dtype not in (torch.float32, torch.float64):
+        raise InputError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
+    inputs = prepare_inputs(model, n_samples, batch=batch, temperature=temperature, prime=prime,
+                            cond=cond, speaker=speaker, seed=seed, device=device, dtype=dtype)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=n_samples * batch, unit="sample", unit_scale=True, desc=sampler,
+                   leave=False)
+        callback_bar = _BatchBar(bar, batch)
+    with torch.inference_mode():
+        start = time.perf_counter()
+        codes, logits = runner(model, inputs, dtype=dtype, device=device,
+                               progress=callback_bar if bar else None, callback=callback,
+                               keep_logits=keep_logits)
+        seconds = time.perf_counter() - start
+    if bar is not None:
+        bar.close()
+    audio = mu_law_decode(codes, model.config.classes)
+    return Generation(codes, audio, sampler, seconds, inputs.prime_length, logits)
+
+
+class _BatchBar:
+    """Counts steps as samples of all streams in the bar."""
+
+    def __init__(self, bar, batch: int):
+        self.bar, self.batch = bar, batch
+
+    def update(self, steps: int) -> None:
+        self.bar.update(steps * self.batch)

@@ -1,0 +1,124 @@
+"""``wavebench speed`` and ``wavebench generate``: tables, skipped devices, WAV output, bad input."""
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+import torch
+
+from reference_model.config import PRESETS
+from reference_model.errors import InputError
+from reference_model.model import WaveNet
+from wavebench.cli import main
+from wavebench.speed import add_speedup, run_speed
+
+REQUIRED = ["device", "sampler", "batch", "threads", "samples", "seconds_median", "samples_per_s",
+            "samples_per_s_per_stream", "rtf", "peak_mem_mb", "speedup"]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_speed_table_columns_arithmetic_and_skipped_device(tmp_path):
+    table = run_speed(tmp_path, preset="tiny", devices=("cpu", "cuda"),
+                      samplers=("cached", "fused", "cuda-graph"), batches=(1, 2), threads=(1,),
+                      samples=200, repeats=2, log=lambda line: None)
+    on_disk = pd.read_csv(tmp_path / "speed.csv")
+    assert set(REQUIRED) <= set(on_disk.columns)
+    assert (tmp_path / "speed.md").read_text().count("\n|") >= len(table)
+    assert (tmp_path / "speed.png").read_bytes()[:4] == b"\x89PNG"
+    ok = table[table["status"] == "ok"]
+    assert set(ok["sampler"]) == {"cached", "fused"} and set(ok["device"]) == {"cpu"}
+    for row in ok.itertuples():  # definitions, recomputed from the raw columns
+        assert row.samples_per_s == pytest.approx(row.batch * row.samples / row.seconds_median)
+        assert row.rtf == pytest.approx(row.seconds_median / (row.samples / 16000))
+    assert ok[ok["sampler"] == "cached"]["speedup"].tolist() == [1.0, 1.0]
+    cuda = table[table["device"] == "cuda"]
+    if not torch.cuda.is_available():
+        assert (cuda["status"] == "skipped").all()
+        assert cuda["note"].str.contains("CUDA is not available").all()
+    assert table[(table["sampler"] == "cuda-graph") & (table["device"] == "cpu")]["status"].eq(
+        "skipped").all()
+
+
+def test_speedup_is_relative_to_the_baseline_at_the_same_batch():
+    table = pd.DataFrame({"device": ["cpu"] * 4, "sampler": ["cached", "fused"] * 2,
+                          "batch": [1, 1, 8, 8], "threads": [1] * 4, "status": ["ok"] * 4,
+                          "samples_per_s": [100.0, 1500.0, 400.0, 1000.0]})
+    assert add_speedup(table, "cached")["speedup"].tolist() == [1.0, 15.0, 1.0, 2.5]
+    assert add_speedup(table, "naive")["speedup"].isna().all()
+
+
+def test_speed_bad_arguments(tmp_path):
+    with pytest.raises(InputError, match="unknown sampler 'turbo'"):
+        run_speed(tmp_path, samplers=("turbo",))
+    with pytest.raises(InputError, match="--batch needs positive integers"):
+        run_speed(tmp_path, batches=(0,))
+    assert main(["speed", "--batch", "1,x", "-o", str(tmp_path)]) == 1
+
+
+def run_cli(args, capsys):
+    code = main(args)
+    return code, capsys.readouterr().err.strip().splitlines()
+
+
+def test_generate_same_seed_same_wav_bytes_across_samplers_and_runs(tmp_path, capsys):
+    outs = []
+    for i, sampler in enumerate(["naive", "cached", "fused", "fused"]):
+        out = tmp_path / f"run{i}"
+        code, _ = run_cli(["generate", "--preset", "tiny", "-o", str(out), "--seconds", "0.02",
+                           "--batch", "2", "--seed", "3", "--sampler", sampler, "--no-progress"],
+                          capsys)
+        assert code == 0
+        outs.append([(out / f"sample_00{b}.wav").read_bytes() for b in range(2)])
+    assert all(o == outs[0] for o in outs)
+    audio, sr = sf.read(tmp_path / "run0" / "sample_000.wav", dtype="int16")
+    assert sr == 16000 and len(audio) == 320 and sf.info(tmp_path / "run0" / "sample_000.wav").subtype == "PCM_16"
+
+
+def mel_checkpoint(tmp_path):
+    from reference_model.checkpoint import save_checkpoint
+    config = PRESETS["tiny"].model.replace(cond="mel")
+    torch.manual_seed(0)
+    return save_checkpoint(tmp_path / "mel.pt", config=config, model_state=WaveNet(config).state_dict())
+
+
+def test_generate_copy_synthesis_and_priming(tmp_path, capsys):
+    ckpt = mel_checkpoint(tmp_path)
+    t = np.arange(2048) / 16000
+    sf.write(tmp_path / "clip.wav", 0.5 * np.sin(2 * np.pi * 220 * t), 16000)
+    code, err = run_cli(["generate", "--checkpoint", str(ckpt), "-o", str(tmp_path / "out"),
+                         "--mel-from", str(tmp_path / "clip.wav"), "--prime",
+                         str(tmp_path / "clip.wav"), "--prime-seconds", "0.032", "--no-progress"],
+                        capsys)
+    assert code == 0, err
+    # 2048 samples = 8 frames of 256; the 512-sample prime leaves 1536 to generate
+    assert sf.info(tmp_path / "out" / "sample_000.wav").frames == 1536
+
+
+def test_generate_bad_input_one_line_and_exit_1(tmp_path, capsys):
+    torch.save({"weights": torch.zeros(3)}, tmp_path / "other.pt")
+    sf.write(tmp_path / "short.wav", np.full(800, 0.1), 16000)
+    sf.write(tmp_path / "r8k.wav", np.full(8000, 0.1), 8000)
+    ckpt = mel_checkpoint(tmp_path)
+    out = str(tmp_path / "out")
+    cases = [
+        (["--checkpoint", str(tmp_path / "missing.pt")], "checkpoint not found"),
+        (["--checkpoint", str(tmp_path / "other.pt")], "not a wavebench checkpoint"),
+        (["--preset", "tiny", "--prime", str(tmp_path / "short.wav"), "--prime-seconds", "1"],
+         "short.wav: 0.050 s long, shorter than the 1 s"),
+        (["--checkpoint", str(ckpt), "--mel-from", str(tmp_path / "r8k.wav")],
+         "r8k.wav: sample rate 8000 Hz, but the model's mel frames are at 16000 Hz"),
+        (["--preset", "tiny", "--checkpoint", str(ckpt)], "exactly one of --checkpoint"),
+    ]
+    if not torch.cuda.is_available():
+        cases.append((["--preset", "tiny", "--device", "cuda"], "CUDA is not available"))
+    for args, message in cases:
+        code, err = run_cli(["generate", "-o", out, "--no-progress", *args], capsys)
+        assert code == 1 and len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
+    code, _ = run_cli(["generate", "-o", out, "--batch", "0", "--preset", "tiny"], capsys)
+    assert code == 2  # usage error

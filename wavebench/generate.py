@@ -1,0 +1,215 @@
+"""``wavebench generate``: sample audio from a checkpoint (or a preset's random weights) to WAV files."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+import numpy as np
+import torch
+
+from reference_model.errors import InputError
+from reference_model.sample import SAMPLERS, generate, resolve_device
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+@dataclass
+class GenerateResult:
+    """Where the audio went and how fast it was made."""
+
+    paths: list
+    codes: np.ndarray  # [batch, n]
+    sampler: str
+    seconds: float
+    samples_per_s: float
+
+
+def load_model(checkpoint=None, preset=None, seed: int = 0):
+    """The model of a checkpoint, or a preset with random weights (seeded) for benchmarking.
+
+    Returns
+    -------
+    (WaveNet, float)
+        The model in eval mode and the default temperature (the preset's, else 1.0).
+    """
+    from reference_model.config import get_preset
+    from reference_model.model import WaveNet
+
+    if (checkpoint is None) == (preset is None):
+        raise InputError("give exactly one of --checkpoint CKPT or --preset NAME")
+    if checkpoint is not None:
+        from reference_model.checkpoint import load_checkpoint
+        model, _ = load_checkpoint(checkpoint)
+        return model, 1.0
+    chosen = get_preset(preset)
+    torch.manual_seed(seed)
+    return WaveNet(chosen.model).eval(), chosen.temperature
+
+
+def prime_codes(path, seconds: float, config) -> np.ndarray:
+    """The first ``seconds`` of an audio file as mu-law codes at the model's rate."""
+    from reference_model.audio import load_audio
+    from reference_model.mulaw import mu_law_encode
+
+    if not seconds > 0:
+        raise InputError(f"--prime-seconds must be > 0, got {seconds}")
+    need = int(round(seconds * config.sample_rate))
+    audio = load_audio(path, config.sample_rate).audio
+    if len(audio) < need:
+        raise InputError(f"{len(audio) / config.sample_rate:.3f} s long, shorter than the "
+                         f"{seconds:g} s asked for by --prime-seconds", path)
+    return mu_law_encode(audio[:need], config.classes)
+
+
+def mel_frames(path, config) -> np.ndarray:
+    """Log-mel frames [n_mels, F] for copy synthesis, from an audio file or a saved ``.npy``.
+
+    An audio file must already be at the model's rate: resampling would change what the mel
+    describes, so a file at another rate is refused rather than silently converted.
+    """
+    path = Path(path)
+    if not config.uses_mel:
+        raise InputError(f"--mel-from needs a mel-conditioned model; this one has cond={config.cond!r}")
+    if path.suffix.lower() == ".npy":
+        if not path.is_file():
+            raise InputError("mel file not found", path)
+        try:
+            mel = np.load(path, allow_pickle=False)
+        except (ValueError, OSError) as exc:
+            raise InputError(f"not a readable .npy array ({exc})", path) from None
+        if mel.ndim != 2 or mel.shape[0] != config.n_mels or not np.all(np.isfinite(mel)):
+            raise InputError(f"mel array has shape {mel.shape}; expected finite values of shape "
+                             f"[{config.n_mels}, frames]", path)
+        return mel.astype(np.float32)
+    from reference_model.audio import load_audio
+    from reference_model.features import log_mel
+
+    loaded = load_audio(path)
+    if loaded.sample_rate != config.sample_rate:
+        raise InputError(f"sample rate {loaded.sample_rate} Hz, but the model's mel frames are "
+                         f"at {config.sample_rate} Hz; resample the file first", path)
+    if len(loaded.audio) < config.hop_length:
+        raise InputError(f"shorter than one mel frame ({config.hop_length} samples)", path)
+    return log_mel(loaded.audio, config)
+
+
+def run_generate(out_dir, *, checkpoint=None, preset=None, seconds=None, batch=1,
+                 temperature=None, prime=None, prime_seconds=1.0, mel_from=None, speaker=None,
+                 sampler="auto", device="cpu", seed=0, threads=None, float64=False,
+                 progress=False) -> GenerateResult:
+    """Generate ``batch`` clips and write them as 16-bit WAV files ``OUT/sample_000.wav`` ...
+
+    Parameters are those of ``wavebench generate``; ``sampler="auto"`` picks ``fused`` on the
+    CPU and ``cuda-graph`` on CUDA. With ``mel_from``, the clips follow that mel (copy
+    synthesis) for its whole length unless ``seconds`` is shorter. A ``generation.json`` beside
+    the WAVs records the settings and the speed.
+
+    Raises
+    ------
+    InputError
+        Missing or foreign checkpoint, prime shorter than asked, mel at the wrong rate or
+        with the wrong bands, CUDA asked for but absent, bad values.
+    """
+    from reference_model.audio import atomic_write_bytes, save_wav
+
+    model, default_temperature = load_model(checkpoint, preset, seed)
+    config = model.config
+    dev = resolve_device(device)
+    sampler = ("cuda-graph" if dev.type == "cuda" else "fused") if sampler == "auto" else sampler
+    _set_threads(threads)
+    prime_c = None if prime is None else prime_codes(prime, prime_seconds, config)
+    p = 0 if prime_c is None else len(prime_c)
+    mel = None if mel_from is None else mel_frames(mel_from, config)
+    n = _n_samples(seconds, mel, p, config)
+    if config.uses_mel and mel is None:
+        raise InputError("this model is mel-conditioned: pass --mel-from FILE (copy synthesis)")
+    gen = generate(model, n, batch=batch,
+                   temperature=default_temperature if temperature is None else temperature,
+                   prime=prime_c, cond=mel, speaker=speaker, seed=seed, device=dev,
+                   sampler=sampler, dtype=torch.float64 if float64 else torch.float32,
+                   progress=progress)
+    out_dir = Path(out_dir)
+    paths = [save_wav(out_dir / f"sample_{b:03d}.wav", gen.audio[b], config.sample_rate)
+             for b in range(batch)]
+    speed = gen.codes.size / gen.seconds
+    meta = {"sampler": sampler, "device": str(dev), "batch": batch, "samples": n,
+            "prime_samples": p, "seed": seed, "temperature": temperature,
+            "checkpoint": None if checkpoint is None else str(checkpoint), "preset": preset,
+            "seconds": gen.seconds, "samples_per_s": speed, "float64": float64}
+    atomic_write_bytes(out_dir / "generation.json", json.dumps(meta, indent=2).encode())
+    return GenerateResult(paths, gen.codes, sampler, gen.seconds, speed)
+
+
+def _n_samples(seconds, mel, prime_length: int, config) -> int:
+    """Samples to generate: ``seconds`` of audio, or what the mel covers after the prime."""
+    if mel is None:
+        seconds = 1.0 if seconds is None else seconds
+        if not seconds > 0:
+            raise InputError(f"--seconds must be > 0, got {seconds}")
+        return max(1, int(round(seconds * config.sample_rate)))
+    covered = mel.shape[1] * config.hop_length - prime_length
+    if covered < 1:
+        raise InputError(f"the mel covers {mel.shape[1] * config.hop_length} samples, no more "
+                         f"than the {prime_length}-sample prime")
+    if seconds is None:
+        return covered
+    want = int(round(seconds * config.sample_rate))
+    if not 0 < want <= covered:
+        raise InputError(f"--seconds {seconds:g} asks for {want} samples; the mel covers "
+                         f"{covered} after the prime")
+    return want
+
+
+def _set_threads(threads) -> None:
+    """Set torch's and numba's CPU threads (None keeps their defaults)."""
+    if threads is None:
+        return
+    if threads < 1:
+        raise InputError(f"--threads must be >= 1, got {threads}")
+    torch.set_num_threads(threads)
+    try:
+        import numba
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    except ImportError:
+        pass
+
+
+@click.command("generate", context_settings=CONTEXT)
+@click.option("--checkpoint", default=None, help="A wavebench checkpoint.")
+@click.option("--preset", default=None,
+              help="Random weights of a preset instead (tiny, reference, ...), for benchmarking.")
+@click.option("-o", "--out", "out_dir", required=True, help="Folder for the WAV files.")
+@click.option("--seconds", type=float, default=None,
+              help="Seconds per clip [default: 1, or the length of --mel-from].")
+@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Clips generated together.")
+@click.option("--temperature", type=float, default=None,
+              help="Softmax temperature; 0 = most likely code [default: the preset's, else 1].")
+@click.option("--prime", default=None, help="Audio file whose start the clips continue.")
+@click.option("--prime-seconds", type=float, default=1.0, show_default=True,
+              help="Seconds of --prime to use.")
+@click.option("--mel-from", default=None,
+              help="Audio file (at the model's rate) or .npy [n_mels, frames] to copy-synthesize.")
+@click.option("--speaker", type=int, default=None, help="Speaker id (speaker-conditioned models).")
+@click.option("--sampler", type=click.Choice(("auto",) + SAMPLERS), default="auto",
+              show_default=True, help="auto = fused on cpu, cuda-graph on cuda.")
+@click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--threads", type=int, default=None, help="CPU threads for torch and numba.")
+@click.option("--float64", is_flag=True, help="Compute in float64 (slower; for checks).")
+@click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+def generate_command(no_progress, **options):
+    """Generate audio with a WaveNet and write 16-bit WAV files.
+
+    \b
+    Examples:
+      wavebench generate --checkpoint runs/tiny/best.pt -o out/ --seconds 2 --batch 4
+      wavebench generate --checkpoint runs/mel/best.pt -o copy/ --mel-from speech.wav
+      wavebench generate --checkpoint ckpt.pt -o cont/ --prime speech.flac --prime-seconds 0.5
+      wavebench generate --preset reference -o bench/ --sampler fused --seed 1
+    """
+    result = run_generate(progress=not no_progress, **options)
+    click.echo(f"wrote {len(result.paths)} file(s) to {Path(result.paths[0]).parent} "
+               f"({result.sampler}: {result.samples_per_s:,.0f} samples/s)")

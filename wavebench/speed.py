@@ -1,0 +1,224 @@
+"""``wavebench speed``: time the samplers across devices, batch sizes and thread counts."""
+from __future__ import annotations
+
+import math
+import resource
+import statistics
+from pathlib import Path
+
+import click
+import numpy as np
+import pandas as pd
+import torch
+
+from reference_model.errors import InputError
+from reference_model.sample import SAMPLERS, generate
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+COLUMNS = ["device", "sampler", "batch", "threads", "precision", "samples", "repeats",
+           "seconds_median", "samples_per_s", "samples_per_s_per_stream", "rtf", "x_realtime",
+           "peak_mem_mb", "speedup", "status", "note"]
+DEFINITIONS = (
+    "samples_per_s: generated samples of all streams / median wall time (aggregate); "
+    "samples_per_s_per_stream: the same for one stream; rtf: compute time / audio time of one "
+    "stream (lower is better, < 1 is faster than real time); x_realtime: aggregate samples_per_s "
+    "/ sample rate (real-time streams sustained); speedup: samples_per_s / the baseline sampler's "
+    "on the same device, batch and threads; peak_mem_mb: CUDA peak allocation on cuda, the "
+    "process's peak resident size so far on cpu.")
+
+
+def device_status(name: str) -> str | None:
+    """None if ``name`` can run here, else why not."""
+    if name == "cpu":
+        return None
+    if name.startswith("cuda"):
+        return None if torch.cuda.is_available() else "CUDA is not available on this machine"
+    return f"unknown device {name!r}"
+
+
+NAIVE_MAX_BATCH = 8  # each naive step recomputes a receptive field per stream: 3 GFLOP at reference
+
+
+def runs_on(sampler: str, device: str) -> bool:
+    """Whether ``sampler`` is meant for ``device`` (fused is CPU-only, cuda-graph CUDA-only)."""
+    if sampler == "fused":
+        return device == "cpu"
+    if sampler == "cuda-graph":
+        return device.startswith("cuda")
+    return True
+
+
+def time_one(model, *, sampler, device, batch, threads, samples, repeats, dtype, seed=0) -> dict:
+    """Median wall time of ``repeats`` generations after one untimed warm-up (CUDA synchronized).
+
+    ``naive`` is primed with a receptive field of codes so that every timed step does its
+    steady-state work (a full window), and times ``samples`` steps like the others.
+    """
+    _set_threads(threads)
+    rf = model.config.receptive_field
+    prime = np.full(rf, model.start_code) if sampler == "naive" else None
+    kwargs = dict(batch=batch, temperature=1.0, prime=prime, seed=seed, device=device,
+                  sampler=sampler, dtype=dtype)
+    if model.config.uses_mel or model.config.uses_speaker:
+        raise InputError("wavebench speed times unconditioned presets; pick one without cond")
+    cuda = device.startswith("cuda")
+    generate(model, min(samples, 64), **kwargs)  # warm-up: compilation, allocator, graph capture
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    times = [generate(model, samples, **kwargs).seconds for _ in range(repeats)]
+    peak = (torch.cuda.max_memory_allocated() / 2**20 if cuda
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    seconds = statistics.median(times)
+    sr = model.config.sample_rate
+    return {"device": device, "sampler": sampler, "batch": batch, "threads": threads,
+            "precision": "float64" if dtype == torch.float64 else "float32",
+            "samples": samples, "repeats": repeats, "seconds_median": seconds,
+            "samples_per_s": batch * samples / seconds,
+            "samples_per_s_per_stream": samples / seconds, "rtf": seconds / (samples / sr),
+            "x_realtime": batch * samples / seconds / sr, "peak_mem_mb": peak, "status": "ok",
+            "note": "primed with a full receptive field" if sampler == "naive" else ""}
+
+
+def _set_threads(threads: int) -> None:
+    torch.set_num_threads(threads)
+    import numba
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+
+
+def add_speedup(table: pd.DataFrame, baseline: str) -> pd.DataFrame:
+    """samples_per_s over the baseline sampler's at the same device, batch and threads (NaN if none)."""
+    keys = ["device", "batch", "threads"]
+    base = (table[table["sampler"].eq(baseline) & table["status"].eq("ok")]
+            .set_index(keys)["samples_per_s"])
+    ratio = [row.samples_per_s / base.get(tuple(getattr(row, k) for k in keys), math.nan)
+             for row in table.itertuples()]
+    return table.assign(speedup=ratio)
+
+
+def run_speed(out_dir, *, preset="reference", devices=("cpu",), samplers=("cached", "fused"),
+              batches=(1,), threads=(1,), samples=4000, naive_samples=100, repeats=5,
+              baseline="cached", float64=False, seed=0, cpu_max_batch=256,
+              log=print) -> pd.DataFrame:
+    """Time every (device, sampler, batch, threads) combination and write the tables.
+
+    Writes ``OUT/speed.csv``, ``OUT/speed.md`` (Markdown table with the definitions) and
+    ``OUT/speed.png`` (bar chart). Devices that are absent and samplers that do not run on a
+    device are listed with status ``skipped`` and the reason, not raised.
+
+    Returns
+    -------
+    pd.DataFrame
+        One row per combination, with the columns of :data:`COLUMNS`.
+
+    Raises
+    ------
+    InputError
+        Unknown sampler or preset, an unknown baseline, non-positive counts.
+    """
+    from reference_model.config import get_preset
+    from reference_model.model import WaveNet
+
+    _check_args(samplers, batches, threads, samples, naive_samples, repeats, baseline)
+    torch.manual_seed(seed)
+    model = WaveNet(get_preset(preset).model).eval()
+    dtype = torch.float64 if float64 else torch.float32
+    rows = []
+    for device in devices:
+        why = device_status(device)
+        for sampler in samplers:
+            for batch in batches:
+                for n_threads in threads:
+                    skip = why or (None if runs_on(sampler, device)
+                                   else f"{sampler} does not run on {device}")
+                    if not skip and sampler == "naive" and batch > NAIVE_MAX_BATCH:
+                        skip = f"naive is timed at batch <= {NAIVE_MAX_BATCH} only"
+                    if not skip and device == "cpu" and batch > cpu_max_batch:
+                        skip = f"cpu is timed at batch <= {cpu_max_batch} (--cpu-max-batch)"
+                    base = {"device": device, "sampler": sampler, "batch": batch,
+                            "threads": n_threads}
+                    if skip:
+                        rows.append({**base, "status": "skipped", "note": skip})
+                        continue
+                    n = naive_samples if sampler == "naive" else samples
+                    row = time_one(model, sampler=sampler, device=device, batch=batch,
+                                   threads=n_threads, samples=n, repeats=repeats, dtype=dtype,
+                                   seed=seed)
+                    log(f"{device} {sampler} batch {batch} threads {n_threads}: "
+                        f"{row['samples_per_s']:,.0f} samples/s")
+                    rows.append(row)
+    table = add_speedup(pd.DataFrame(rows).reindex(columns=COLUMNS), baseline)
+    write_tables(table, Path(out_dir), preset, baseline)
+    return table
+
+
+def _check_args(samplers, batches, threads, samples, naive_samples, repeats, baseline) -> None:
+    for s in samplers:
+        if s not in SAMPLERS:
+            raise InputError(f"unknown sampler {s!r}; available: {', '.join(SAMPLERS)}")
+    if baseline not in SAMPLERS:
+        raise InputError(f"unknown baseline {baseline!r}; available: {', '.join(SAMPLERS)}")
+    for name, values in (("batch", batches), ("threads", threads)):
+        if not values or any(v < 1 for v in values):
+            raise InputError(f"--{name} needs positive integers, got {list(values)}")
+    for name, value in (("samples", samples), ("naive-samples", naive_samples),
+                        ("repeats", repeats)):
+        if value < 1:
+            raise InputError(f"--{name} must be >= 1, got {value}")
+
+
+def write_tables(table: pd.DataFrame, out_dir: Path, preset: str, baseline: str) -> None:
+    """speed.csv, speed.md and speed.png, each written atomically."""
+    from reference_model.audio import atomic_write_bytes
+    from reports.markdown import to_markdown
+
+    atomic_write_bytes(out_dir / "speed.csv", table.to_csv(index=False).encode())
+    shown = table.drop(columns=["repeats", "x_realtime"])
+    text = (f"# Sampling speed: preset {preset}, baseline {baseline}\n\n{to_markdown(shown)}\n"
+            f"{DEFINITIONS}\n")
+    atomic_write_bytes(out_dir / "speed.md", text.encode())
+    if table["status"].eq("ok").any():
+        from reports.plots import plot_speed
+        atomic_write_bytes(out_dir / "speed.png", plot_speed(table[table["status"].eq("ok")]))
+
+
+def _int_list(text: str, name: str) -> tuple:
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise InputError(f"--{name} takes comma-separated integers, got {text!r}") from None
+
+
+@click.command("speed", context_settings=CONTEXT)
+@click.option("--preset", default="reference", show_default=True)
+@click.option("--devices", default="cpu,cuda", show_default=True, help="Comma-separated.")
+@click.option("--samplers", default="naive,cached,fused,cuda-graph", show_default=True)
+@click.option("--batch", "batch", default="1,8,64", show_default=True,
+              help="Comma-separated batch sizes.")
+@click.option("--threads", default="1", show_default=True, help="Comma-separated CPU thread counts.")
+@click.option("--samples", type=int, default=16000, show_default=True,
+              help="Samples per stream in each timed run.")
+@click.option("--naive-samples", type=int, default=100, show_default=True,
+              help="Samples per timed run of the (very slow) naive sampler.")
+@click.option("--repeats", type=int, default=5, show_default=True, help="Timed runs; the median counts.")
+@click.option("--baseline", default="cached", show_default=True, help="Sampler of speedup = 1.")
+@click.option("--cpu-max-batch", type=int, default=256, show_default=True,
+              help="Larger batches are skipped on the CPU (they take minutes).")
+@click.option("--float64", is_flag=True, help="Time float64 instead of float32.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("-o", "--out", "out_dir", default="runs/speed", show_default=True)
+def speed_command(devices, samplers, batch, threads, **options):
+    """Benchmark the samplers: samples/s per stream and aggregate, RTF, memory, speed-up.
+
+    \b
+    Example:
+      wavebench speed --preset reference --devices cpu,cuda --samplers cached,fused,cuda-graph \\
+          --batch 1,64 --threads 1,2 --samples 16000 -o runs/speed
+    """
+    table = run_speed(devices=[d.strip() for d in devices.split(",") if d.strip()],
+                      samplers=[s.strip() for s in samplers.split(",") if s.strip()],
+                      batches=_int_list(batch, "batch"), threads=_int_list(threads, "threads"),
+                      log=lambda line: click.echo(line, err=True), **options)
+    from reports.markdown import to_markdown
+    click.echo(to_markdown(table.drop(columns=["repeats", "x_realtime"])), nl=False)
+    click.echo(DEFINITIONS)
