@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from reference_model.audio import atomic_path
 from reference_model.config import ModelConfig, config_from_dict
 from reference_model.errors import InputError
 from reference_model.model import WaveNet
@@ -51,16 +51,10 @@ def save_checkpoint(path, *, config: ModelConfig, model_state: dict, **fields) -
                "model": clean_state_dict(model_state), "versions": library_versions(), **fields}
     if payload.get("ema_state") is not None:
         payload["ema_state"] = clean_state_dict(payload["ema_state"])
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(payload, f)
+        f.flush()
+        os.fsync(f.fileno())
     return path
 
 
