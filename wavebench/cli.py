@@ -211,7 +211,8 @@ def register_optional_commands() -> None:
     """Commands that live in their own modules."""
     for module, name in (("wavebench.generate", "generate_command"),
                          ("wavebench.speed", "speed_command"),
-                         ("wavebench.report", "report_command")):
+                         ("wavebench.report", "report_command"),
+                         ("wavebench.mos.cli", "mos_group")):
         try:
             command = getattr(__import__(module, fromlist=[name]), name)
         except (ImportError, AttributeError):

@@ -1,0 +1,1 @@
+"""MOS listening tests: blind, balanced packets (``mos packet``) and their validation."""

@@ -1,0 +1,100 @@
+"""The ``wavebench mos`` click group: ``packet`` and ``validate`` (import/analyze are added)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from reference_model.errors import InputError
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+@click.group("mos", context_settings=CONTEXT)
+def mos_group():
+    """MOS listening tests: build a blind offline packet, validate it, analyze ratings."""
+
+
+def _read_items(value: str):
+    """``auto`` -> None; else a file with one item key per line."""
+    if value == "auto":
+        return None
+    path = Path(value)
+    if not path.is_file():
+        raise InputError("no such items file", path)
+    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+
+
+@mos_group.command("packet", context_settings=CONTEXT)
+@click.argument("systems", nargs=-1, required=True)
+@click.option("--out", "out_dir", required=True,
+              help="Output folder (packet/, private/, packet.zip).")
+@click.option("--reference", default=None, help="Natural recordings as a condition: natural=DIR.")
+@click.option("--method", type=click.Choice(["acr", "mushra"]), default="acr", show_default=True)
+@click.option("--seed", default=1, show_default=True, help="Seed of the design and ids.")
+@click.option("--votes", default=10, show_default=True, help="Votes per (item, condition).")
+@click.option("--trials-per-session", default="auto", show_default=True,
+              help="ACR rating trials per session (a multiple of the conditions) or MUSHRA pages.")
+@click.option("--items", default="auto", show_default=True, help="File of item keys, or auto.")
+@click.option("--holdout", default=4, show_default=True, help="Items kept for gold/trap/training.")
+@click.option("--level", default="p56:-26", show_default=True, help="p56:DB, lufs:LUFS or none.")
+@click.option("--sample-rate", default="auto", show_default=True, help="auto or Hz.")
+@click.option("--bit-depth", type=click.Choice(["16", "24"]), default="16", show_default=True)
+@click.option("--anchors", default="auto", show_default=True,
+              help="Comma list of lp<Hz>, mnru<Q>; auto: lp3500,lp7000 for MUSHRA, none for ACR.")
+@click.option("--gold", type=click.Choice(["auto", "none"]), default="auto", show_default=True)
+@click.option("--traps", type=click.Choice(["tones", "none"]), default="tones", show_default=True)
+@click.option("--downmix", is_flag=True, help="Mix two-channel files to mono instead of refusing.")
+def packet(systems, out_dir, reference, method, seed, votes, trials_per_session, items, holdout,
+           level, sample_rate, bit_depth, anchors, gold, traps, downmix):
+    """Build a blind, balanced, level-aligned listening-test packet from folders of audio.
+
+    \b
+    Example:
+      wavebench mos packet base=out/base new=out/new --reference natural=data/wavs \\
+          --out mos_packet --votes 8
+    """
+    from wavebench.mos.packet import PacketOptions, build_packet
+
+    per = None if trials_per_session == "auto" else _int(trials_per_session, "--trials-per-session")
+    opt = PacketOptions(method=method, reference=reference, seed=seed, votes=votes,
+                        trials_per_session=per, items=_read_items(items), holdout=holdout,
+                        level=level, sample_rate=sample_rate, bit_depth=int(bit_depth),
+                        anchors=None if anchors == "auto" else anchors.split(","), gold=gold,
+                        traps=traps, downmix=downmix)
+    result = build_packet(list(systems), out_dir, opt)
+    for note in result.notes:
+        click.echo(note, err=True)
+    click.echo(f"packet {result.packet_id}: {result.n_lists} lists (one per rater session), "
+               f"{result.n_stimuli} files at {result.sample_rate} Hz, about "
+               f"{result.minutes_per_session:.1f} min per session, in {result.out_dir}")
+
+
+def _int(value: str, name: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise InputError(f"{name} must be auto or a whole number, got {value!r}") from None
+
+
+@mos_group.command("validate", context_settings=CONTEXT)
+@click.argument("packet_dir")
+def validate(packet_dir):
+    """Check a packet: file integrity, balance, leaks of system names or paths, key commitment.
+
+    \b
+    Example:
+      wavebench mos validate mos_packet
+    """
+    from wavebench.mos.validate import validate_packet
+
+    report = validate_packet(packet_dir)
+    for line in report.warnings:
+        click.echo(f"warning: {line}", err=True)
+    for line in report.info:
+        click.echo(line)
+    if report.errors:
+        for line in report.errors[1:]:
+            click.echo(f"error: {line}", err=True)
+        raise InputError(report.errors[0])
+    click.echo(f"packet {report.packet_id}: OK ({report.n_files} files checked)")
