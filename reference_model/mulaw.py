@@ -1,6 +1,10 @@
 """Mu-law companding (ITU-T G.711 style, continuous form) between float audio and integer codes."""
 import numpy as np
-import torch
+
+
+def _is_tensor(x) -> bool:
+    # checked by module name so that numpy-only callers (scoring workers) never import torch
+    return type(x).__module__.split(".")[0] == "torch"
 
 
 def mu_law_encode(audio, classes: int = 256):
@@ -16,7 +20,8 @@ def mu_law_encode(audio, classes: int = 256):
     array([  0, 128, 255])
     """
     mu = classes - 1
-    if isinstance(audio, torch.Tensor):
+    if _is_tensor(audio):
+        import torch
         x = audio.clamp(-1.0, 1.0)
         y = torch.sign(x) * torch.log1p(mu * x.abs()) / np.log1p(mu)
         return torch.round((y + 1) / 2 * mu).long()
@@ -32,7 +37,8 @@ def mu_law_decode(codes, classes: int = 256):
     input and a float tensor for torch input.
     """
     mu = classes - 1
-    if isinstance(codes, torch.Tensor):
+    if _is_tensor(codes):
+        import torch
         y = 2 * codes.double() / mu - 1
         return (torch.sign(y) * torch.expm1(y.abs() * np.log1p(mu)) / mu).float()
     y = 2 * np.asarray(codes, dtype=np.float64) / mu - 1

@@ -17,7 +17,26 @@ def show_progress(no_progress: bool) -> bool:
     return not no_progress and sys.stderr.isatty()
 
 
-@click.group(context_settings=CONTEXT)
+class LazyGroup(click.Group):
+    """Imports a command's module only when that command runs (or help lists it), so that a
+    quick command does not pay for torch, numba or matplotlib imports it never uses."""
+
+    lazy = {"generate": ("wavebench.generate", "generate_command"),
+            "speed": ("wavebench.speed", "speed_command"),
+            "report": ("wavebench.report", "report_command"),
+            "mos": ("wavebench.mos.cli", "mos_group")}
+
+    def list_commands(self, ctx):
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx, name):
+        if name in self.lazy and name not in self.commands:
+            module, attr = self.lazy[name]
+            self.add_command(getattr(__import__(module, fromlist=[attr]), attr), name)
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=LazyGroup, context_settings=CONTEXT)
 @click.option("--debug", is_flag=True, help="Show full tracebacks instead of one-line errors.")
 @click.version_option(package_name="wavebench")
 def cli(debug):
@@ -205,22 +224,6 @@ def demo(out_dir, steps, no_progress):
                       log=lambda line: click.echo(line, err=True))
     click.echo(result.summary)
     click.echo(f"demo finished in {result.seconds:.0f} s; open {result.report_html}")
-
-
-def register_optional_commands() -> None:
-    """Commands that live in their own modules."""
-    for module, name in (("wavebench.generate", "generate_command"),
-                         ("wavebench.speed", "speed_command"),
-                         ("wavebench.report", "report_command"),
-                         ("wavebench.mos.cli", "mos_group")):
-        try:
-            command = getattr(__import__(module, fromlist=[name]), name)
-        except (ImportError, AttributeError):
-            continue
-        cli.add_command(command)
-
-
-register_optional_commands()
 
 
 def main(argv=None) -> int:

@@ -3,38 +3,21 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 from tqdm.auto import tqdm
 
-from metrics import METRICS, InputError as MetricInputError, get_metric, score_pair
-from reference_model.audio import atomic_path, load_audio
+from metrics import METRICS, get_metric
+from reference_model.audio import atomic_path
 from reference_model.errors import InputError
-from reference_model.mulaw import mu_law_decode, mu_law_encode
 from reports import make_results_table, summarize, to_markdown, write_csv
 from wavebench.pairs import match_pairs
 from wavebench.runinfo import git_revision, library_versions, stable_hash
-
-ORACLES = ("mulaw",)
+from wavebench.score_worker import ORACLES, Task, one_thread_per_worker, score_task
 ROWS_FILE = "rows.jsonl"  # results as they arrive; the run resumes from it
 SETTINGS_FILE = "run.json"
-
-
-@dataclass(frozen=True)
-class Task:
-    """One utterance of one system to score (``generated`` None for an oracle system)."""
-
-    system: str
-    utterance: str
-    reference: str
-    generated: str | None
-    metrics: tuple
-    strict_rate: bool
-    oracle: str | None = None
 
 
 @dataclass
@@ -47,48 +30,6 @@ class ScoreResult:
     n_resumed: int
     failures: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
-
-
-def oracle_audio(kind: str, reference: np.ndarray) -> np.ndarray:
-    """The reference through 8-bit mu-law: the floor a 256-class WaveNet cannot beat."""
-    if kind != "mulaw":
-        raise InputError(f"unknown oracle {kind!r}; available: {', '.join(ORACLES)}")
-    return mu_law_decode(mu_law_encode(reference))
-
-
-def score_task(task: Task) -> dict:
-    """Load a pair and score it; runs in a worker process. Unusable files raise InputError."""
-    ref = load_audio(task.reference, allow_silent=True, allow_nonfinite=True)
-    notes = [f"{task.utterance}: reference {n}" for n in ref.notes]
-    if task.oracle:
-        generated = oracle_audio(task.oracle, ref.audio)
-    else:
-        gen = load_audio(task.generated, allow_silent=True, allow_nonfinite=True)
-        if gen.sample_rate != ref.sample_rate:
-            if task.strict_rate:
-                raise InputError(f"{gen.sample_rate} Hz but the reference is at {ref.sample_rate} "
-                                 "Hz (--strict-rate refuses to resample)", task.generated)
-            gen = load_audio(task.generated, ref.sample_rate, allow_silent=True,
-                             allow_nonfinite=True)
-        notes += [f"{task.utterance}: {task.system} {n}" for n in gen.notes]
-        generated = gen.audio
-    try:
-        results = score_pair(task.metrics, reference=ref.audio, generated=generated,
-                             sample_rate=ref.sample_rate)
-        rows = [{"metric": name, "value": r.value, "status": r.status}
-                for name, r in results.items()]
-    except MetricInputError as exc:  # e.g. lengths that differ by more than one hop
-        status = "length_mismatch" if "length" in str(exc) else "bad_input"
-        notes.append(f"{task.utterance}: {task.system}: {exc}")
-        rows = [{"metric": name, "value": float("nan"), "status": status} for name in task.metrics]
-    for row in rows:
-        row.update(system=task.system, utterance=task.utterance)
-    return {"system": task.system, "utterance": task.utterance, "rows": rows, "notes": notes}
-
-
-def one_thread_per_worker() -> None:
-    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
-        os.environ[name] = "1"
 
 
 def read_done(path: Path) -> dict:
@@ -213,8 +154,7 @@ def run_tasks(tasks, rows_path: Path, jobs: int, progress: bool):
         else:
             import multiprocessing
             context = multiprocessing.get_context("spawn")  # no forked torch/OpenMP state
-            with ProcessPoolExecutor(jobs, mp_context=context,
-                                     initializer=one_thread_per_worker) as pool:
+            with one_thread_per_worker(), ProcessPoolExecutor(jobs, mp_context=context) as pool:
                 futures = [pool.submit(score_task, task) for task in tasks]
                 try:
                     for future in as_completed(futures):

@@ -54,7 +54,6 @@ def score_checkpoint(checkpoint, *, reference_dir, out_dir, system=None, metrics
     names = list(metrics or DEFAULT_METRICS)
     want_nll = "nll_bits" in names or metrics is None
     pair_metrics = [m for m in names if m != "nll_bits"]
-    references = keyed_files(reference_dir)
     synthesize = config.uses_mel and bool(pair_metrics)
     if pair_metrics and not config.uses_mel:
         log(f"note: {system} is not mel-conditioned: only nll_bits is scored "
