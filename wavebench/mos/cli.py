@@ -98,3 +98,12 @@ def validate(packet_dir):
             click.echo(f"error: {line}", err=True)
         raise InputError(report.errors[0])
     click.echo(f"packet {report.packet_id}: OK ({report.n_files} files checked)")
+
+
+def _add_analysis_commands() -> None:
+    from wavebench.mos.analysis_cli import analyze_command, import_command
+    mos_group.add_command(import_command)
+    mos_group.add_command(analyze_command)
+
+
+_add_analysis_commands()

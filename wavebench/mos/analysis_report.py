@@ -1,0 +1,375 @@
+"""``wavebench mos analyze``: screening, tables, plots and the report with its checklist.
+
+Reads ratings.csv (and raters.csv beside it when present) and the packet; writes every table
+of MOS.md 12.2-12.5 as CSV, the figures as PNG and SVG, and report.md, report.html and
+report.json through :mod:`reports` (12.6). All writes are atomic; the bootstrap is seeded, so
+the same inputs give the same outputs.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from reference_model.errors import InputError
+from reports import Image, Section, render_html, to_markdown, write_csv, write_html
+from reports.files import atomic_write_bytes, atomic_write_text
+from wavebench.mos import analysis, analysis_plots, screening
+from wavebench.mos.ratings import Packet, load_packet, read_ratings, unblind
+
+NOT_REPORTED = "NOT REPORTED"
+_NOT_COMPARABLE = ("MOS values are not comparable across tests: they depend on the other "
+                   "conditions, the raters and the instructions (Le Maguer et al. 2024; Cooper "
+                   "& Yamagishi 2023). Compare systems only within this test.")
+
+
+@dataclass(frozen=True)
+class AnalysisOptions:
+    """Settings of one analysis (the command line's options)."""
+
+    screening_path: str | None = None
+    ci: str = "all"                      # boot2way | crowdmos | t | all
+    generalize: str = "raters+items"
+    correction: str = "holm"
+    alpha: float = 0.05
+    baseline: str | None = None
+    n_boot: int = 2000
+    seed: int = 0
+    compare_anchors: bool = False
+    raters_path: str | None = None
+    plots: bool = True
+
+
+@dataclass
+class AnalysisResult:
+    """What ``analyze`` wrote and the headline table."""
+
+    out_dir: Path
+    system_scores: pd.DataFrame
+    pairwise: pd.DataFrame
+    screening: screening.ScreeningResult
+    notes: list
+
+
+def _durations(packet: Packet) -> dict:
+    """Seconds per stimulus: private/processing.csv, else the WAV headers ({} if neither)."""
+    processing = packet.root / "private" / "processing.csv"
+    try:
+        table = pd.read_csv(processing, dtype={"anon_id": str})
+        return dict(zip(table["anon_id"], table["duration_s"].astype(float)))
+    except (OSError, KeyError, ValueError, pd.errors.ParserError):
+        pass  # absent or another layout: read the audio headers instead
+    import soundfile as sf
+
+    out = {}
+    for anon, entry in packet.key["stimuli"].items():
+        path = packet.root / "packet" / entry.get("file", f"stimuli/{anon}.wav")
+        try:
+            out[anon] = sf.info(str(path)).duration
+        except (RuntimeError, OSError, ValueError):  # soundfile raises LibsndfileError
+            continue
+    return out
+
+
+def _read_raters(path: Path | None, ratings_path: Path) -> pd.DataFrame | None:
+    path = path or ratings_path.with_name("raters.csv")
+    if not Path(path).is_file():
+        return None
+    try:
+        return pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise InputError(f"not a readable raters CSV ({str(err).splitlines()[0]})",
+                         path) from None
+
+
+def _list_sizes(packet: Packet) -> dict:
+    sizes = {}
+    for trial in packet.key["trials"].values():
+        if trial.get("trial_type") not in ("training", "calibration"):
+            sizes[trial["list_id"]] = sizes.get(trial["list_id"], 0) + 1
+    return sizes
+
+
+def _ci_methods(ci: str) -> tuple[tuple, str]:
+    if ci == "all":
+        return analysis.CI_METHODS, "boot2way"
+    if ci not in analysis.CI_METHODS:
+        raise InputError(f"--ci {ci!r} is not available; use boot2way, crowdmos, t or all "
+                         "(lmm is not implemented)")
+    return (ci,), ci
+
+
+def run_analysis(ratings_path, packet_dir, out_dir, options: AnalysisOptions = AnalysisOptions(),
+                 log=lambda line: None) -> AnalysisResult:
+    """Analyze a listening test end to end and write the report folder.
+
+    Parameters
+    ----------
+    ratings_path : str or os.PathLike
+        ratings.csv from ``wavebench mos import``.
+    packet_dir : str or os.PathLike
+        The packet's output folder (``packet/`` and ``private/``).
+    out_dir : str or os.PathLike
+        Report folder (created).
+    options : AnalysisOptions
+    log : callable
+        Receives progress lines.
+
+    Returns
+    -------
+    AnalysisResult
+
+    Raises
+    ------
+    InputError
+        A swapped or missing key, ratings of another packet, an unreadable or truncated
+        ratings file, bad screening rules, or no ratings left after screening.
+    """
+    ratings_path, out_dir = Path(ratings_path), Path(out_dir)
+    packet = load_packet(packet_dir)
+    methods, primary = _ci_methods(options.ci)
+    rules, rules_sha = screening.load_rules(options.screening_path)
+    trials = unblind(read_ratings(ratings_path, packet), packet)
+    raters_csv = _read_raters(options.raters_path and Path(options.raters_path), ratings_path)
+    completed = None if raters_csv is None else dict(zip(
+        raters_csv["session_id"], raters_csv["completed"].str.lower().isin(["true", "1"])))
+    log(f"screening {trials['session_id'].nunique()} sessions ({rules_sha[:12]})")
+    screened = screening.screen(trials, rules, rules_sha, list_sizes=_list_sizes(packet),
+                                durations=_durations(packet), completed=completed,
+                                method=packet.method)
+    if screened.kept.empty:
+        raise InputError("no ratings left after screening; see the screening rules "
+                         f"(sha256 {rules_sha[:12]})", ratings_path)
+    log(f"bootstrapping {len(screened.kept)} ratings ({options.n_boot} replicates)")
+    tables = _tables(trials, screened, packet, options, methods, primary)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, table in tables.items():
+        if table is not None:
+            write_csv(table, out_dir / f"{name}.csv")
+    figures = _figures(tables, primary, screened.kept, out_dir) if options.plots else {}
+    _write_report(out_dir, packet, trials, raters_csv, tables, screened, figures, options,
+                  primary, ratings_path)
+    return AnalysisResult(out_dir, tables["system_scores"], tables["pairwise"], screened,
+                          screened.notes)
+
+
+def _tables(trials, screened, packet, options, methods, primary) -> dict:
+    """Every table of the report (pairwise is None with fewer than 2 compared conditions)."""
+    kept = screened.kept
+    rated_conditions = sorted(kept["condition"].unique())
+    if options.baseline and options.baseline not in rated_conditions:
+        raise InputError(f"baseline {options.baseline!r} is not among the rated conditions: "
+                         f"{', '.join(rated_conditions)}")
+    scores = analysis.system_scores(kept, methods=methods, primary=primary, alpha=options.alpha,
+                                    n_boot=options.n_boot, seed=options.seed,
+                                    generalize=options.generalize, scale=_scale(packet))
+    compared = [c for c, r in zip(scores["condition"], scores["role"])
+                if options.compare_anchors or r == "system"]
+    if options.baseline and options.baseline not in compared:
+        compared.append(options.baseline)
+    pairs = analysis.pairwise(kept, conditions=compared, baseline=options.baseline,
+                              correction=options.correction, alpha=options.alpha,
+                              n_boot=options.n_boot, seed=options.seed,
+                              generalize=options.generalize) if len(compared) > 1 else None
+    return {
+        "system_scores": scores,
+        "pairwise": pairs,
+        "per_item": analysis.per_item(kept),
+        "per_rater": analysis.per_rater(trials, screened.unscreened, screened.sessions,
+                                        screened.raters),
+        "screening_log": screened.log,
+        "design_balance": analysis.design_balance(screened.unscreened, kept,
+                                                  packet.key.get("votes")),
+        "sensitivity": analysis.sensitivity(screened.unscreened, screened.objective_only, kept),
+        "list_counts": _list_counts(screened),
+    }
+
+
+def _scale(packet: Packet) -> tuple[float, float]:
+    scale = packet.manifest.get("scale") or {}
+    return float(scale.get("min", 1)), float(scale.get("max", 5))
+
+
+def _list_counts(screened) -> pd.DataFrame:
+    s = screened.sessions
+    return (s.groupby("list_id").agg(sessions=("session_id", "size"),
+                                     sessions_kept=("excluded", lambda e: int((~e).sum())))
+            .reset_index())
+
+
+def _figures(tables: dict, primary: str, kept: pd.DataFrame, out_dir: Path) -> dict:
+    """Write every figure as PNG and SVG; return name -> PNG Image for the HTML page."""
+    order = list(tables["system_scores"]["condition"])
+    specs = [("system_mos", "System MOS with the primary interval",
+              lambda: analysis_plots.plot_system_mos(tables["system_scores"], primary)),
+             ("rating_distribution", "Rating distribution per condition",
+              lambda: analysis_plots.plot_distribution(kept, order)),
+             ("rater_bias", "Rater bias vs consensus correlation",
+              lambda: analysis_plots.plot_rater_scatter(tables["per_rater"])),
+             ("item_heatmap", "Item x condition mean ratings",
+              lambda: analysis_plots.plot_item_heatmap(tables["per_item"], order)),
+             ("votes_per_cell", "Votes per (item, condition) after screening",
+              lambda: analysis_plots.plot_votes_histogram(tables["design_balance"]))]
+    if tables["pairwise"] is not None:
+        in_pairs = set(tables["pairwise"][["sys_a", "sys_b"]].to_numpy().ravel())
+        compared = [c for c in order if c in in_pairs]
+        specs.insert(2, ("pairwise_matrix", "Pairwise differences and adjusted p-values",
+                         lambda: analysis_plots.plot_pairwise_matrix(tables["pairwise"],
+                                                                     compared)))
+    figures = {}
+    for name, caption, make in specs:
+        rendered = make()
+        for fmt, data in rendered.items():
+            atomic_write_bytes(out_dir / f"{name}.{fmt}", data)
+        figures[name] = Image(rendered["png"], caption)
+    return figures
+
+
+def _tool_version() -> str:
+    try:
+        return metadata.version("wavebench")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _config(packet: Packet) -> dict:
+    """The packet's resolved config (JSON text, which YAML readers also accept); {} if absent."""
+    path = packet.root / "private" / "config.resolved.yaml"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        try:
+            import yaml
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except Exception:  # absent file, no PyYAML or not YAML: the checklist says so
+            data = {}
+    return data if isinstance(data, dict) else {}
+
+
+def _header(packet, options, primary, screened) -> pd.DataFrame:
+    test = ("Wilcoxon signed-rank on per-rater mean differences of item-adjusted scores "
+            f"(Mann-Whitney on rater means below {analysis.MIN_PAIRED_RATERS} paired raters)")
+    rows = [("packet_id", packet.packet_id),
+            ("key commitment verified", f"yes (sha256 {packet.key_commitment})"),
+            ("tool version", f"wavebench {_tool_version()}"),
+            ("bootstrap seed", str(options.seed)),
+            ("bootstrap replicates", str(options.n_boot)),
+            ("screening rules sha256", screened.rules_sha256),
+            ("primary CI", f"{primary} (generalizes over {options.generalize})"),
+            ("test", test), ("correction", options.correction), ("alpha", str(options.alpha))]
+    return pd.DataFrame(rows, columns=["field", "value"])
+
+
+def _checklist(packet, trials, raters_csv, screened, options, primary, tables,
+               ratings_path) -> pd.DataFrame:
+    m, key, cfg = packet.manifest, packet.key, _config(packet)
+    study, design = cfg.get("study") or {}, cfg.get("design") or {}
+    scale = m.get("scale") or {}
+    conds = key.get("conditions") or sorted(trials["condition"].unique())
+    votes = tables["design_balance"]["votes_kept"]
+    n_sessions = trials["session_id"].nunique()
+    done = int(raters_csv["completed"].str.lower().eq("true").sum()) if raters_csv is not None \
+        else None
+    kept_raters = screened.kept["rater_id"].nunique()
+    first_list = next(iter(m.get("lists", {}).values()), [])
+    items_per_condition = screened.unscreened.groupby("condition")["item"].nunique().max()
+
+    def val(x):
+        empty = x is None or (isinstance(x, (str, list, dict)) and len(x) == 0)
+        return NOT_REPORTED if empty else str(x)
+
+    rows = [
+        ("1. Method and standard", val(f"{packet.method.upper()}; standard and deviations: "
+                                       f"{study.get('standard', NOT_REPORTED)}")),
+        ("2. Attribute", val(m.get("attribute"))),
+        ("2. Question (verbatim)", val(m.get("question"))),
+        ("3. Scale", val(f"{scale.get('id', '')} {scale.get('min', '')}-{scale.get('max', '')} "
+                         f"step {scale.get('step', '')}; labels {scale.get('labels', '')}"
+                         if scale else None)),
+        ("4. Conditions", val(", ".join(conds))),
+        ("4. Items per condition", val(int(items_per_condition))),
+        ("4. Delivered audio", val(f"{m.get('sample_rate')} Hz, {m.get('bit_depth')}-bit"
+                                   if m.get("sample_rate") else None)),
+        ("4. Level alignment", val(cfg.get("level") or (cfg.get("audio") or {}).get("level"))),
+        ("4. System versions / checkpoints", val(study.get("systems"))),
+        ("5. Votes per stimulus (target / achieved median)",
+         f"{val(key.get('votes'))} / {float(np.median(votes)) if len(votes) else 'none'}"),
+        ("5. Trials per session", val(len(first_list))),
+        ("5. Sessions per rater", val(design.get("sessions_per_rater", 1))),
+        ("5. Lists", val(len(m.get("lists", {})))),
+        ("5. Checks used", val(", ".join(sorted(set(trials["trial_type"]) - {"rating"})))),
+        ("6. Platform", val(study.get("platform"))),
+        ("6. Recruitment", val(study.get("recruitment"))),
+        ("6. Raters: sessions / completed / raters after screening",
+         f"{n_sessions} / {val(done)} / {kept_raters}"),
+        ("6. Listening device", val(", ".join(sorted(set(raters_csv["device"]) - {""})))
+         if raters_csv is not None else NOT_REPORTED),
+        ("6. Environment", val(study.get("environment"))),
+        ("6. Payment per hour", val(study.get("payment_per_hour"))),
+        ("6. Date range", val(f"{raters_csv['started_at'].min()} to "
+                              f"{raters_csv['finished_at'].max()}")
+         if raters_csv is not None else NOT_REPORTED),
+        ("7. Screening", f"pre-registered rules sha256 {screened.rules_sha256[:16]}; "
+                         "counts per rule and sensitivity table below"),
+        ("8. Statistics", f"primary CI {primary} over {options.generalize}; rater-level "
+                          f"Wilcoxon on item-adjusted scores; {options.correction}; "
+                          f"alpha {options.alpha}; wavebench {_tool_version()}"),
+        ("9. Results", "MOS with intervals for every condition incl. natural and anchors; "
+                       + _NOT_COMPARABLE),
+        ("10. Data availability", f"{ratings_path} and raters.csv (pseudonymized)"),
+    ]
+    return pd.DataFrame(rows, columns=["item", "value"])
+
+
+def _write_report(out_dir, packet, trials, raters_csv, tables, screened, figures, options,
+                  primary, ratings_path) -> None:
+    header = _header(packet, options, primary, screened)
+    checklist = _checklist(packet, trials, raters_csv, screened, options, primary, tables,
+                           ratings_path)
+    missing = int(checklist["value"].str.contains(NOT_REPORTED).sum())
+    sections = [
+        Section("Test", table=header),
+        Section("Reporting checklist", text=f"{missing} field(s) NOT REPORTED: fill the "
+                "packet config's study block.", table=checklist),
+        Section("System MOS", text="Intervals: boot2way = two-way bootstrap over raters and "
+                "items (primary); crowdmos = Ribeiro et al. 2011; t = naive t interval, which "
+                "assumes independent ratings. " + _NOT_COMPARABLE,
+                table=tables["system_scores"]),
+    ]
+    if tables["pairwise"] is not None:
+        sections.append(Section("Pairwise comparisons", text=f"Family: {len(tables['pairwise'])}"
+                                f" comparisons; correction {options.correction}, alpha "
+                                f"{options.alpha}.", table=tables["pairwise"]))
+    sections += [
+        Section("Screening waterfall", text=" ".join(screened.notes) or None,
+                table=tables["screening_log"]),
+        Section("Screening sensitivity", table=tables["sensitivity"]),
+        Section("Raters", table=tables["per_rater"]),
+        Section("Lists", table=tables["list_counts"]),
+    ]
+    if figures:
+        sections.append(Section("Figures", images=list(figures.values())))
+    title = f"MOS test {packet.packet_id}"
+    write_html(out_dir / "report.html", render_html(sections, title))
+    md = [f"# {title}\n"]
+    for s in sections:
+        md.append(f"\n## {s.title}\n")
+        if s.text:
+            md.append(f"\n{s.text}\n")
+        if s.table is not None:
+            md.append("\n" + to_markdown(s.table))
+    if figures:
+        md.append("\nFigures (PNG and SVG beside this file): "
+                  + ", ".join(f"{name}.png" for name in figures) + "\n")
+    atomic_write_text(out_dir / "report.md", "".join(md))
+    doc = {"header": dict(zip(header["field"], header["value"])),
+           "checklist": dict(zip(checklist["item"], checklist["value"])),
+           "screening_rules": screened.rules, "notes": screened.notes}
+    for name in ("system_scores", "pairwise", "screening_log", "sensitivity"):
+        if tables[name] is not None:
+            doc[name] = json.loads(tables[name].to_json(orient="records"))
+    atomic_write_text(out_dir / "report.json", json.dumps(doc, indent=1, allow_nan=False) + "\n")
