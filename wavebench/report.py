@@ -492,7 +492,7 @@ def _pair_audio(run: Run, system: str, utterance: str):
         raise InputError("no run.json naming the audio folders", run.path)
     ref = load_audio(_find_audio(Path(inputs["reference"]), utterance), allow_silent=True)
     if system.startswith(ORACLE_PREFIX):
-        from wavebench.score import oracle_audio  # imports torch: only when an oracle is drawn
+        from wavebench.score_worker import oracle_audio
         return ref.audio, oracle_audio(system[len(ORACLE_PREFIX):], ref.audio), ref.sample_rate
     generated = inputs.get("generated")
     folder = generated.get(system) if isinstance(generated, dict) else None
