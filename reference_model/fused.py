@@ -1,12 +1,28 @@
-"""The ``fused`` CPU sampler: the whole cached step compiled with numba, no per-layer Python.
+"""The ``fused`` CPU sampler: the cached step compiled with numba into register-blocked kernels.
 
-Per step and stream the work is: the embedding row of the previous code; per layer, the past
-taps and the current input times one ``[K R, 2D]`` matrix (read from a ring buffer), the gate
-``tanh(f) * sigmoid(g)``, the residual product; then the skip sum of all layers as one
-``[L D, S]`` product, two end products, and :func:`reference_model.sample.sample_next`'s
-inverse CDF. A block of streams advances in lockstep so every weight row loaded from cache
-serves all of them; blocks run on numba threads (``prange``). Float32 and float64 are two
-compilations of the same code (``cache=True`` keeps them on disk).
+Per step, a block of streams advances through every layer in lockstep. For each layer: the
+past taps (from a ring buffer) and the current input times one ``[K R, 2D]`` matrix, the gate
+``tanh(f) * sigmoid(g)``, then one product with ``[W_res | W_skip]`` that adds the residual
+to the layer input and the skip term to a running skip sum held beside it. After the last
+layer: two end products and the inverse-CDF draw of
+:func:`reference_model.sample.sample_next`. Blocks of streams run on numba's threads.
+
+Why it is fast (see ``benchmarks/bench_samplers.py`` for the figures):
+
+- Every product runs through :func:`_gemm`, whose accumulators (MB streams by NB outputs) live
+  in a stack array that LLVM keeps in vector registers; one weight row loaded from cache
+  serves MB streams. Heap arrays cannot be promoted so (numba marks no pointer ``noalias``).
+- LLVM is told to prefer 512-bit vectors where the CPU has them (its default on AVX-512 server
+  parts is 256 bits), which doubles the multiply-adds per instruction.
+- float32 uses a rational ``tanh`` that LLVM vectorizes (numba has no vector libm here:
+  ``np.tanh`` is a scalar call); float64 keeps the exact ``np.tanh``. The draw uses a
+  vectorizable float64 ``exp``.
+- A lone stream (batch 1, or the remainder of a block) skips the weight rows of the end
+  products whose input is zero after the ReLU (about half), so its per-step weight traffic
+  (about 1.9 MB in float32 for the reference preset) fits the L2 cache better.
+- numba checks every array index for Python's negative indexing unless LLVM can prove it
+  non-negative; such a check inside a loop turns vector loads into gathers. Offsets derived
+  from arguments or loaded values are therefore wrapped in ``max(..., 0)`` (a no-op).
 
 The gate uses sigmoid(g) = (1 + tanh(g / 2)) / 2 with the gate weights pre-scaled by 1/2
 (exact in binary floating point), so one ``tanh`` serves both halves.
@@ -19,161 +35,505 @@ import math
 import numba
 import numpy as np
 import torch
-from numba import njit, prange
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 from reference_model.sample import (CHUNK, Inputs, cond_terms, prime_history, speaker_bias,
                                     step_weights)
 
-# Contraction and reassociation let LLVM vectorize the products; no nnan/ninf, so NaN and
-# overflow behave as in the reference. The sampling function is compiled without them.
+# Contraction and reassociation let LLVM vectorize; no nnan/ninf, so NaN and overflow behave
+# as in the reference. The draw (_sample_row, _exp_nonpositive) is compiled without them.
 FAST = {"contract", "reassoc", "nsz", "arcp"}
-BLOCK = 32  # most streams one thread advances in lockstep (their accumulators stay in L1/L2)
+MB = 4  # streams per register block of _gemm
+NB = 64  # outputs per register block: 4 AVX-512 registers per stream, 16 accumulators in all
+KC = 128  # rows of a weight panel per pass (128 x NB floats: 32 KiB, within L1)
+BLOCK = 64  # most streams one thread advances in lockstep (weights are read once per block-step)
+
+# tanh(x) ~ x P(x^2) / Q(x^2) on |x| <= TANH_CLAMP (beyond it float32 tanh rounds to +-1).
+# Fitted here (iteratively reweighted least squares on relative error, float64): max relative
+# error 2.3e-8 in float64 arithmetic, 3.7e-7 (about 6 ulp) evaluated in float32.
+TANH_CLAMP = np.float32(9.1)
+TANH_P = tuple(np.float32(v) for v in (0.9999999772320779, 0.13374479366646128,
+                                       0.003487815858760539, 2.0481259699221884e-05,
+                                       1.3177611582006606e-08))
+TANH_Q = tuple(np.float32(v) for v in (1.0, 0.4670779315491277, 0.02584740727184931,
+                                       0.0003272927789794043, 7.704085169755306e-07))
+F32_HALF, F32_ONE = np.float32(0.5), np.float32(1.0)
+
+# exp(x) = 2^n exp(r), r = x - n ln 2 with ln 2 split so that n * LN2_HI is exact (Cody-Waite).
+LOG2E = 1.4426950408889634
+LN2_HI = 0.693147180369123816490  # 32 significant bits
+LN2_LO = 1.90821492927058770002e-10
+EXP_COEF = tuple(1.0 / math.factorial(k) for k in range(14))  # Taylor to r^13: error < 1e-17
+SEARCH_STEP = 8  # weights summed per step of the inverse-CDF search
+EXP_MIN = -708.0  # below it 2^n is subnormal; such terms are flushed to 0 (they are < 1e-307)
 
 
-@njit(cache=True, nogil=True)
-def _sample_row(logits, u, temperature):
-    """Inverse CDF of softmax(logits / T) in float64, as ``sample_next`` (argmax at T = 0)."""
-    n = logits.shape[0]
+# ----------------------------------------------------------------------------- LLVM helpers
+
+@intrinsic
+def _wide_vectors(typingctx):
+    """Let LLVM vectorize the calling function with 512-bit registers where the CPU has them."""
+    def codegen(context, builder, signature, args):
+        # llvmlite accepts only a fixed list of attribute names; a string attribute goes in as is.
+        set.add(builder.function.attributes, '"prefer-vector-width"="512"')
+        return context.get_dummy_value()
+    return types.none(), codegen
+
+
+@intrinsic
+def _keep_outlined(typingctx):
+    """Keep the calling function out of its callers: the prange wrapper re-optimizes inlined
+    code without the attributes above (and vectorizes it worse)."""
+    def codegen(context, builder, signature, args):
+        builder.function.attributes.add("noinline")
+        return context.get_dummy_value()
+    return types.none(), codegen
+
+
+@intrinsic
+def _scratch(typingctx, dtype):
+    """Pointer to MB * NB elements on the stack, which LLVM may keep in registers."""
+    def codegen(context, builder, signature, args):
+        ty = context.get_data_type(dtype.dtype)
+        return cgutils.alloca_once(builder, ty, size=context.get_constant(types.intp, MB * NB))
+    return types.CPointer(dtype.dtype)(dtype), codegen
+
+
+@intrinsic
+def _double_from_bits(typingctx, bits):
+    """The float64 whose IEEE-754 bit pattern is the int64 ``bits``."""
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+    return types.float64(types.int64), codegen
+
+
+# ----------------------------------------------------------------------------- products
+
+@njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
+def _gemm(x, w, y, rows, sparse, idx):
+    """``y[:rows] += x[:rows] @ w``: MB rows at a time, then single rows by :func:`_gemv`.
+
+    Parameters
+    ----------
+    x : np.ndarray [shape=(>= rows, n_in)]
+    w : np.ndarray [shape=(n_in, n_out)]
+        ``n_out`` a multiple of NB (:func:`fused_weights` pads with zero columns).
+    y : np.ndarray [shape=(>= rows, n_out)]
+        Updated in place.
+    rows : int
+    sparse : bool
+        The single rows skip the weight rows where ``x`` is zero (after a ReLU, about half);
+        exact for finite weights, as each skipped term is 0 * w = 0.
+    idx : np.ndarray [shape=(>= n_in,)], int64
+        Work space for the rows used.
+    """
+    _wide_vectors()
+    full = rows - rows % MB
+    acc = numba.carray(_scratch(y.dtype), (MB, NB))
+    n_in, n_out = w.shape
+    for p in range(n_out // NB):
+        n0 = p * NB  # provably >= 0, so indexing needs no wraparound (which defeats vectorizing)
+        for q in range((n_in + KC - 1) // KC):  # KC rows of the panel stay in L1 for all blocks
+            for b0 in range(0, full, MB):
+                for bb in range(MB):
+                    for j in range(NB):
+                        acc[bb, j] = y[b0 + bb, n0 + j]
+                for k in range(q * KC, min(q * KC + KC, n_in)):
+                    wk = w[k]
+                    for bb in range(MB):
+                        xv = x[b0 + bb, k]
+                        for j in range(NB):
+                            acc[bb, j] += xv * wk[n0 + j]
+                for bb in range(MB):
+                    for j in range(NB):
+                        y[b0 + bb, n0 + j] = acc[bb, j]
+    for b in range(full, rows):
+        n_used = _nonzero(x[b], idx) if sparse else _all(n_in, idx)
+        _gemv(x[b], w, y[b], idx[:n_used])
+
+
+@njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
+def _nonzero(x, idx):
+    """Positions of the non-zero entries of ``x`` in ``idx``, branch-free; returns their number."""
+    n = 0
+    for k in range(x.shape[0]):
+        idx[n] = k
+        n += x[k] != 0
+    return n
+
+
+@njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
+def _all(n, idx):
+    """``idx[:n] = 0, 1, ..., n - 1``; returns ``n``."""
+    for k in range(n):
+        idx[k] = k
+    return n
+
+
+@njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
+def _gemv(x, w, y, rows_used):
+    """``y += x[rows_used] @ w[rows_used]`` for one stream (see :func:`_gemm`).
+
+    Columns go MB NB at a time (MB * NB / 16 independent accumulators), then NB at a time with
+    the rows dealt round-robin to MB partial sums, so the multiply-adds do not wait on each
+    other's latency.
+    """
+    _wide_vectors()
+    acc = numba.carray(_scratch(y.dtype), (MB, NB))
+    n_used = rows_used.shape[0]
+    for p in range(w.shape[1] // (MB * NB)):
+        n0 = p * MB * NB
+        for bb in range(MB):
+            for j in range(NB):
+                acc[bb, j] = y[n0 + bb * NB + j]
+        for i in range(n_used):
+            k = max(rows_used[i], 0)  # proves k >= 0 (see the module docstring)
+            xv, wk = x[k], w[k]
+            for bb in range(MB):
+                for j in range(NB):
+                    acc[bb, j] += xv * wk[n0 + bb * NB + j]
+        for bb in range(MB):
+            for j in range(NB):
+                y[n0 + bb * NB + j] = acc[bb, j]
+    done = max(w.shape[1] // (MB * NB) * MB * NB, 0)
+    for p in range((w.shape[1] - done) // NB):
+        _gemv_panel(x, w, y, rows_used, done + p * NB)
+
+
+@njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
+def _gemv_panel(x, w, y, rows_used, n0):
+    """``y[n0:n0 + NB] += x[rows_used] @ w[rows_used, n0:n0 + NB]`` with MB = 4 partial sums."""
+    _wide_vectors()
+    acc = numba.carray(_scratch(y.dtype), (MB, NB))
+    n0 = max(n0, 0)
+    n_used = rows_used.shape[0]
+    for bb in range(MB):
+        for j in range(NB):
+            acc[bb, j] = 0
+    for i0 in range(0, n_used - n_used % MB, MB):
+        k0, k1 = max(rows_used[i0], 0), max(rows_used[i0 + 1], 0)
+        k2, k3 = max(rows_used[i0 + 2], 0), max(rows_used[i0 + 3], 0)
+        x0, x1, x2, x3 = x[k0], x[k1], x[k2], x[k3]
+        w0, w1, w2, w3 = w[k0], w[k1], w[k2], w[k3]
+        for j in range(NB):
+            acc[0, j] += x0 * w0[n0 + j]
+            acc[1, j] += x1 * w1[n0 + j]
+            acc[2, j] += x2 * w2[n0 + j]
+            acc[3, j] += x3 * w3[n0 + j]
+    for i in range(n_used - n_used % MB, n_used):
+        k = max(rows_used[i], 0)
+        xv, wk = x[k], w[k]
+        for j in range(NB):
+            acc[0, j] += xv * wk[n0 + j]
+    for j in range(NB):
+        y[n0 + j] += (acc[0, j] + acc[1, j]) + (acc[2, j] + acc[3, j])
+
+
+# ----------------------------------------------------------------------------- elementwise math
+
+@njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy", inline="always")
+def _tanh32(x):
+    """float32 tanh by the rational TANH_P / TANH_Q (relative error < 4e-7, |tanh| <= 1).
+
+    The clamps are comparisons, so a NaN input passes through to a NaN output.
+    """
+    if x > TANH_CLAMP:
+        x = TANH_CLAMP
+    elif x < -TANH_CLAMP:
+        x = -TANH_CLAMP
+    t = x * x
+    p = (((TANH_P[4] * t + TANH_P[3]) * t + TANH_P[2]) * t + TANH_P[1]) * t + TANH_P[0]
+    q = (((TANH_Q[4] * t + TANH_Q[3]) * t + TANH_Q[2]) * t + TANH_Q[1]) * t + TANH_Q[0]
+    y = x * p / q
+    if y > F32_ONE:  # rounding can give 1 + 1 ulp near the clamp
+        y = F32_ONE
+    elif y < -F32_ONE:
+        y = -F32_ONE
+    return y
+
+
+@njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
+def _gate(h, z, rows, approx, half):
+    """``z = tanh(f) * (half + half tanh(g'))`` for ``h = [f | g']``, z [rows, D]."""
+    _wide_vectors()
+    d = z.shape[1]
+    for b in range(rows):
+        f, g, zb = h[b, :d], h[b, d:2 * d], z[b]  # views: offsets like d + j defeat vectorizing
+        if approx:
+            for j in range(d):
+                zb[j] = _tanh32(f[j]) * (F32_HALF + F32_HALF * _tanh32(g[j]))
+        else:
+            for j in range(d):
+                zb[j] = np.tanh(f[j]) * (half + half * np.tanh(g[j]))
+
+
+@njit(cache=True, nogil=True, fastmath={"contract"}, error_model="numpy")
+def _exp_nonpositive(x):
+    """exp(x) for x <= 0 in float64 (relative error about 1 ulp; 0 below EXP_MIN)."""
+    n = np.floor(x * LOG2E + 0.5)
+    r = x - n * LN2_HI  # exact: n has at most 11 bits, LN2_HI 32
+    r = r - n * LN2_LO
+    p = EXP_COEF[13]
+    for k in range(12, -1, -1):
+        p = p * r + EXP_COEF[k]
+    scale = _double_from_bits(np.int64(n + 1023.0) << 52)
+    return p * scale if x >= EXP_MIN else 0.0
+
+
+@njit(cache=True, nogil=True, fastmath={"contract"}, error_model="numpy")
+def _sample_row(logits, n_classes, u, temperature, work):
+    """Inverse CDF of softmax(logits / T) in float64, as ``sample_next`` (argmax at T = 0).
+
+    ``work`` [>= n_classes] float64 is scratch. The running sum stops at the first class whose
+    cumulative weight exceeds ``u`` times the total, which is the reference's count of
+    ``cdf <= target`` for a non-decreasing ``cdf``.
+    """
+    _wide_vectors()
+    top = logits[0]
+    best = 0
+    for c in range(1, n_classes):  # the first maximum, as np.argmax
+        if logits[c] > top:
+            top, best = logits[c], c
     if temperature == 0.0:
-        best = 0
-        for c in range(1, n):
-            if logits[c] > logits[best]:
-                best = c
         return best
-    x = np.empty(n)
-    top = -np.inf
-    for c in range(n):
-        x[c] = np.float64(logits[c]) / temperature
-        top = max(top, x[c])
+    if temperature == 1.0:  # skip the division (x / 1 = x): 32 vector divisions a row
+        for c in range(n_classes):
+            work[c] = _exp_nonpositive(np.float64(logits[c]) - np.float64(top))
+    else:
+        shift = np.float64(top) / temperature  # = max(logits / T): x / T is monotone in x
+        for c in range(n_classes):
+            work[c] = _exp_nonpositive(np.float64(logits[c]) / temperature - shift)
+    return _search(work, n_classes, u * _sum(work, n_classes))
+
+
+@njit(cache=True, nogil=True, fastmath={"contract"}, error_model="numpy")
+def _search(weights, n, target):
+    """The first ``c`` whose running sum of ``weights[:c + 1]`` exceeds ``target`` (else n - 1).
+
+    Skips SEARCH_STEP weights at a time while their sum keeps the running total at or below
+    the target (the scan is a chain of dependent additions).
+    """
+    running = 0.0
+    c = 0
+    while c + SEARCH_STEP <= n:
+        step = 0.0
+        for i in range(SEARCH_STEP):
+            step += weights[c + i]
+        if running + step > target:
+            break
+        running += step
+        c += SEARCH_STEP
+    while c < n:
+        running += weights[c]
+        if running > target:
+            return c
+        c += 1
+    return n - 1
+
+
+@njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
+def _sum(x, n):
+    """Sum of ``x[:n]`` in any order (vectorized; it differs from a running sum by ~1e-16)."""
+    _wide_vectors()
     total = 0.0
-    for c in range(n):
-        total += math.exp(x[c] - top)
-        x[c] = total
-    target = u * total
-    count = 0
-    for c in range(n):
-        if x[c] <= target:
-            count += 1
-    return min(count, n - 1)
+    for i in range(n):
+        total += x[i]
+    return total
 
 
-@njit(cache=True, nogil=True, fastmath=FAST)
-def _matmul_acc(x, w, y):
-    """y[b] += x[b] @ w for every stream b of a block: x [nb, n_in], w [n_in, n_out], y [nb, n_out]."""
-    for i in range(w.shape[0]):
-        row = w[i]
-        for b in range(x.shape[0]):
-            xi = x[b, i]
-            yb = y[b]
-            for j in range(row.shape[0]):
-                yb[j] += xi * row[j]
+# ----------------------------------------------------------------------------- the step
+
+@njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
+def _ring_rows(t, offsets, spans, dil, n_taps, rows):
+    """Ring-buffer rows of step ``t``: ``rows[k, j]`` holds the input ``n_taps - 1 - j``
+    dilations back (the last column, j = n_taps - 1, is where the current input goes)."""
+    for k in range(rows.shape[0]):
+        for j in range(n_taps):
+            rows[k, j] = offsets[k] + (t - (n_taps - 1 - j) * dil[k]) % spans[k]
 
 
-@njit(cache=True, nogil=True, fastmath=FAST)
-def _block_steps(first, last, t0, t1, p, prev, codes, uniforms, temperature, hist, offsets, spans,
-                 dil, emb, w_taps, bias, cond, has_cond, w_res, b_res, w_skip, b_skip, w1, b1,
-                 w2, b2, half, logits_out, keep):
-    """Advance streams first .. last - 1 from position t0 to t1 (see the module docstring)."""
-    b0, nb = first, last - first
-    n_layers, kr, d2 = w_taps.shape
-    r = emb.shape[1]
-    k_taps = kr // r
-    d = d2 // 2
+@njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
+def _load_inputs(k, b0, nb, hist, rows, state, taps, h, bias, cond, has_cond, tc, b_res):
+    """Per stream of the block: the layer's taps, its ring-buffer write, ``h`` = bias (+ cond).
+
+    Indices that LLVM cannot prove non-negative make numba test each one for Python's
+    negative indexing, which stops vectorization; ``max(..., 0)`` (a no-op here) proves it.
+    """
+    _wide_vectors()
+    r = max(b_res.shape[1], 0)
+    b0 = max(b0, 0)
+    n_taps = max(rows.shape[1], 1)
+    write = max(rows[k, n_taps - 1], 0)
+    for b in range(nb):
+        for j in range(n_taps - 1):
+            row = max(rows[k, j], 0)
+            for i in range(r):
+                taps[b, j * r + i] = hist[row, b0 + b, i]
+        last = max((n_taps - 1) * r, 0)
+        for i in range(r):
+            x = state[b, i]
+            taps[b, last + i] = x
+            hist[write, b0 + b, i] = x
+            state[b, i] = x + b_res[k, i]
+        for j in range(h.shape[1]):
+            h[b, j] = bias[b0 + b, k, j]
+        if has_cond:
+            for j in range(cond.shape[3]):
+                h[b, j] += cond[b0 + b, max(tc, 0), k, j]
+
+
+@njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
+def _output(state, nb, r, b_skip, w1, b1, w2, b2, sk, e, lg, idx, zero):
+    """Logits ``lg[:nb]`` from the skip sums in ``state[:, r:r + S]`` (``zero`` of the dtype)."""
+    _wide_vectors()
+    r = max(r, 0)  # proves r + j >= 0 (see the module docstring)
+    for b in range(nb):
+        for j in range(b_skip.shape[0]):
+            sk[b, j] = max(state[b, r + j] + b_skip[j], zero)
+        for j in range(b1.shape[0]):
+            e[b, j] = b1[j]
+        for j in range(b2.shape[0]):
+            lg[b, j] = b2[j]
+    _gemm(sk, w1, e, nb, True, idx)
+    flat = e.ravel()  # one flat loop: LLVM vectorized the nested one across rows, with gathers
+    for i in range(flat.shape[0]):
+        flat[i] = max(flat[i], zero)
+    _gemm(e, w2, lg, nb, True, idx)
+
+
+@njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
+def _block_steps(b0, stop, t0, t1, p, prev, codes, uniforms, temperature, n_classes, hist,
+                 offsets, spans, dil, n_taps, emb, w_taps, bias, cond, has_cond, w_rs, b_res,
+                 b_skip, w1, b1, w2, b2, approx, half, logits_out, keep):
+    """Advance streams ``b0 .. stop - 1`` from position ``t0`` to ``t1`` (module docstring)."""
+    _wide_vectors()
+    _keep_outlined()
+    nb = stop - b0
     dt = emb.dtype
-    taps = np.empty((nb, kr), dt)
-    h = np.empty((nb, d2), dt)
+    r, d = max(emb.shape[1], 0), w_rs.shape[1]
+    state = np.zeros((nb, w_rs.shape[2]), dt)  # [x | skip sum | zero pad]
+    taps = np.empty((nb, w_taps.shape[1]), dt)
+    h = np.empty((nb, w_taps.shape[2]), dt)
     z = np.empty((nb, d), dt)
-    zall = np.empty((nb, n_layers * d), dt)
-    x = np.empty((nb, r), dt)
-    s = np.empty((nb, w_skip.shape[1]), dt)
+    sk = np.empty((nb, b_skip.shape[0]), dt)
     e = np.empty((nb, w1.shape[1]), dt)
     lg = np.empty((nb, w2.shape[1]), dt)
+    idx = np.empty(max(w_taps.shape[1], w_rs.shape[1], w1.shape[0], w2.shape[0]), np.int64)
+    work = np.empty(n_classes)
+    rows = np.empty((w_taps.shape[0], n_taps), np.int64)
     for t in range(t0, t1):
-        for b in range(nb):
-            x[b] = emb[prev[b0 + b]]
-        for k in range(n_layers):
-            for b in range(nb):
-                hb = hist[b0 + b]
-                for j in range(k_taps - 1):  # slot j looks K - 1 - j dilations back
-                    row = offsets[k] + (t - (k_taps - 1 - j) * dil[k]) % spans[k]
-                    taps[b, j * r:(j + 1) * r] = hb[row]
-                taps[b, (k_taps - 1) * r:] = x[b]
-                hb[offsets[k] + t % spans[k]] = x[b]
-                h[b] = bias[b0 + b, k]
-                if has_cond:
-                    for j in range(d2):
-                        h[b, j] += cond[b0 + b, t - t0, k, j]
-            _matmul_acc(taps, w_taps[k], h)
-            for b in range(nb):
-                for j in range(d):
-                    z[b, j] = np.tanh(h[b, j]) * (half + half * np.tanh(h[b, d + j]))
-                    zall[b, k * d + j] = z[b, j]
-                x[b] += b_res[k]
-            _matmul_acc(z, w_res[k], x)
-        for b in range(nb):
-            s[b] = b_skip
-            e[b] = b1
-            lg[b] = b2
-        _matmul_acc(zall, w_skip, s)
-        _relu(s)
-        _matmul_acc(s, w1, e)
-        _relu(e)
-        _matmul_acc(e, w2, lg)
-        for b in range(nb):
-            code = _sample_row(lg[b], uniforms[b0 + b, t - p], temperature)
-            codes[b0 + b, t - p] = code
-            prev[b0 + b] = code
-            if keep:
-                logits_out[b0 + b, t - p] = lg[b]
+        _start_step(emb, prev, b0, nb, state)
+        _ring_rows(t, offsets, spans, dil, n_taps, rows)
+        for k in range(w_taps.shape[0]):
+            _load_inputs(k, b0, nb, hist, rows, state, taps, h, bias, cond, has_cond, t - t0,
+                         b_res)
+            _gemm(taps, w_taps[k], h, nb, False, idx)
+            _gate(h, z, nb, approx, half)
+            _gemm(z, w_rs[k], state, nb, False, idx)
+        _output(state, nb, r, b_skip, w1, b1, w2, b2, sk, e, lg, idx, half - half)
+        _draw(lg, b0, nb, t - p, uniforms, temperature, n_classes, work, codes, prev,
+              logits_out, keep)
 
 
-@njit(cache=True, nogil=True, fastmath=FAST)
-def _relu(a):
-    for b in range(a.shape[0]):
-        for j in range(a.shape[1]):
-            if a[b, j] < 0:
-                a[b, j] = 0
+@njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
+def _start_step(emb, prev, b0, nb, state):
+    """``state[b] = [embedding of the previous code | zero skip sum]``."""
+    _wide_vectors()
+    r = max(emb.shape[1], 0)
+    for b in range(nb):
+        code = max(prev[b0 + b], 0)
+        for i in range(r):
+            state[b, i] = emb[code, i]
+        for j in range(state.shape[1] - r):
+            state[b, r + j] = 0
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _draw(lg, b0, nb, step, uniforms, temperature, n_classes, work, codes, prev, logits_out,
+          keep):
+    """Each stream's code of generated step ``step`` from its logits (and the logits kept)."""
+    _wide_vectors()
+    b0, step = max(b0, 0), max(step, 0)
+    for b in range(nb):
+        code = _sample_row(lg[b], n_classes, uniforms[b0 + b, step], temperature, work)
+        codes[b0 + b, step] = code
+        prev[b0 + b] = code
+        if keep:
+            for c in range(n_classes):
+                logits_out[b0 + b, step, c] = lg[b, c]
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def _steps_parallel(n_blocks, block, t0, t1, p, prev, codes, uniforms, temperature, hist,
-                    offsets, spans, dil, emb, w_taps, bias, cond, has_cond, w_res, b_res, w_skip,
-                    b_skip, w1, b1, w2, b2, half, logits_out, keep):
+def _steps_parallel(block, t0, t1, p, prev, codes, uniforms, temperature, n_classes, hist,
+                    offsets, spans, dil, n_taps, emb, w_taps, bias, cond, has_cond, w_rs, b_res,
+                    b_skip, w1, b1, w2, b2, approx, half, logits_out, keep):
     """Blocks of streams on numba's threads; streams never interact, so no synchronization."""
     batch = codes.shape[0]
+    n_blocks = (batch + block - 1) // block
     for i in prange(n_blocks):
         _block_steps(i * block, min(batch, (i + 1) * block), t0, t1, p, prev, codes, uniforms,
-                     temperature, hist, offsets, spans, dil, emb, w_taps, bias, cond, has_cond,
-                     w_res, b_res, w_skip, b_skip, w1, b1, w2, b2, half, logits_out, keep)
+                     temperature, n_classes, hist, offsets, spans, dil, n_taps, emb, w_taps, bias,
+                     cond, has_cond, w_rs, b_res, b_skip, w1, b1, w2, b2, approx, half,
+                     logits_out, keep)
 
 
-def fused_weights(model, dtype: torch.dtype) -> dict:
-    """numpy copies of :func:`step_weights`, taps stacked oldest first and gates pre-halved."""
+# ----------------------------------------------------------------------------- Python side
+
+def fused_weights(model, np_dtype) -> tuple[dict, torch.Tensor]:
+    """The kernel's weight layout, from :func:`step_weights` (float64) cast to ``np_dtype``.
+
+    Returns
+    -------
+    dict
+        ``emb [C, R]``; ``w_taps [L, K R, 2D]`` (past taps oldest first, then the current
+        input; gate columns halved); ``b_conv [L, 2D]``; ``w_rs [L, D, R + S]`` (``[W_res |
+        W_skip]`` of each layer); ``b_res [L, R]``; ``b_skip [S]``; ``w1 [S, E]``, ``b1``,
+        ``w2 [E, C]``, ``b2``; and when mel-conditioned ``w_cond``, ``b_cond`` with gate
+        columns halved. Output widths (2D, R + S, E, C) are padded with zeros to multiples of
+        NB, the products' panel width (zero columns give zero outputs, never read).
+    torch.Tensor [shape=(2D,)]
+        The gate scale (1 for filter columns, 1/2 for gate columns).
+    """
+    c = model.config
     w = step_weights(model, torch.float64, "cpu")
-    k, r = model.config.kernel_size, model.config.residual_channels
-    d = model.config.dilation_channels
+    k, r, d = c.kernel_size, c.residual_channels, c.dilation_channels
+    n_layers = len(c.dilations)
     # w_old rows hold taps 1, 2, ... dilations back; the kernel wants oldest first, then current
-    old = w["w_old"].reshape(len(model.config.dilations), k - 1, r, 2 * d).flip(1)
-    taps = torch.cat([old.reshape(-1, (k - 1) * r, 2 * d), w["w_new"]], 1)
+    old = w["w_old"].reshape(n_layers, k - 1, r, 2 * d).flip(1).reshape(n_layers, -1, 2 * d)
     gate_scale = torch.cat([torch.ones(d), torch.full((d,), 0.5)]).double()
-    out = {name: t for name, t in w.items()}
-    out["w_taps"] = taps * gate_scale
-    out["b_conv"] = w["b_conv"] * gate_scale
-    if "w_cond" in w:
-        layers = len(model.config.dilations)
-        scale = gate_scale.repeat(layers)
+    out = {name: w[name] for name in ("emb", "b_res", "b_skip")}
+    out["w_taps"] = _pad_columns(torch.cat([old, w["w_new"]], 1) * gate_scale)
+    out["b_conv"] = _pad_columns(w["b_conv"] * gate_scale)
+    out["w_rs"] = _pad_columns(torch.cat([w["w_res"], w["w_skip"].reshape(n_layers, d, -1)], 2))
+    out["w1"], out["b1"] = _pad_columns(w["w1"]), _pad_columns(w["b1"])
+    e_pad = out["w1"].shape[-1] - c.end_channels  # zero rows for the zero columns of w1
+    out["w2"] = _pad_columns(torch.nn.functional.pad(w["w2"], (0, 0, 0, e_pad)))
+    out["b2"] = _pad_columns(w["b2"])
+    if c.uses_mel:
+        scale = gate_scale.repeat(n_layers)
         out["w_cond"], out["b_cond"] = w["w_cond"] * scale, w["b_cond"] * scale
-    np_dtype = np.float32 if dtype == torch.float32 else np.float64
-    return {name: np.ascontiguousarray(t.numpy(), dtype=np_dtype) for name, t in out.items()
-            if name not in ("w_new", "w_old")}, gate_scale
+    return {name: np.ascontiguousarray(t.numpy(), dtype=np_dtype)
+            for name, t in out.items()}, gate_scale
+
+
+def _pad_columns(t: torch.Tensor) -> torch.Tensor:
+    """Zero columns up to a multiple of NB in the last dimension."""
+    return torch.nn.functional.pad(t, (0, -t.shape[-1] % NB))
 
 
 def run_fused(model, inputs: Inputs, *, dtype, device, progress=None, callback=None,
               keep_logits=False, block: int | None = None):
-    """Run the compiled cached step; arguments as the other samplers (CPU only)."""
+    """Run the compiled cached step; arguments as the other samplers (CPU only).
+
+    ``block`` caps the streams one thread advances together (default: the batch spread over
+    numba's threads, at most BLOCK, rounded up to a multiple of MB).
+    """
     c = model.config
     np_dtype = np.float32 if dtype == torch.float32 else np.float64
-    w, gate_scale = fused_weights(model, dtype)
+    w, gate_scale = fused_weights(model, np_dtype)
     batch, p, n = inputs.batch, inputs.prime_length, inputs.n_samples
     hist = _initial_history(model, inputs, dtype, np_dtype)
     spans = np.array([(c.kernel_size - 1) * dd for dd in c.dilations], np.int64)
@@ -182,17 +542,19 @@ def run_fused(model, inputs: Inputs, *, dtype, device, progress=None, callback=N
     bias = np.repeat(w["b_conv"][None], batch, 0)
     spk = speaker_bias(model, inputs.speaker, torch.float64, "cpu")
     if spk is not None:
-        bias += (spk.permute(1, 0, 2) * gate_scale).numpy().astype(np_dtype)
+        bias[:, :, :2 * c.dilation_channels] += (spk.permute(1, 0, 2) * gate_scale).numpy()
     prev = (inputs.prime[:, -1].cpu().numpy().astype(np.int64) if p
             else np.full(batch, model.start_code, np.int64))
     codes = np.zeros((batch, n), np.int64)
     logits_out = np.zeros((batch, n if keep_logits else 1, c.classes), np_dtype)
-    block = block or min(BLOCK, -(-batch // numba.get_num_threads()))
-    n_blocks = -(-batch // block)
+    if block is None:
+        block = min(BLOCK, -(-batch // numba.get_num_threads()))
+        block = -(-block // MB) * MB if batch > MB else block
     cond_w = {"w_cond": torch.from_numpy(w["w_cond"]).double(),
               "b_cond": torch.from_numpy(w["b_cond"]).double(),
               "b_conv": torch.from_numpy(w["b_conv"])} if c.uses_mel else None
     no_cond = np.zeros((1, 1, 1, 1), np_dtype)
+    approx = np_dtype == np.float32
     for t0 in range(p, p + n, CHUNK):
         t1 = min(t0 + CHUNK, p + n)
         cond = no_cond
@@ -200,11 +562,11 @@ def run_fused(model, inputs: Inputs, *, dtype, device, progress=None, callback=N
             cond_up = inputs.cond_up.detach().cpu().double()
             cond = np.ascontiguousarray(cond_terms(cond_w, cond_up, t0, t1).permute(2, 0, 1, 3)
                                         .numpy().astype(np_dtype))
-        _steps_parallel(n_blocks, block, t0, t1, p, prev, codes, inputs.uniforms,
-                        inputs.temperature, hist, offsets, spans, dil, w["emb"], w["w_taps"],
-                        bias, cond, c.uses_mel, w["w_res"], w["b_res"], w["w_skip"],
-                        w["b_skip"], w["w1"], w["b1"], w["w2"], w["b2"], np_dtype(0.5),
-                        logits_out, keep_logits)
+        _steps_parallel(block, t0, t1, p, prev, codes, inputs.uniforms, inputs.temperature,
+                        c.classes, hist, offsets, spans, dil, c.kernel_size, w["emb"],
+                        w["w_taps"], bias, cond, c.uses_mel, w["w_rs"], w["b_res"], w["b_skip"],
+                        w["w1"], w["b1"], w["w2"], w["b2"], approx, np_dtype(0.5), logits_out,
+                        keep_logits)
         if progress is not None:
             progress.update(t1 - t0)
         if callback is not None:
@@ -213,11 +575,13 @@ def run_fused(model, inputs: Inputs, *, dtype, device, progress=None, callback=N
 
 
 def _initial_history(model, inputs: Inputs, dtype, np_dtype) -> np.ndarray:
-    """Ring buffers [batch, sum of spans, R] filled from the prime (zeros without one)."""
+    """Ring buffers [sum of spans, batch, R] filled from the prime (zeros without one)."""
     m = copy.deepcopy(model).to("cpu", dtype).eval()
     p = inputs.prime_length
     rows = []
-    for h in prime_history(m, inputs):  # [batch, R, span], entry j = position P - span + j
+    with torch.no_grad():
+        history = prime_history(m, inputs)  # [batch, R, span], entry j = position P - span + j
+    for h in history:
         span = h.shape[-1]
-        rows.append(torch.roll(h.permute(0, 2, 1), shifts=p % span, dims=1))
-    return np.ascontiguousarray(torch.cat(rows, 1).numpy(), dtype=np_dtype)
+        rows.append(torch.roll(h.permute(2, 0, 1), shifts=p % span, dims=0))
+    return np.ascontiguousarray(torch.cat(rows, 0).numpy(), dtype=np_dtype)

@@ -21,3 +21,5 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
     speed = pd.read_csv(tmp_path / "speed" / "speed.csv")
     assert set(speed["sampler"]) == {"naive", "cached", "fused"}
     assert "open " in out and "report.html" in out
+    assert (tmp_path / "mos" / "packet" / "index.html").exists()
+    assert "listening test: open" in out

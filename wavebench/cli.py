@@ -213,7 +213,8 @@ def demo(out_dir, steps, no_progress):
 
     \b
     Trains the tiny WaveNet, resynthesizes clips with two samplers, scores them (with the
-    mu-law oracle), times the samplers and writes OUT/report/report.html.
+    mu-law oracle), builds a MOS listening-test packet, times the samplers and writes
+    OUT/report/report.html.
     \b
     Example:
       wavebench demo -o demo_out && xdg-open demo_out/report/report.html
@@ -223,6 +224,8 @@ def demo(out_dir, steps, no_progress):
     result = run_demo(out_dir, steps=steps, progress=show_progress(no_progress),
                       log=lambda line: click.echo(line, err=True))
     click.echo(result.summary)
+    if result.mos_page:
+        click.echo(f"listening test: open {result.mos_page} in a browser (offline)")
     click.echo(f"demo finished in {result.seconds:.0f} s; open {result.report_html}")
 
 

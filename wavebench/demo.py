@@ -33,6 +33,7 @@ class DemoResult:
     summary: str
     identical_samplers: bool
     seconds: float
+    mos_page: Path | None = None
 
 
 def copy_synthesize(model, references: list[Path], out_dir: Path, sampler: str, *,
@@ -63,6 +64,33 @@ def crop_references(references: list[Path], out_dir: Path, seconds: float, rate:
     return cropped
 
 
+def build_mos_packet(out_dir: Path, references, generated: Path, rate: int, log):
+    """A small ACR packet: the references, the model's copies and the 8-bit mu-law oracle.
+
+    Returns the packet's offline page, or None (with the reason logged) when a clip is refused,
+    for example a copy from a briefly trained model that clips.
+    """
+    from reference_model.errors import InputError
+    from reference_model.mulaw import mu_law_decode, mu_law_encode
+    from wavebench.mos.packet import PacketOptions, build_packet
+
+    oracle = out_dir / "generated" / "oracle_mulaw"
+    for path in references:
+        save_wav(oracle / path.name, mu_law_decode(mu_law_encode(load_audio(path, rate).audio)),
+                 rate)
+    options = PacketOptions(reference=f"natural={references[0].parent}", votes=4, holdout=1,
+                            level="lufs:-23", question="How natural does this audio sound?")
+    try:
+        result = build_packet([f"tiny_fused={generated}", f"oracle_mulaw={oracle}"],
+                              out_dir / "mos", options)
+    except InputError as exc:
+        log(f"  MOS packet skipped: {exc}")
+        return None
+    page = result.out_dir / "packet" / "index.html"
+    log(f"  {result.n_lists} rater lists, {result.minutes_per_session:.1f} min per session: {page}")
+    return page
+
+
 def run_demo(out_dir, *, steps: int = 300, clips: int = 4, seconds: float = 1.0,
              progress: bool = True, log=print) -> DemoResult:
     """Run the demo pipeline into ``out_dir`` and return where the report is."""
@@ -73,7 +101,7 @@ def run_demo(out_dir, *, steps: int = 300, clips: int = 4, seconds: float = 1.0,
     started = time.perf_counter()
 
     def stage(number, text):
-        log(f"[{number}/5 {time.perf_counter() - started:5.0f} s] {text}")
+        log(f"[{number}/6 {time.perf_counter() - started:5.0f} s] {text}")
 
     torch.manual_seed(0)
     stage(1, f"training the tiny mel-conditioned WaveNet for {steps} steps on the embedded set")
@@ -106,13 +134,16 @@ def run_demo(out_dir, *, steps: int = 300, clips: int = 4, seconds: float = 1.0,
     score(reference_dir=out_dir / "references", generated=systems, out_dir=out_dir / "score",
           oracles=("mulaw",), progress=progress, log=log, extra_records=likelihood)
 
-    stage(4, "timing the samplers on the tiny preset (1 thread)")
+    stage(4, "building a blind MOS listening-test packet (tiny_fused against the mu-law oracle)")
+    packet = build_mos_packet(out_dir, references, systems["tiny_fused"], rate, log)
+
+    stage(5, "timing the samplers on the tiny preset (1 thread)")
     run_speed(out_dir / "speed", preset="tiny", samplers=("naive", "cached", "fused"),
               batches=(1, 8), threads=(1,), samples=2000, naive_samples=50, repeats=3, log=log)
 
-    stage(5, "writing the report")
+    stage(6, "writing the report")
     report = build_report([out_dir / "score", out_dir / "speed"], out_dir / "report",
                           baseline="tiny_fused", title="wavebench demo: the tiny WaveNet")
     seconds_total = time.perf_counter() - started
     return DemoResult(out_dir, report.files["report.html"], report.describe(), identical,
-                      seconds_total)
+                      seconds_total, packet)

@@ -1,0 +1,141 @@
+"""The ``fused`` sampler's kernels against independent references (numpy, the cached sampler)."""
+import numba
+import numpy as np
+import pytest
+import torch
+from numba import njit
+
+from reference_model import fused
+from reference_model.config import PRESETS, ModelConfig
+from reference_model.model import WaveNet
+from reference_model.sample import generate, sample_next
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # Other processes share this machine's cores; OpenMP spin-waits make 2 threads far slower.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@njit
+def _apply_tanh32(x):
+    out = np.empty_like(x)
+    for i in range(x.shape[0]):
+        out[i] = fused._tanh32(x[i])
+    return out
+
+
+@njit
+def _apply_exp(x):
+    out = np.empty_like(x)
+    for i in range(x.shape[0]):
+        out[i] = fused._exp_nonpositive(x[i])
+    return out
+
+
+def test_tanh32_is_within_a_few_ulp_of_numpy_tanh():
+    x = np.concatenate([np.linspace(-12, 12, 400_001), np.geomspace(1e-30, 1, 10_001),
+                        -np.geomspace(1e-30, 1, 10_001)]).astype(np.float32)
+    got = _apply_tanh32(x).astype(np.float64)
+    ref = np.tanh(x.astype(np.float64))
+    # the fit's float32 evaluation error is 3.7e-7 (about 6 ulp); the logits tests need ~1e-6
+    np.testing.assert_allclose(got, ref, rtol=4e-7, atol=0)
+    assert np.all(np.abs(got) <= 1)
+    big = _apply_tanh32(np.array([9.5, 30.0, np.inf, -np.inf, -50.0], np.float32))
+    assert big.tolist() == [1.0, 1.0, 1.0, -1.0, -1.0]  # float32 tanh rounds to +-1 there
+    assert np.isnan(_apply_tanh32(np.array([np.nan], np.float32))[0])  # NaN is not hidden
+
+
+def test_exp_nonpositive_matches_numpy_exp():
+    x = np.concatenate([-np.geomspace(1e-12, 708, 200_001), [0.0, -0.0]])
+    # Cody-Waite reduction and a degree-13 Taylor polynomial: a few ulp of float64 at most
+    np.testing.assert_allclose(_apply_exp(x), np.exp(x), rtol=5e-16, atol=0)
+    # below EXP_MIN the result would be subnormal; it is flushed to 0 (terms < 1e-307)
+    assert _apply_exp(np.array([-709.0, -800.0, -np.inf])).tolist() == [0.0, 0.0, 0.0]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("rows, n_in, n_out", [(1, 64, 64), (3, 24, 128), (4, 200, 64),
+                                               (7, 32, 320), (64, 256, 256)])
+def test_gemm_matches_numpy_matmul(dtype, rows, n_in, n_out):
+    rng = np.random.default_rng(rows * n_in + n_out)
+    x = rng.standard_normal((rows, n_in)).astype(dtype)
+    x[x < -0.3] = 0  # zeros, as after a ReLU, so that the sparse single rows skip some
+    w = rng.standard_normal((n_in, n_out)).astype(dtype)
+    y0 = rng.standard_normal((rows, n_out)).astype(dtype)
+    ref = y0.astype(np.float64) + x.astype(np.float64) @ w.astype(np.float64)
+    # rounding of n_in products in the working precision, relative to the sum of magnitudes
+    eps = np.finfo(dtype).eps
+    scale = np.abs(y0) + np.abs(x).astype(np.float64) @ np.abs(w).astype(np.float64)
+    for sparse in (False, True):
+        y = y0.copy()
+        fused._gemm(x, w, y, rows, sparse, np.empty(n_in, np.int64))
+        assert np.all(np.abs(y - ref) <= 4 * n_in * eps * scale)
+
+
+def test_gemm_leaves_rows_beyond_the_count_alone():
+    x = np.ones((8, 64), np.float32)
+    y = np.zeros((8, 64), np.float32)
+    fused._gemm(x, np.ones((64, 64), np.float32), y, 5, False, np.empty(64, np.int64))
+    assert np.all(y[:5] == 64) and np.all(y[5:] == 0)  # 64 products of ones: exact
+
+
+@pytest.mark.parametrize("temperature", [0.0, 0.5, 1.0, 2.0])
+def test_sample_row_equals_sample_next(temperature):
+    rng = np.random.default_rng(int(temperature * 10))
+    logits = (rng.standard_normal((2000, 256)) * 4).astype(np.float32)
+    logits[:5, 7] = logits[:5].max(1) + 1  # clear maxima for the argmax rows
+    u = rng.random(2000)
+    work = np.empty(256)
+    got = [fused._sample_row(row, 256, ui, temperature, work) for row, ui in zip(logits, u)]
+    # differences only for a u within ~1e-16 (relative) of a CDF boundary: probability ~1e-13
+    assert got == sample_next(logits, u, temperature=temperature).tolist()
+
+
+# ----------------------------------------------------------------------------- whole sampler
+
+def tiny_model(seed=0, **overrides):
+    torch.manual_seed(seed)
+    config = PRESETS["tiny"].model if not overrides else ModelConfig(**{
+        **PRESETS["tiny"].model.__dict__, **overrides})
+    return WaveNet(config).eval()
+
+
+def test_float64_equals_cached_for_every_block_split():
+    # tiny: widths 48, 88 and 64 exercise the zero padding; batch 7 = a block of 4 and 3 rows
+    model = tiny_model(1)
+    prime = np.random.default_rng(1).integers(0, 256, (7, 40))
+    ref = generate(model, 200, batch=7, prime=prime, sampler="cached", dtype=torch.float64,
+                   seed=2, keep_logits=True)
+    from reference_model.sample import prepare_inputs
+    inputs = prepare_inputs(model, 200, batch=7, temperature=1.0, prime=prime, cond=None,
+                            speaker=None, seed=2, device=torch.device("cpu"),
+                            dtype=torch.float64)
+    for block in (None, 1, 4, 5, 7):
+        codes, logits = fused.run_fused(model, inputs, dtype=torch.float64, device="cpu",
+                                        keep_logits=True, block=block)
+        np.testing.assert_array_equal(codes, ref.codes, err_msg=f"block {block}")
+        # float64 with another summation order: ~1e-15 per step; 1e-10 leaves room
+        np.testing.assert_allclose(logits, ref.logits, rtol=0, atol=1e-10)
+
+
+def test_float32_with_two_threads_equals_one_thread_and_cached():
+    model = tiny_model(2, kernel_size=3)
+    ref = generate(model, 300, batch=9, sampler="cached", dtype=torch.float64, seed=3,
+                   keep_logits=True)
+    before = numba.get_num_threads()
+    try:
+        runs = []
+        for threads in sorted({1, min(2, numba.config.NUMBA_NUM_THREADS)}):
+            numba.set_num_threads(threads)
+            runs.append(generate(model, 300, batch=9, sampler="fused", seed=3, keep_logits=True))
+    finally:
+        numba.set_num_threads(before)
+    for got in runs:
+        np.testing.assert_array_equal(got.codes, ref.codes)
+        # float32 rounding and the rational tanh (< 4e-7) over 16 layers: ~1e-6; 1e-4 allowed
+        np.testing.assert_allclose(got.logits, ref.logits, rtol=0, atol=1e-4)
+    np.testing.assert_array_equal(runs[0].logits, runs[-1].logits)  # streams never interact
