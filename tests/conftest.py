@@ -16,6 +16,16 @@ def shared_data() -> Path:
     return path
 
 
+@pytest.fixture
+def one_torch_thread():
+    """Sampler tests run torch on one thread: where other processes share the cores, OpenMP
+    spin-waits make two threads far slower (and timing-dependent)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def pytest_collection_modifyitems(config, items):
     if torch.cuda.is_available():
         return

@@ -11,13 +11,7 @@ from reference_model.model import WaveNet
 from reference_model.sample import generate, sample_next
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Other processes share this machine's cores; OpenMP spin-waits make 2 threads far slower.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @njit

@@ -17,13 +17,7 @@ SMALL = ModelConfig(blocks=2, layers=5, kernel_size=3, residual_channels=8, dila
 FAST = ("cached", "fused")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Other processes share this machine's 2 cores; OpenMP spin-waits make 2 threads far slower.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def small_case(seed=0):

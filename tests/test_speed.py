@@ -15,12 +15,7 @@ REQUIRED = ["device", "sampler", "batch", "threads", "samples", "seconds_median"
             "samples_per_s_per_stream", "rtf", "peak_mem_mb", "speedup"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_speed_table_columns_arithmetic_and_skipped_device(tmp_path):
