@@ -163,8 +163,11 @@ def parse_systems(generated, system) -> dict:
 @click.option("--strict-rate", is_flag=True, help="Refuse generated audio at another rate.")
 @click.option("--allow-missing", is_flag=True, help="Score the common files, count the others.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+@click.option("--shard", default=None, metavar="I/N",
+              help="Score only shard I of N (stable hash of system/utterance); "
+                   "wavebench report merges the shards' folders.")
 def score(reference_dir, generated, system, checkpoint, out_dir, metrics, oracle, jobs,
-          strict_rate, allow_missing, no_progress):
+          strict_rate, allow_missing, no_progress, shard):
     """Score generated audio against references with objective metrics.
 
     \b
@@ -177,8 +180,11 @@ def score(reference_dir, generated, system, checkpoint, out_dir, metrics, oracle
     (n, n_failed, mean, median, std, bootstrap 95% CI). An interrupted run resumes where it
     stopped when given the same -o.
     """
-    from wavebench.score import score as run_score
+    from wavebench.score import parse_shard, score as run_score
 
+    shard = parse_shard(shard)
+    if shard and checkpoint:
+        raise click.UsageError("--shard applies to --generated and --oracle, not --checkpoint")
     names = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
     systems = parse_systems(generated, system)
     if checkpoint:
@@ -191,7 +197,7 @@ def score(reference_dir, generated, system, checkpoint, out_dir, metrics, oracle
         result = run_score(reference_dir=reference_dir, generated=systems, out_dir=out_dir,
                            metrics=names, oracles=oracle, jobs=jobs, strict_rate=strict_rate,
                            allow_missing=allow_missing, progress=show_progress(no_progress),
-                           log=lambda line: click.echo(line, err=True))
+                           log=lambda line: click.echo(line, err=True), shard=shard)
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
     if result.failures:

@@ -69,6 +69,8 @@ class ReportResult:
         The system the others were compared with, and the metric shown first.
     notes : list of str
         What the reader should know (renamed systems, skipped figures).
+    missing_shards : list of str
+        Shards of a sharded scoring job that were not given, as ``"2/4"``.
     """
 
     out_dir: Path
@@ -81,6 +83,7 @@ class ReportResult:
     baseline: str | None = None
     headline: str | None = None
     notes: list = field(default_factory=list)
+    missing_shards: list = field(default_factory=list)
 
     def describe(self) -> str:
         """A few lines for the terminal: what was merged, the headline means, the files."""
@@ -97,6 +100,8 @@ class ReportResult:
             verdicts = "; ".join(f"{r.system} {r.mean_diff:+.3g} ({_verdict(r)})"
                                  for r in rows.itertuples())
             lines.append(f"vs baseline {self.baseline} on {self.headline}: {verdicts}")
+        if self.missing_shards:
+            lines.append(f"incomplete: shards {', '.join(self.missing_shards)} missing")
         lines.append(f"wrote {self.files['report.html']} (+ "
                      + ", ".join(n for n in self.files if n != "report.html") + ")")
         return "\n".join(lines)
@@ -307,6 +312,88 @@ def check_definitions(runs: Sequence[Run], notes: list) -> None:
                     f"({other.path}: {known!r}) and run {run.names[0]!r} ({run.path}: "
                     f"{definition!r}); their values cannot be compared: rescore both with one "
                     "wavebench version")
+
+
+def _shard_info(run: Run) -> dict | None:
+    """run.json's ``shard`` ({index, count, job}) of a score run, None when unsharded.
+
+    Raises
+    ------
+    InputError
+        A ``shard`` entry that is not ``{"index": I, "count": N, "job": str}``, 1 <= I <= N.
+    """
+    shard = run.info.get("shard") if run.kind == "score" else None
+    if shard is None:
+        return None
+    index = shard.get("index") if isinstance(shard, dict) else None
+    count = shard.get("count") if isinstance(shard, dict) else None
+    if not (isinstance(index, int) and isinstance(count, int) and 1 <= index <= count
+            and isinstance(shard.get("job"), str)):
+        raise InputError(f"shard must be {{\"index\": I, \"count\": N, \"job\": ...}} with "
+                         f"1 <= I <= N, found {shard!r}", run.path / RUN_FILE)
+    return shard
+
+
+def check_shards(runs: Sequence[Run], notes: list) -> list[str]:
+    """Refuse overlapping shards of one scoring job and list the shards not given.
+
+    Score runs whose run.json records the same ``shard.job`` are shards of one job: they
+    must be split the same number of ways and share no (system, utterance, metric).
+
+    Parameters
+    ----------
+    runs : sequence of Run
+    notes : list of str
+        A note per job with missing shards is added here.
+
+    Returns
+    -------
+    list of str
+        The missing shards as ``"I/N"``, over all jobs.
+
+    Raises
+    ------
+    InputError
+        Two shards of one job split differently, or sharing rows; the message names both runs.
+    """
+    jobs: dict = {}
+    for run in runs:
+        shard = _shard_info(run)
+        if shard is not None:
+            jobs.setdefault(shard["job"], []).append((shard, run))
+    missing = []
+    for job, members in jobs.items():
+        first_shard, first = members[0]
+        seen: dict = {}
+        for shard, run in members:
+            if shard["count"] != first_shard["count"]:
+                raise InputError(f"runs {first.path} and {run.path} are shards of one job split "
+                                 f"{first_shard['count']} and {shard['count']} ways; give the "
+                                 "shards of one split")
+            for earlier in seen.values():
+                _refuse_overlap(earlier, run)
+            seen.setdefault(shard["index"], run)
+        count = first_shard["count"]
+        absent = [f"{i}/{count}" for i in range(1, count + 1) if i not in seen]
+        if absent:
+            notes.append(f"incomplete scoring job {job}: shards {', '.join(absent)} missing "
+                         f"(given: {', '.join(f'{i}/{count}' for i in sorted(seen))})")
+            missing += absent
+    return missing
+
+
+def _refuse_overlap(first: Run, second: Run) -> None:
+    """Raise when two shards hold the same (system, utterance, metric), or are one shard."""
+    keys = ["system", "utterance", "metric"]
+    shared = first.table[keys].merge(second.table[keys], on=keys)
+    same = first.info["shard"]["index"] == second.info["shard"]["index"]
+    if len(shared) or same:
+        where = (f"e.g. {shared.iloc[0]['system']}/{shared.iloc[0]['utterance']} "
+                 f"{shared.iloc[0]['metric']}" if len(shared) else "no rows")
+        raise InputError(f"runs {first.path} and {second.path} overlap as shards of one job "
+                         f"(shard {first.info['shard']['index']} and "
+                         f"{second.info['shard']['index']}; {len(shared)} shared rows, {where}); "
+                         "give each shard once")
 
 
 # --- merging and statistics --------------------------------------------------------------------
@@ -723,7 +810,8 @@ def build_report(run_dirs: Sequence, out_dir, *, baseline: str | None = None,
     ------
     InputError
         A missing folder or one that is not a run; a missing, empty or truncated table; runs
-        whose metric of one name has different definitions; an unknown ``baseline``.
+        whose metric of one name has different definitions; shards of one scoring job that
+        overlap or are split differently; an unknown ``baseline``.
 
     Examples
     --------
@@ -732,11 +820,12 @@ def build_report(run_dirs: Sequence, out_dir, *, baseline: str | None = None,
     notes: list = []
     runs = load_runs(run_dirs, notes)
     check_definitions(runs, notes)
+    missing_shards = check_shards(runs, notes)
     merged, named = merge_score_runs(runs, notes)
     if named is None and baseline is not None:
         raise InputError(f"--baseline {baseline!r} needs score runs; only speed runs were given")
     result = ReportResult(Path(out_dir), runs, results=named, speed=_merge_speed_runs(runs),
-                          notes=notes)
+                          notes=notes, missing_shards=missing_shards)
     if named is not None:
         result.baseline = choose_baseline(list(dict.fromkeys(named["system"])), baseline)
         result.headline = _headline_metric(list(dict.fromkeys(named["metric"])))

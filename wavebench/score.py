@@ -1,6 +1,7 @@
 """`wavebench score`: every metric on every (reference, generated) pair, resumable, in parallel."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -46,8 +47,18 @@ def read_done(path: Path) -> dict:
     return done
 
 
-def check_settings(out_dir: Path, settings: dict) -> None:
-    """Refuse to mix a resumed run with results computed under other settings."""
+def trim_partial_line(path: Path) -> None:
+    """Cut a last line left unfinished by a kill, so the next record starts on its own line."""
+    if not path.exists():
+        return
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        with open(path, "r+b") as f:
+            f.truncate(data.rfind(b"\n") + 1)
+
+
+def check_settings(out_dir: Path, settings: dict, shard: dict | None = None) -> None:
+    """Refuse to mix a resumed run with results computed under other settings or shard."""
     path = out_dir / SETTINGS_FILE
     if path.exists():
         try:
@@ -57,11 +68,80 @@ def check_settings(out_dir: Path, settings: dict) -> None:
         if old is not None and old.get("settings") != settings:
             raise InputError("holds a score run with other settings (metrics, systems or "
                              "options); choose a new -o folder or delete this one", out_dir)
+        if old is not None and old.get("shard") != shard:
+            raise InputError(f"holds a score run of another shard ({_shard_text(old.get('shard'))}"
+                             f", not {_shard_text(shard)}); choose a new -o folder", out_dir)
+
+
+def _shard_text(shard) -> str:
+    if not isinstance(shard, dict):
+        return "unsharded"
+    return f"shard {shard.get('index')}/{shard.get('count')}"
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """``"I/N"`` as ``(I, N)`` with ``1 <= I <= N``; None or ``""`` means no sharding.
+
+    Raises
+    ------
+    InputError
+        Not two integers ``I/N`` with ``N >= 1`` and ``1 <= I <= N``.
+    """
+    if text is None or text == "":
+        return None
+    index, sep, count = str(text).partition("/")
+    try:
+        index, count = int(index), int(count)
+    except ValueError:
+        index = count = None
+    if not sep or index is None or count < 1 or not 1 <= index <= count:
+        raise InputError(f"--shard {text!r}: expected I/N with 1 <= I <= N, such as 2/4")
+    return index, count
+
+
+def shard_of(system: str, utterance: str, count: int) -> int:
+    """The 1-based shard of an utterance: a sha256 of ``system/utterance``, stable everywhere.
+
+    Python's ``hash`` of a string changes between processes, so it cannot assign shards
+    that separate machines agree on.
+    """
+    digest = hashlib.sha256(f"{system}/{utterance}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % count + 1
+
+
+def select_shard(tasks: list, extra_records, settings: dict, shard) -> tuple:
+    """Keep one shard's tasks and records; describe the shard for run.json.
+
+    Parameters
+    ----------
+    tasks : list of Task
+    extra_records : sequence of dict
+    settings : dict
+        The unsharded run's settings, hashed with every task's key into ``job``: shards of
+        one job (same settings, same test set) share it wherever their folders are.
+    shard : (int, int) or None
+        ``(index, count)``, 1-based, or None for all.
+
+    Returns
+    -------
+    (tasks, extra_records, info) : info is None without sharding, else
+        ``{"index", "count", "job"}``.
+    """
+    if shard is None:
+        return tasks, list(extra_records), None
+    index, count = shard
+    keys = sorted([f"{t.system}/{t.utterance}" for t in tasks]
+                  + [f"{r['system']}/{r['utterance']}" for r in extra_records])
+    info = {"index": index, "count": count, "job": stable_hash({"settings": settings,
+                                                                "keys": keys})}
+    tasks = [t for t in tasks if shard_of(t.system, t.utterance, count) == index]
+    extra = [r for r in extra_records if shard_of(r["system"], r["utterance"], count) == index]
+    return tasks, extra, info
 
 
 def score(*, reference_dir, generated=None, out_dir, metrics=None, oracles=(), jobs=1,
           strict_rate=False, allow_missing=False, progress=True, log=print,
-          extra_records=(), checkpoint_hash="") -> ScoreResult:
+          extra_records=(), checkpoint_hash="", shard=None) -> ScoreResult:
     """Score systems' audio against references and write the per-utterance and summary tables.
 
     Parameters
@@ -80,6 +160,9 @@ def score(*, reference_dir, generated=None, out_dir, metrics=None, oracles=(), j
     extra_records : sequence of dict
         Results computed elsewhere (``{"system", "utterance", "rows", "notes"}``), such as a
         checkpoint's likelihood, to be written into the same tables.
+    shard : (int, int) or str, optional
+        ``(I, N)`` or ``"I/N"``: score only the utterances of shard I of N (see
+        :func:`shard_of`); ``wavebench report`` merges the shards' folders.
 
     Returns
     -------
@@ -119,12 +202,16 @@ def score(*, reference_dir, generated=None, out_dir, metrics=None, oracles=(), j
                 "systems": sorted({t.system for t in tasks} | {r["system"] for r in extra_records}),
                 "strict_rate": strict_rate,
                 "definitions": {m: METRICS[m].description for m in all_metrics}}
+    if isinstance(shard, str):
+        shard = parse_shard(shard)
+    tasks, extra_records, shard_info = select_shard(tasks, extra_records, settings, shard)
     out_dir.mkdir(parents=True, exist_ok=True)
-    check_settings(out_dir, settings)
+    check_settings(out_dir, settings, shard_info)
     inputs = {"reference": str(Path(reference_dir).resolve()),
               "generated": {name: str(Path(folder).resolve()) for name, folder in generated.items()}}
-    write_run_info(out_dir, settings, inputs)
+    write_run_info(out_dir, settings, inputs, shard_info)
     rows_path = out_dir / ROWS_FILE
+    trim_partial_line(rows_path)
     done = read_done(rows_path)
     todo = [t for t in tasks if (t.system, t.utterance) not in done]
     if done:
@@ -166,9 +253,11 @@ def run_tasks(tasks, rows_path: Path, jobs: int, progress: bool):
     bar.close()
 
 
-def write_run_info(out_dir: Path, settings: dict, inputs: dict) -> None:
+def write_run_info(out_dir: Path, settings: dict, inputs: dict, shard=None) -> None:
     info = {"kind": "score", "settings": settings, "inputs": inputs,
             "versions": library_versions(), "git_rev": git_revision()}
+    if shard is not None:
+        info["shard"] = shard  # outside settings: every shard of a job has the same settings
     with atomic_path(out_dir / SETTINGS_FILE) as tmp:
         tmp.write_text(json.dumps(info, indent=2))
 
