@@ -135,11 +135,21 @@ def _check_is_file(path: Path) -> None:
         raise InputError("empty file (0 bytes)", path)
 
 
+MAX_SAMPLES = 2 ** 31  # 8 GiB of float32: about 12 hours of 48 kHz stereo
+
+
 def _read(path: Path):
     """Decode ``path`` to float32 frames ``[n, channels]``; return (frames, rate, subtype)."""
     try:
         with sf.SoundFile(str(path)) as f:
-            data = f.read(dtype="float32", always_2d=True)
+            if f.frames * f.channels > MAX_SAMPLES:
+                raise InputError(f"header claims {f.frames} frames x {f.channels} channels, more "
+                                 f"than wavebench reads ({MAX_SAMPLES} samples); corrupt header?",
+                                 path)
+            try:
+                data = f.read(dtype="float32", always_2d=True)
+            except MemoryError:
+                raise InputError(f"not enough memory to read {f.frames} frames", path) from None
             return data, int(f.samplerate), str(f.subtype)
     except (sf.LibsndfileError, RuntimeError, TypeError) as err:
         # Drop soundfile's "Error opening '<path>': " prefix: InputError names the path already.

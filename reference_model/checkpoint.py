@@ -89,8 +89,10 @@ def read_checkpoint(path) -> dict:
         raise InputError(f"checkpoint format version {version!r} is not supported by this "
                          f"wavebench (reads up to {VERSION}); upgrade wavebench", path)
     for key in ("config", "model"):
-        if key not in payload:
-            raise InputError(f"wavebench checkpoint is missing its {key!r} entry", path)
+        if not isinstance(payload.get(key), dict):
+            raise InputError(f"wavebench checkpoint has no valid {key!r} entry (a dict)", path)
+    if payload.get("ema_state") is not None and not isinstance(payload["ema_state"], dict):
+        raise InputError("wavebench checkpoint has an 'ema_state' entry that is not a dict", path)
     return payload
 
 
@@ -107,12 +109,18 @@ def load_checkpoint(path, *, device="cpu", use_ema: bool = True) -> tuple[WaveNe
         weights that do not fit the stored config.
     """
     payload = read_checkpoint(path)
-    config = config_from_dict(payload["config"], source=str(path))
+    try:
+        config = config_from_dict(payload["config"], source=str(path))
+    except InputError as exc:
+        message = str(exc)
+        if str(path) in message:
+            raise
+        raise InputError(message.removeprefix("config: "), path) from None
     model = WaveNet(config)
     state = payload["ema_state"] if use_ema and payload.get("ema_state") else payload["model"]
     try:
         model.load_state_dict(state)
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0]
+    except (RuntimeError, TypeError, AttributeError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise InputError(f"weights do not match the stored config ({first[:160]})", path) from None
     return model.to(device).eval(), payload

@@ -56,6 +56,9 @@ class ModelConfig:
         if self.upsample not in UPSAMPLE_KINDS:
             raise InputError(f"config: upsample must be one of {', '.join(UPSAMPLE_KINDS)}, "
                              f"got {self.upsample!r}")
+        if not isinstance(self.n_speakers, int) or isinstance(self.n_speakers, bool) \
+                or self.n_speakers < 0:
+            raise InputError(f"config: n_speakers must be an integer >= 0, got {self.n_speakers!r}")
         if self.uses_speaker and self.n_speakers < 1:
             raise InputError("config: cond includes 'speaker' but n_speakers is 0; set n_speakers")
 

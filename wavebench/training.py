@@ -17,7 +17,7 @@ from reference_model.config import check_keys, config_from_dict
 RESUMABLE = ("steps", "max_minutes", "device", "threads")
 
 
-def open_data(data_path, sample_rate: int, out_dir: Path, log=print):
+def open_data(data_path, sample_rate: int, out_dir: Path, log=print, progress: bool = True):
     """The AudioSet to train on: a prepared store, a raw audio folder (prepared into
     ``out_dir/data``), or the embedded default when ``data_path`` is None."""
     if data_path is None:
@@ -30,7 +30,7 @@ def open_data(data_path, sample_rate: int, out_dir: Path, log=print):
         return load_prepared(data_path)
     target = out_dir / "data"
     log(f"data: preparing {data_path} into {target}")
-    prepare(data_path, target, sample_rate=sample_rate)
+    prepare(data_path, target, sample_rate=sample_rate, progress=progress)
     return load_prepared(target)
 
 
@@ -72,7 +72,7 @@ def run_training(*, data, out_dir, preset="tiny", config_file=None, resume=None,
         log(f"resuming from {resume} at step {payload.get('step', 0)}")
     else:
         model, tconf = build_configs(preset, config_file, model_overrides, train_overrides)
-    data_set = open_data(data, model.sample_rate, out_dir, log)
+    data_set = open_data(data, model.sample_rate, out_dir, log, progress)
     if model.uses_speaker and model.n_speakers < len(data_set.speakers):
         model = model.replace(n_speakers=len(data_set.speakers))
     log(f"model: {model.blocks} blocks x {model.layers} layers, cond={model.cond}, "

@@ -95,8 +95,9 @@ def validate(packet_dir):
         click.echo(line)
     if report.errors:
         for line in report.errors[1:]:
-            click.echo(f"error: {line}", err=True)
-        raise InputError(report.errors[0])
+            click.echo(f"problem: {line}", err=True)
+        more = f" (and {len(report.errors) - 1} more problems above)" if len(report.errors) > 1 else ""
+        raise InputError(report.errors[0] + more)
     click.echo(f"packet {report.packet_id}: OK ({report.n_files} files checked)")
 
 

@@ -79,7 +79,8 @@ def validate_packet(path) -> ValidationReport:
                              "(a swapped or edited key)")
     _balance(key, report)
     _leaks(packet, key, report)
-    _durations(packet, key, report)
+    if not report.errors:  # durations need every stimulus readable
+        _durations(packet, key, report)
     return report
 
 
@@ -103,7 +104,12 @@ def _wav_format(packet: Path, manifest: dict, report: ValidationReport) -> None:
     want = (manifest.get("sample_rate"), f"PCM_{manifest.get('bit_depth')}",
             manifest.get("channels"))
     for p in sorted(packet.rglob("*.wav")):
-        info = sf.info(str(p))
+        try:
+            info = sf.info(str(p))
+        except (sf.LibsndfileError, RuntimeError) as exc:
+            problem = str(exc).strip().splitlines()[0] if str(exc).strip() else "unreadable"
+            report.errors.append(f"{p.relative_to(packet)}: not a readable WAV ({problem[-120:]})")
+            continue
         got = (info.samplerate, info.subtype, info.channels)
         if got != want:
             report.errors.append(f"{p.relative_to(packet)}: {got} differs from the packet "
