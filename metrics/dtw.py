@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.spatial.distance
 
-from metrics.cepstral_distance import FRAME_LENGTH, KUBICHEK, mcep_settings, mel_cepstra
+from metrics.cepstral_distance import FRAME_LENGTH, KUBICHEK, mel_cepstra
 from metrics.checks import check_pair
 
 
@@ -75,7 +75,6 @@ def mcd_dtw(*, reference: np.ndarray, generated: np.ndarray, sample_rate: int) -
     reference, generated, sample_rate = check_pair(reference, generated, sample_rate,
                                                    max_length_difference=None,
                                                    min_length=FRAME_LENGTH)
-    mcep_settings(sample_rate)
     ref = mel_cepstra(reference, sample_rate)[0][:, 1:]
     gen = mel_cepstra(generated, sample_rate)[0][:, 1:]
     cost = KUBICHEK * scipy.spatial.distance.cdist(ref, gen)  # Euclidean, every pair of frames

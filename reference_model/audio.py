@@ -98,9 +98,9 @@ def load_audio(path, sample_rate=None, *, allow_silent=False, min_samples=1,
     if data.shape[0] == 0:
         raise InputError(f"no samples ({subtype}, {channels} channel(s) at {rate} Hz, "
                          f"0 frames)", path)
-    if not allow_nonfinite:
-        _check_finite(data, path)
     finite = bool(np.isfinite(data).all())
+    if not finite and not allow_nonfinite:
+        _check_finite(data, path)
     if not allow_silent and not np.any(data):
         raise InputError(f"all {data.size} samples are zero (silent); nothing to learn or "
                          f"score from a silent clip", path)

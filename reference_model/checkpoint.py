@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from reference_model.audio import atomic_path
@@ -17,14 +16,20 @@ VERSION = 1
 WRAPPER_PREFIXES = ("_orig_mod.", "module.")  # torch.compile and DistributedDataParallel
 
 
+PACKAGES = ("wavebench", "torch", "numpy", "scipy", "librosa", "pystoi", "pandas", "soundfile")
+
+
 def library_versions() -> dict:
-    """Versions of the libraries that shape a checkpoint's numbers."""
+    """Python's and the installed versions of the libraries that shape wavebench's numbers."""
+    import platform
     from importlib.metadata import PackageNotFoundError, version
-    try:
-        own = version("wavebench")
-    except PackageNotFoundError:
-        own = "unknown"
-    return {"wavebench": own, "torch": str(torch.__version__), "numpy": str(np.__version__)}
+    found = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return found
 
 
 def clean_state_dict(state: dict) -> dict:

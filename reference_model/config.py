@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,11 +80,6 @@ class ModelConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
-
-    def hash(self) -> str:
-        """A short stable hash of the configuration (for run metadata)."""
-        text = json.dumps(self.to_dict(), sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()[:12]
 
     def replace(self, **changes) -> "ModelConfig":
         return config_from_dict({**self.to_dict(), **changes}, source="config")

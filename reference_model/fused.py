@@ -555,11 +555,11 @@ def run_fused(model, inputs: Inputs, *, dtype, device, progress=None, callback=N
               "b_conv": torch.from_numpy(w["b_conv"])} if c.uses_mel else None
     no_cond = np.zeros((1, 1, 1, 1), np_dtype)
     approx = np_dtype == np.float32
+    cond_up = inputs.cond_up.detach().cpu().double() if c.uses_mel else None
     for t0 in range(p, p + n, CHUNK):
         t1 = min(t0 + CHUNK, p + n)
         cond = no_cond
         if c.uses_mel:  # [chunk, L, batch, 2D] -> [batch, chunk, L, 2D]
-            cond_up = inputs.cond_up.detach().cpu().double()
             cond = np.ascontiguousarray(cond_terms(cond_w, cond_up, t0, t1).permute(2, 0, 1, 3)
                                         .numpy().astype(np_dtype))
         _steps_parallel(block, t0, t1, p, prev, codes, inputs.uniforms, inputs.temperature,

@@ -18,6 +18,7 @@ from reference_model.checkpoint import read_checkpoint, save_checkpoint
 from reference_model.config import ModelConfig, config_from_dict
 from reference_model.errors import InputError
 from reference_model.model import WaveNet
+from reference_model.sample import resolve_device
 from reference_model.train_config import TrainConfig, lr_at
 
 LN2 = math.log(2)
@@ -37,17 +38,6 @@ class TrainResult:
     stopped_early: bool
     samples_per_s: float
     history: list = field(default_factory=list)
-
-
-def resolve_device(name: str) -> torch.device:
-    """A torch device, with a clear error for CUDA that is not there."""
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError(f"device {name!r} requested but CUDA is not available on this machine; "
-                         "use --device cpu")
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise InputError(f"unknown device {name!r}; use cpu or cuda") from None
 
 
 def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
@@ -135,6 +125,7 @@ def train(model_config: ModelConfig, config: TrainConfig, data, out_dir, *, resu
     writer = open_tensorboard(out_dir)
     best_path, last_path = out_dir / "best.pt", out_dir / "last.pt"
     samples_per_step = config.batch_size * config.crop * config.accumulate
+    samples_per_epoch = max(sum(len(a) for a in train_crops.audio), 1)
 
     def checkpoint(path):
         save_checkpoint(path, config=model_config, model_state=model.state_dict(),
@@ -142,7 +133,7 @@ def train(model_config: ModelConfig, config: TrainConfig, data, out_dir, *, resu
                         optimizer=optimizer.state_dict(),
                         scheduler={"kind": config.schedule, "step": state["step"]},
                         step=state["step"], epoch=state["step"] * samples_per_step /
-                        max(sum(len(a) for a in train_crops.audio), 1),
+                        samples_per_epoch,
                         best_val_loss=state["best_val_loss"],
                         evals_since_best=state["evals_since_best"],
                         history=state["history"], initial_val_bits=state["initial_val_bits"],
@@ -174,6 +165,7 @@ def train(model_config: ModelConfig, config: TrainConfig, data, out_dir, *, resu
     bar = tqdm(total=config.steps, initial=state["step"], disable=not progress, desc="train",
                unit="step", dynamic_ncols=True)
     stopped_early, started, first_step = False, time.perf_counter(), state["step"]
+    last_saved = None  # (step, evaluations) that last.pt holds
     model.train()
     deadline = started + 60 * config.max_minutes if config.max_minutes else math.inf
     while state["step"] < config.steps and not stopped_early:
@@ -212,10 +204,12 @@ def train(model_config: ModelConfig, config: TrainConfig, data, out_dir, *, resu
         if state["step"] % config.checkpoint_every == 0:
             checkpoint(out_dir / "checkpoints" / f"step_{state['step']:07d}.pt")
             checkpoint(last_path)
+            last_saved = (state["step"], len(state["history"]))
     bar.close()
     elapsed = time.perf_counter() - started
     speed = (state["step"] - first_step) * samples_per_step / elapsed if elapsed > 0 else 0.0
-    checkpoint(last_path)
+    if last_saved != (state["step"], len(state["history"])):  # else the loop just wrote it
+        checkpoint(last_path)
     if writer:
         writer.close()
     if stopped_early:

@@ -69,8 +69,3 @@ def test_malformed_toml(tmp_path):
     from reference_model.config import load_toml
     with pytest.raises(InputError, match="bad.toml: not valid TOML"):
         load_toml(path)
-
-
-def test_hash_is_stable_and_sensitive():
-    a, b = ModelConfig(), ModelConfig(blocks=2)
-    assert a.hash() == ModelConfig().hash() and a.hash() != b.hash()

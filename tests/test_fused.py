@@ -120,10 +120,12 @@ def test_float32_with_two_threads_equals_one_thread_and_cached():
     model = tiny_model(2, kernel_size=3)
     ref = generate(model, 300, batch=9, sampler="cached", dtype=torch.float64, seed=3,
                    keep_logits=True)
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("numba has one thread here: nothing to compare")
     before = numba.get_num_threads()
     try:
         runs = []
-        for threads in sorted({1, min(2, numba.config.NUMBA_NUM_THREADS)}):
+        for threads in (1, 2):
             numba.set_num_threads(threads)
             runs.append(generate(model, 300, batch=9, sampler="fused", seed=3, keep_logits=True))
     finally:

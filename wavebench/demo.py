@@ -20,6 +20,7 @@ from reference_model.embedded import write_embedded_audio
 from reference_model.features import log_mel
 from reference_model.sample import generate
 from wavebench.score import score
+from wavebench.score_worker import oracle_audio
 from wavebench.score_checkpoint import likelihood_record
 from wavebench.training import run_training
 
@@ -36,8 +37,8 @@ class DemoResult:
     mos_page: Path | None = None
 
 
-def copy_synthesize(model, references: list[Path], out_dir: Path, sampler: str, *,
-                    seconds: float, progress: bool) -> float:
+def copy_synthesize(model, references: dict, mels: np.ndarray, out_dir: Path, sampler: str, *,
+                    progress: bool) -> float:
     """Resynthesize every reference from its own mel frames, all clips in one batch.
 
     float64, so that the two samplers' codes are exactly equal: in float32 their logits agree
@@ -45,40 +46,38 @@ def copy_synthesize(model, references: list[Path], out_dir: Path, sampler: str, 
     the neighbouring code, after which the streams part.
     """
     config = model.config
-    n = int(seconds * config.sample_rate) // config.hop_length * config.hop_length
-    clips = [load_audio(path, config.sample_rate).audio[:n] for path in references]
-    mels = np.stack([log_mel(clip, config) for clip in clips])
-    result = generate(model, n, batch=len(clips), cond=mels, sampler=sampler, seed=0,
+    n = mels.shape[-1] * config.hop_length
+    result = generate(model, n, batch=len(references), cond=mels, sampler=sampler, seed=0,
                       dtype=torch.float64, progress=progress)
     for path, audio in zip(references, result.audio):
         save_wav(out_dir / path.name, audio, config.sample_rate)
     return result.seconds
 
 
-def crop_references(references: list[Path], out_dir: Path, seconds: float, rate: int):
-    """The first ``seconds`` of each reference, so references and copies have equal length."""
-    cropped = []
+def crop_references(references: list[Path], out_dir: Path, seconds: float, rate: int) -> dict:
+    """The first ``seconds`` of each reference, written as 16-bit WAV (so references and copies
+    have equal length); returns each written path with its audio as read back."""
+    cropped = {}
     for path in references:
-        audio = load_audio(path, rate).audio[: int(seconds * rate)]
-        cropped.append(save_wav(out_dir / path.name, audio, rate))
+        written = save_wav(out_dir / path.name, load_audio(path, rate).audio[: int(seconds * rate)],
+                           rate)
+        cropped[written] = load_audio(written).audio
     return cropped
 
 
-def build_mos_packet(out_dir: Path, references, generated: Path, rate: int, log):
+def build_mos_packet(out_dir: Path, references: dict, generated: Path, rate: int, log):
     """A small ACR packet: the references, the model's copies and the 8-bit mu-law oracle.
 
     Returns the packet's offline page, or None (with the reason logged) when a clip is refused,
     for example a copy from a briefly trained model that clips.
     """
     from reference_model.errors import InputError
-    from reference_model.mulaw import mu_law_decode, mu_law_encode
     from wavebench.mos.packet import PacketOptions, build_packet
 
     oracle = out_dir / "generated" / "oracle_mulaw"
-    for path in references:
-        save_wav(oracle / path.name, mu_law_decode(mu_law_encode(load_audio(path, rate).audio)),
-                 rate)
-    options = PacketOptions(reference=f"natural={references[0].parent}", votes=4, holdout=1,
+    for path, audio in references.items():
+        save_wav(oracle / path.name, oracle_audio("mulaw", audio), rate)
+    options = PacketOptions(reference=f"natural={next(iter(references)).parent}", votes=4, holdout=1,
                             level="lufs:-23", question="How natural does this audio sound?")
     try:
         result = build_packet([f"tiny_fused={generated}", f"oracle_mulaw={oracle}"],
@@ -117,11 +116,13 @@ def run_demo(out_dir, *, steps: int = 300, clips: int = 4, seconds: float = 1.0,
              f"frames with the {' and '.join(SAMPLERS)} samplers")
     full = write_embedded_audio(out_dir / "embedded_valid", sample_rate=rate)[:clips]
     references = crop_references(full, out_dir / "references", seconds, rate)
+    hop = model.config.hop_length
+    n = int(seconds * rate) // hop * hop
+    mels = np.stack([log_mel(audio[:n], model.config) for audio in references.values()])
     systems = {}
     for sampler in SAMPLERS:
         folder = out_dir / "generated" / f"tiny_{sampler}"
-        wall = copy_synthesize(model, references, folder, sampler, seconds=seconds,
-                               progress=progress)
+        wall = copy_synthesize(model, references, mels, folder, sampler, progress=progress)
         log(f"  {sampler}: {clips * seconds * rate / wall:,.0f} samples/s")
         systems[f"tiny_{sampler}"] = folder
     identical = all((systems["tiny_fused"] / p.name).read_bytes() ==
@@ -129,8 +130,8 @@ def run_demo(out_dir, *, steps: int = 300, clips: int = 4, seconds: float = 1.0,
     log(f"  fused and cached wrote {'byte-identical' if identical else 'DIFFERENT'} WAV files")
 
     stage(3, "scoring the copies against the references (with the 8-bit mu-law oracle)")
-    likelihood = [likelihood_record(model, "tiny_fused", p.stem, load_audio(p, rate).audio, [])
-                  for p in references]
+    likelihood = [likelihood_record(model, "tiny_fused", p.stem, audio, [])
+                  for p, audio in references.items()]
     score(reference_dir=out_dir / "references", generated=systems, out_dir=out_dir / "score",
           oracles=("mulaw",), progress=progress, log=log, extra_records=likelihood)
 

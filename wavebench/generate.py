@@ -125,8 +125,8 @@ def run_generate(out_dir, *, checkpoint=None, preset=None, seconds=None, batch=1
     n = _n_samples(seconds, mel, p, config)
     if config.uses_mel and mel is None:
         raise InputError("this model is mel-conditioned: pass --mel-from FILE (copy synthesis)")
-    gen = generate(model, n, batch=batch,
-                   temperature=default_temperature if temperature is None else temperature,
+    temperature = default_temperature if temperature is None else temperature
+    gen = generate(model, n, batch=batch, temperature=temperature,
                    prime=prime_c, cond=mel, speaker=speaker, seed=seed, device=dev,
                    sampler=sampler, dtype=torch.float64 if float64 else torch.float32,
                    progress=progress)

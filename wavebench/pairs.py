@@ -19,14 +19,15 @@ class Pair:
     generated: Path | None = None
 
 
-def keyed_files(folder) -> dict[str, Path]:
-    """Audio files under ``folder`` by key; two files with one key (a.wav, a.flac) are an error."""
+def keyed_files(folder, what: str = "utterance") -> dict[str, Path]:
+    """Audio files under ``folder`` by key (relative path without extension); two files with
+    one key (a.wav, a.flac) are an error that calls the key a ``what``."""
     folder = Path(folder)
     keyed: dict[str, Path] = {}
     for path in find_audio_files(folder):
         key = path.relative_to(folder).with_suffix("").as_posix()
         if key in keyed:
-            raise InputError(f"two files for utterance {key!r}: {keyed[key].name} and {path.name}",
+            raise InputError(f"two files for {what} {key!r}: {keyed[key].name} and {path.name}",
                              folder)
         keyed[key] = path
     return keyed

@@ -1,24 +1,11 @@
-"""Run metadata shared by every command that writes a run folder: versions, git revision, hashes."""
+"""Run metadata shared by every command that writes a run folder: git revision and hashes
+(library versions come from ``reference_model.checkpoint.library_versions``)."""
 from __future__ import annotations
 
 import hashlib
 import json
-import platform
 import subprocess
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-
-PACKAGES = ("wavebench", "torch", "numpy", "scipy", "librosa", "pystoi", "pandas", "soundfile")
-
-
-def library_versions() -> dict:
-    found = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            found[name] = version(name)
-        except PackageNotFoundError:
-            pass
-    return found
 
 
 def git_revision() -> str:

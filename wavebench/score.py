@@ -15,7 +15,8 @@ from reference_model.audio import atomic_path
 from reference_model.errors import InputError
 from reports import make_results_table, summarize, to_markdown, write_csv
 from wavebench.pairs import match_pairs
-from wavebench.runinfo import git_revision, library_versions, stable_hash
+from reference_model.checkpoint import library_versions
+from wavebench.runinfo import git_revision, stable_hash
 from wavebench.score_worker import ORACLES, Task, one_thread_per_worker, score_task
 ROWS_FILE = "rows.jsonl"  # results as they arrive; the run resumes from it
 SETTINGS_FILE = "run.json"
@@ -209,7 +210,7 @@ def score(*, reference_dir, generated=None, out_dir, metrics=None, oracles=(), j
     check_settings(out_dir, settings, shard_info)
     inputs = {"reference": str(Path(reference_dir).resolve()),
               "generated": {name: str(Path(folder).resolve()) for name, folder in generated.items()}}
-    write_run_info(out_dir, settings, inputs, shard_info)
+    info = write_run_info(out_dir, settings, inputs, shard_info)
     rows_path = out_dir / ROWS_FILE
     trim_partial_line(rows_path)
     done = read_done(rows_path)
@@ -221,8 +222,8 @@ def score(*, reference_dir, generated=None, out_dir, metrics=None, oracles=(), j
     records = [done[(t.system, t.utterance)] for t in tasks] + list(extra_records)
     for record in records:
         notes += record.get("notes", [])
-    return write_tables(out_dir, records, settings, notes, len(todo), len(tasks) - len(todo),
-                        checkpoint_hash)
+    return write_tables(out_dir, records, settings, info, notes, len(todo),
+                        len(tasks) - len(todo), checkpoint_hash)
 
 
 def run_tasks(tasks, rows_path: Path, jobs: int, progress: bool):
@@ -253,21 +254,22 @@ def run_tasks(tasks, rows_path: Path, jobs: int, progress: bool):
     bar.close()
 
 
-def write_run_info(out_dir: Path, settings: dict, inputs: dict, shard=None) -> None:
+def write_run_info(out_dir: Path, settings: dict, inputs: dict, shard=None) -> dict:
     info = {"kind": "score", "settings": settings, "inputs": inputs,
             "versions": library_versions(), "git_rev": git_revision()}
     if shard is not None:
         info["shard"] = shard  # outside settings: every shard of a job has the same settings
     with atomic_path(out_dir / SETTINGS_FILE) as tmp:
         tmp.write_text(json.dumps(info, indent=2))
+    return info
 
 
-def write_tables(out_dir, records, settings, notes, n_scored, n_resumed,
+def write_tables(out_dir, records, settings, info, notes, n_scored, n_resumed,
                  checkpoint_hash="") -> ScoreResult:
     rows = [row for record in records for row in record["rows"]]
     meta = {"run": out_dir.name or "score", "config_hash": stable_hash(settings),
             "checkpoint_hash": checkpoint_hash,
-            "versions": library_versions(), "device": "cpu", "git_rev": git_revision()}
+            "versions": info["versions"], "device": "cpu", "git_rev": info["git_rev"]}
     table = make_results_table(rows, meta)
     summary = summarize(table)
     per_utterance = write_csv(table, out_dir / "per_utterance.csv")

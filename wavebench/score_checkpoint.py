@@ -14,7 +14,7 @@ from reference_model.features import log_mel
 from reference_model.likelihood import bits_per_sample, target_log_probs
 from wavebench.pairs import keyed_files
 from wavebench.runinfo import file_hash
-from wavebench.score import score
+from wavebench.score import read_done, score, trim_partial_line
 
 NLL_FILE = "nll.jsonl"
 
@@ -62,7 +62,9 @@ def score_checkpoint(checkpoint, *, reference_dir, out_dir, system=None, metrics
         raise InputError(f"nothing to score for {system}: choose --metrics nll_bits or a "
                          "mel-conditioned checkpoint", checkpoint)
     out_dir.mkdir(parents=True, exist_ok=True)
-    done = read_nll(out_dir / NLL_FILE)
+    nll_path = out_dir / NLL_FILE
+    trim_partial_line(nll_path)  # a kill mid-line must not swallow the next record
+    done = {utterance: record for (_, utterance), record in read_done(nll_path).items()}
     generated_dir = out_dir / "generated" / system
     records = []
     for key, path in tqdm(sorted(keyed_files(reference_dir).items()), disable=not progress,
@@ -74,7 +76,7 @@ def score_checkpoint(checkpoint, *, reference_dir, out_dir, system=None, metrics
             if need_nll:
                 notes = [f"{key}: reference {n}" for n in clip.notes]
                 done[key] = likelihood_record(model, system, key, clip.audio, notes)
-                with open(out_dir / NLL_FILE, "a") as sink:
+                with open(nll_path, "a") as sink:
                     sink.write(json.dumps(done[key]) + "\n")
             if need_copy:
                 save_wav(wav, copy_synthesis(model, clip.audio, sampler=sampler, seed=seed,
@@ -86,15 +88,3 @@ def score_checkpoint(checkpoint, *, reference_dir, out_dir, system=None, metrics
                  metrics=pair_metrics if (generated or oracles) else (), oracles=oracles,
                  jobs=jobs, progress=progress, log=log, extra_records=records,
                  checkpoint_hash=file_hash(checkpoint))
-
-
-def read_nll(path: Path) -> dict:
-    done = {}
-    if path.exists():
-        for line in path.read_text().splitlines():
-            try:
-                record = json.loads(line)
-                done[record["utterance"]] = record
-            except (json.JSONDecodeError, KeyError, TypeError):
-                continue
-    return done

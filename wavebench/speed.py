@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 
 from reference_model.errors import InputError
-from reference_model.sample import SAMPLERS, generate
+from reference_model.sample import SAMPLERS, check_sampler_device, generate, resolve_device
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 COLUMNS = ["device", "sampler", "batch", "threads", "precision", "samples", "repeats",
@@ -27,25 +27,25 @@ DEFINITIONS = (
     "process's peak resident size so far on cpu.")
 
 
-def device_status(name: str) -> str | None:
-    """None if ``name`` can run here, else why not."""
-    if name == "cpu":
-        return None
-    if name.startswith("cuda"):
-        return None if torch.cuda.is_available() else "CUDA is not available on this machine"
-    return f"unknown device {name!r}"
+def device_problem(name: str) -> str | None:
+    """None if ``name`` can run here, else why not (the samplers' own check, as a reason)."""
+    try:
+        resolve_device(name)
+    except InputError as exc:
+        return str(exc)
+    return None
+
+
+def sampler_problem(sampler: str, device: str) -> str | None:
+    """None if ``sampler`` runs on ``device``, else why not."""
+    try:
+        check_sampler_device(sampler, torch.device(device))
+    except InputError as exc:
+        return str(exc)
+    return None
 
 
 NAIVE_MAX_BATCH = 8  # each naive step recomputes a receptive field per stream: 3 GFLOP at reference
-
-
-def runs_on(sampler: str, device: str) -> bool:
-    """Whether ``sampler`` is meant for ``device`` (fused is CPU-only, cuda-graph CUDA-only)."""
-    if sampler == "fused":
-        return device == "cpu"
-    if sampler == "cuda-graph":
-        return device.startswith("cuda")
-    return True
 
 
 def time_one(model, *, sampler, device, batch, threads, samples, repeats, dtype, seed=0) -> dict:
@@ -125,12 +125,11 @@ def run_speed(out_dir, *, preset="reference", devices=("cpu",), samplers=("cache
     dtype = torch.float64 if float64 else torch.float32
     rows = []
     for device in devices:
-        why = device_status(device)
+        why = device_problem(device)
         for sampler in samplers:
             for batch in batches:
                 for n_threads in threads:
-                    skip = why or (None if runs_on(sampler, device)
-                                   else f"{sampler} does not run on {device}")
+                    skip = why or sampler_problem(sampler, device)
                     if not skip and sampler == "naive" and batch > NAIVE_MAX_BATCH:
                         skip = f"naive is timed at batch <= {NAIVE_MAX_BATCH} only"
                     if not skip and device == "cpu" and batch > cpu_max_batch:

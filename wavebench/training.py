@@ -1,7 +1,6 @@
 """Orchestration of `wavebench prepare` and `wavebench train`: choose data, configs, resume."""
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 from reference_model.config import get_preset, load_toml, model_config_from_sources
@@ -10,8 +9,8 @@ from reference_model.embedded import embedded_audioset
 from reference_model.errors import InputError
 from reference_model.checkpoint import read_checkpoint
 from reference_model.train import TrainResult, train
-from reference_model.train_config import TrainConfig, train_config_from_dict
-from reference_model.config import check_keys, config_from_dict
+from reference_model.train_config import train_config_from_dict
+from reference_model.config import config_from_dict
 
 
 RESUMABLE = ("steps", "max_minutes", "device", "threads")
@@ -44,9 +43,8 @@ def build_configs(preset: str, toml_path, model_overrides: dict, train_overrides
                          source)
     model = model_config_from_sources(preset, toml, source, **model_overrides)
     base = {**get_preset(preset).train, **toml.get("train", {})}
-    check_keys(base, TrainConfig, f"{source} [train]")
     base.update({k: v for k, v in train_overrides.items() if v is not None})
-    return model, train_config_from_dict(base, source)
+    return model, train_config_from_dict(base, f"{source} [train]")
 
 
 def run_training(*, data, out_dir, preset="tiny", config_file=None, resume=None,
@@ -68,6 +66,11 @@ def run_training(*, data, out_dir, preset="tiny", config_file=None, resume=None,
         stored = dict(payload.get("train_config") or {})
         # settings that change how long or where a run goes on, never what it computes
         live = {k: train_overrides[k] for k in RESUMABLE if train_overrides.get(k) is not None}
+        ignored = sorted(k for k, v in {**train_overrides, **model_overrides}.items()
+                         if v is not None and k not in RESUMABLE)
+        if ignored:
+            log(f"note: resuming keeps the checkpoint's settings; ignored: {', '.join(ignored)} "
+                f"(only {', '.join(RESUMABLE)} may change)")
         tconf = train_config_from_dict({**stored, **live}, str(resume))
         log(f"resuming from {resume} at step {payload.get('step', 0)}")
     else:
@@ -79,7 +82,3 @@ def run_training(*, data, out_dir, preset="tiny", config_file=None, resume=None,
         f"receptive field {model.receptive_field} samples; "
         f"{len(data_set.train)} training and {len(data_set.valid)} validation files")
     return train(model, tconf, data_set, out_dir, resume=resume, progress=progress, log=log)
-
-
-def train_options_help() -> str:
-    return ", ".join(f.name for f in dataclasses.fields(TrainConfig))

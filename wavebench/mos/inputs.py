@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reference_model.audio import find_audio_files, load_audio
+from reference_model.audio import load_audio
 from reference_model.errors import InputError
 from wavebench.mos.levels import active_speech_level
 
@@ -63,24 +63,6 @@ def parse_system(spec: str) -> tuple[str, Path]:
     if not all(c.isalnum() or c in "_-." for c in name):
         raise InputError(f"system name {name!r} may hold only letters, digits, '_', '-' and '.'")
     return name, Path(folder)
-
-
-def item_files(folder: Path) -> dict:
-    """Map item key (relative path without extension, '/'-separated) to file, for one folder.
-
-    Raises
-    ------
-    InputError
-        If two files share an item key (``a.wav`` and ``a.flac``).
-    """
-    found = {}
-    for path in find_audio_files(folder):
-        key = path.relative_to(folder).with_suffix("").as_posix()
-        if key in found:
-            raise InputError(f"two files for item {key!r}: {found[key].name} and {path.name}",
-                             folder)
-        found[key] = path
-    return found
 
 
 def match_items(systems: dict, items: list | None = None) -> list:

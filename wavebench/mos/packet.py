@@ -19,7 +19,8 @@ from wavebench.mos.checks import gold_low
 from wavebench.mos.anonymize import key_bytes, packet_id, packet_secret, sha256_file, trial_id
 from wavebench.mos.conditioning import (FIXED_MTIME, align_levels, packet_rate, quantize,
                                         resample, write_pcm)
-from wavebench.mos.inputs import (bandwidth_hz, clip_warnings, item_files, load_clip,
+from wavebench.pairs import keyed_files
+from wavebench.mos.inputs import (bandwidth_hz, clip_warnings, load_clip,
                                   match_items, parse_system)
 from wavebench.mos.levels import parse_level
 from wavebench.mos.page import page_config, render_index, render_instructions
@@ -96,7 +97,7 @@ def _load(systems: list, opt: PacketOptions, notes: list):
     names = [n for n, _ in everything]
     if len(set(names)) != len(names):
         raise InputError(f"condition names must be unique, got {', '.join(names)}")
-    files = {name: item_files(folder) for name, folder in everything}
+    files = {name: keyed_files(folder, "item") for name, folder in everything}
     items = match_items(files, opt.items)
     clips, problems = {}, []
     for name in names:

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from reference_model.errors import InputError
+from wavebench.mos.anonymize import sha256_file
 from reports import write_csv
 
 #: Columns of ratings.csv, in order (MOS.md section 11).
@@ -134,7 +135,7 @@ def load_packet(packet_dir) -> Packet:
     if not key_path.is_file():
         raise InputError("no private key here; import and analyze need the packet's private/ "
                          "folder", key_path)
-    digest = hashlib.sha256(key_path.read_bytes()).hexdigest()
+    digest = sha256_file(key_path)
     if digest != manifest["key_commitment"]:
         raise InputError(f"key does not match the packet's key commitment (sha256 {digest[:12]}"
                          f"..., manifest commits to {str(manifest['key_commitment'])[:12]}...); "
