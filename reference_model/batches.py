@@ -42,14 +42,21 @@ class Cropper:
         sizes = np.array([len(a) - length + 1 for a in self.audio], dtype=np.float64)
         self.weights = sizes / sizes.sum()  # every valid crop start equally likely
 
-    def batch(self, rng: np.random.Generator, size: int):
-        """Return ``(codes [B, L] long, mel [B, n_mels, L / hop] or None, speaker [B] long)``."""
+    def batch(self, rng: np.random.Generator, size: int, rows: range | None = None):
+        """Return ``(codes [B, L] long, mel [B, n_mels, L / hop] or None, speaker [B] long)``.
+
+        ``rows`` keeps only those examples of the batch of ``size`` (one process's part of a
+        distributed batch); the random draws are the same whichever rows are kept.
+        """
         hop = self.config.hop_length if self.config.uses_mel else 1
+        rows = range(size) if rows is None else rows
         codes, mels, speakers = [], [], []
-        for index in rng.choice(len(self.audio), size=size, p=self.weights):
+        for row, index in enumerate(rng.choice(len(self.audio), size=size, p=self.weights)):
             n_starts = (len(self.audio[index]) - self.length) // hop + 1
             start = int(rng.integers(n_starts)) * hop
             gain = 10 ** (rng.uniform(-6, 0) / 20) if self.augment else 1.0
+            if row not in rows:
+                continue
             stop = start + self.length
             if gain != 1.0:
                 codes.append(mu_law_encode(self.audio[index][start:stop] * gain, self.config.classes))

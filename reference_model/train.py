@@ -1,6 +1,7 @@
 """The trainer: one readable loop with small named helpers, resumable from its checkpoints."""
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
@@ -13,9 +14,11 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from reference_model.audio import atomic_path
 from reference_model.batches import Cropper, example_length
 from reference_model.checkpoint import read_checkpoint, save_checkpoint
 from reference_model.config import ModelConfig, config_from_dict
+from reference_model.distributed import Processes
 from reference_model.errors import InputError
 from reference_model.model import WaveNet
 from reference_model.sample import resolve_device
@@ -53,20 +56,25 @@ def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.O
 
 
 def loss_on(model, batch, crop: int, device) -> torch.Tensor:
-    """Mean cross-entropy (nats) over the last ``crop`` samples of each example."""
+    """Mean cross-entropy (nats) over the last ``crop`` samples of each example.
+
+    ``model`` is a WaveNet or a DistributedDataParallel wrapping one.
+    """
     codes, mel, speaker = (None if t is None else t.to(device) for t in batch)
-    logits = model(codes, mel, speaker if model.config.uses_speaker else None)
+    config = getattr(model, "module", model).config
+    logits = model(codes, mel, speaker if config.uses_speaker else None)
     return F.cross_entropy(logits[:, :, -crop:], codes[:, -crop:])
 
 
 @torch.inference_mode()
-def evaluate(model, batches, crop: int, device) -> float:
-    """Mean validation loss in nats per sample over fixed batches."""
+def evaluate(model, batches, crop: int, device, processes: Processes = Processes()) -> float:
+    """Mean validation loss in nats per sample over fixed batches (shared out over processes)."""
     was_training = model.training
     model.eval()
-    total = sum(loss_on(model, b, crop, device).item() for b in batches) / len(batches)
+    mine = batches[processes.rank::processes.world]
+    total = processes.sum(sum(loss_on(model, b, crop, device).item() for b in mine))
     model.train(was_training)
-    return total
+    return total / len(batches)
 
 
 def update_ema(ema_model, model, decay: float) -> None:
@@ -85,11 +93,17 @@ def open_tensorboard(out_dir: Path):
 
 
 def train(model_config: ModelConfig, config: TrainConfig, data, out_dir, *, resume=None,
-          progress: bool = True, log=print) -> TrainResult:
+          progress: bool = True, log=print, processes: Processes = Processes(),
+          device=None) -> TrainResult:
     """Train a WaveNet on ``data`` (an AudioSet) and write checkpoints to ``out_dir``.
 
     Every batch is drawn from a generator seeded by ``(seed, step)``, so a run resumed from one
     of its checkpoints continues exactly as if it had not stopped.
+
+    With several ``processes`` (their group already started, see ``reference_model.distributed``)
+    the model is wrapped in DistributedDataParallel, each process computes its equal part of
+    every global batch, and only the main process logs and writes files. ``device`` overrides
+    ``config.device`` (each process's own GPU).
 
     Returns
     -------
@@ -105,29 +119,44 @@ def train(model_config: ModelConfig, config: TrainConfig, data, out_dir, *, resu
                          f"{model_config.sample_rate}")
     if not data.train or not data.valid:
         raise InputError("data needs at least one training and one validation file")
-    device = resolve_device(config.device)
+    if config.batch_size % processes.world:
+        raise InputError(f"batch size {config.batch_size} does not split evenly over "
+                         f"{processes.world} processes; use a multiple of {processes.world}")
+    device = resolve_device(config.device) if device is None else device
     if config.threads:
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     model = WaveNet(model_config).to(device)
     optimizer = make_optimizer(model, config)
+    main = processes.is_main
+    if not main:
+        progress, log = False, _silent
     length = example_length(model_config, config.crop)
     train_crops = Cropper(data.train, model_config, length, augment=config.augment)
     eval_rng = np.random.default_rng([config.seed, EVAL_SEED])
     eval_crops = Cropper(data.valid, model_config, length)
     eval_batches = [eval_crops.batch(eval_rng, config.batch_size) for _ in range(config.eval_batches)]
     ema_model = copy.deepcopy(model) if config.ema else None
+    rows = processes.part(config.batch_size)
 
     state = {"step": 0, "best_val_loss": math.inf, "evals_since_best": 0, "history": [],
              "initial_val_bits": None}
     if resume is not None:
         state = restore(resume, model, optimizer, ema_model, model_config, data, state)
-    writer = open_tensorboard(out_dir)
+    if main:
+        trim_log(out_dir, state["step"] if resume is not None else -1)
+    # wrapped after restoring, so every process starts from the same loaded weights
+    # the last layer's residual output feeds nothing, so its weights get no gradient
+    net = (torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True)
+           if processes.enabled else model)
+    writer = open_tensorboard(out_dir) if main else None
     best_path, last_path = out_dir / "best.pt", out_dir / "last.pt"
     samples_per_step = config.batch_size * config.crop * config.accumulate
     samples_per_epoch = max(sum(len(a) for a in train_crops.audio), 1)
 
     def checkpoint(path):
+        if not main:
+            return
         save_checkpoint(path, config=model_config, model_state=model.state_dict(),
                         ema_state=ema_model.state_dict() if ema_model else None,
                         optimizer=optimizer.state_dict(),
@@ -142,7 +171,7 @@ def train(model_config: ModelConfig, config: TrainConfig, data, out_dir, *, resu
 
     def validate() -> bool:
         """Evaluate, keep the best checkpoint, and say whether to stop early."""
-        val = evaluate(ema_model or model, eval_batches, config.crop, device)
+        val = evaluate(ema_model or model, eval_batches, config.crop, device, processes)
         bits = val / LN2
         if state["initial_val_bits"] is None:
             state["initial_val_bits"] = bits
@@ -156,7 +185,8 @@ def train(model_config: ModelConfig, config: TrainConfig, data, out_dir, *, resu
                 checkpoint(best_path)
         else:
             state["evals_since_best"] += 1
-        append_log(out_dir, {"event": "validation", **record})
+        if main:
+            append_log(out_dir, {"event": "validation", **record})
         log(f"step {state['step']:>6} | validation {bits:.3f} bits/sample")
         return state["evals_since_best"] >= config.patience
 
@@ -169,7 +199,7 @@ def train(model_config: ModelConfig, config: TrainConfig, data, out_dir, *, resu
     model.train()
     deadline = started + 60 * config.max_minutes if config.max_minutes else math.inf
     while state["step"] < config.steps and not stopped_early:
-        if time.perf_counter() > deadline:
+        if processes.any(time.perf_counter() > deadline):  # every process stops at one step
             log(f"time budget of {config.max_minutes:g} minutes reached at step {state['step']}")
             if state["step"] % config.eval_every:
                 validate()
@@ -182,10 +212,14 @@ def train(model_config: ModelConfig, config: TrainConfig, data, out_dir, *, resu
         total = 0.0
         for micro in range(config.accumulate):
             batch = train_crops.batch(np.random.default_rng([config.seed, step, micro]),
-                                      config.batch_size)
-            loss = loss_on(model, batch, config.crop, device) / config.accumulate
-            loss.backward()
+                                      config.batch_size, rows)
+            # gradients are averaged over processes once, on the last micro-batch
+            last = micro == config.accumulate - 1
+            with net.no_sync() if processes.enabled and not last else contextlib.nullcontext():
+                loss = loss_on(net, batch, config.crop, device) / config.accumulate
+                loss.backward()
             total += loss.item()
+        total = processes.sum(total) / processes.world
         if not math.isfinite(total):
             raise InputError(f"training diverged at step {step} (loss {total}); lower --lr")
         if config.clip:
@@ -206,6 +240,7 @@ def train(model_config: ModelConfig, config: TrainConfig, data, out_dir, *, resu
             checkpoint(last_path)
             last_saved = (state["step"], len(state["history"]))
     bar.close()
+    processes.barrier()
     elapsed = time.perf_counter() - started
     speed = (state["step"] - first_step) * samples_per_step / elapsed if elapsed > 0 else 0.0
     if last_saved != (state["step"], len(state["history"])):  # else the loop just wrote it
@@ -249,3 +284,26 @@ def append_log(out_dir: Path, record: dict) -> None:
     """One JSON line per event in ``out_dir/log.jsonl``."""
     with open(out_dir / "log.jsonl", "a") as f:
         f.write(json.dumps(record) + "\n")
+
+
+def trim_log(out_dir: Path, step: int) -> None:
+    """Keep only the log lines up to ``step`` (-1: none), the events the resumed checkpoint
+    already holds, so that steps replayed after a kill are not logged twice. A line cut short
+    by the kill is dropped too."""
+    path = out_dir / "log.jsonl"
+    if not path.exists():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict) and record.get("step", math.inf) <= step:
+            kept.append(line + "\n")
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text("".join(kept))
+
+
+def _silent(_line: str) -> None:
+    pass

@@ -1,5 +1,4 @@
 """Checkpoints: one file, weights_only-loadable, atomic, and clear errors for foreign files."""
-import os
 
 import pytest
 import torch

@@ -216,7 +216,7 @@ def test_bad_input_is_one_clear_line(tmp_path, inputs, problem, message):
 
 
 def test_too_many_mushra_conditions(tmp_path):
-    names = [f"natural_dir"] + [f"system{k:02d}" for k in range(10)]
+    names = ["natural_dir"] + [f"system{k:02d}" for k in range(10)]
     root = tmp_path / "many"
     for name in names:
         make_systems(root, n_items=6, names=(name,))

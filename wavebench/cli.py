@@ -7,6 +7,7 @@ import traceback
 
 import click
 
+from reference_model.errors import PEER_LOST_EXIT, PeerLost
 from wavebench.errors import input_error_types
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -109,8 +110,11 @@ def prepare(audio_dir, out_dir, sample_rate, trim_db, normalize, valid_fraction,
               help="Stop (validate and save) after this much wall time.")
 @click.option("--resume", default=None,
               help="Continue from a checkpoint, or 'auto': OUT/last.pt if it exists.")
+@click.option("--nproc", type=int, default=1, show_default=True,
+              help="Training processes on this machine (DistributedDataParallel; "
+                   "--batch-size is split over them).")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
-def train(data, out_dir, preset, config_file, cond, resume, no_progress, **options):
+def train(data, out_dir, preset, config_file, cond, resume, nproc, no_progress, **options):
     """Train a WaveNet (the embedded default data when --data is not given).
 
     \b
@@ -119,13 +123,29 @@ def train(data, out_dir, preset, config_file, cond, resume, no_progress, **optio
       wavebench prepare speech/ -o data/speech
       wavebench train --data data/speech --preset reference --cond mel --steps 20000 -o runs/mel
       wavebench train -o runs/mel --resume auto --steps 40000
+      wavebench train --nproc 2 --batch-size 16 -o runs/ddp   (or: torchrun ... -m wavebench train)
     """
     from wavebench.training import run_training
 
+    log = lambda line: click.echo(line, err=True)  # noqa: E731
+    if nproc != 1 and "WORLD_SIZE" not in os.environ:  # this is the launcher, not a worker
+        from reference_model.errors import InputError
+        from wavebench.launch import launch
+        from wavebench.training import check_processes, resolve_run
+
+        _, tconf, _ = resolve_run(out_dir=out_dir, preset=preset, config_file=config_file,
+                                  resume=resume, model_overrides={"cond": cond},
+                                  train_overrides=options, log=lambda _line: None)
+        check_processes(tconf, nproc)
+        if data is not None and not os.path.exists(data):
+            raise InputError("data folder not found", data)
+        return launch(RAW_ARGS, nproc, log=log)
     result = run_training(data=data, out_dir=out_dir, preset=preset, config_file=config_file,
                           resume=resume, model_overrides={"cond": cond},
                           train_overrides=options, progress=show_progress(no_progress),
-                          log=lambda line: click.echo(line, err=True))
+                          log=log)
+    if rank_prefix():  # a worker other than rank 0: the launcher's main process reports
+        return 0
     if result.initial_val_bits is not None and result.best_val_bits is not None:
         click.echo(f"validation: {result.initial_val_bits:.3f} -> {result.best_val_bits:.3f} "
                    f"bits/sample (lower is better); {result.samples_per_s:,.0f} samples/s")
@@ -235,9 +255,19 @@ def demo(out_dir, steps, no_progress):
     click.echo(f"demo finished in {result.seconds:.0f} s; open {result.report_html}")
 
 
+RAW_ARGS: list[str] = []
+
+
+def rank_prefix() -> str:
+    """Names the process in errors from a distributed worker other than rank 0."""
+    rank = os.environ.get("RANK", "0")
+    return f"[rank {rank}] " if os.environ.get("WORLD_SIZE", "1") != "1" and rank != "0" else ""
+
+
 def main(argv=None) -> int:
     """Entry point: one-line errors (exit 1 for input, 2 for usage), tracebacks with --debug."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    RAW_ARGS[:] = argv  # `train --nproc N` starts its workers with the same arguments
     debug = "--debug" in argv or os.environ.get("WAVEBENCH_DEBUG") == "1"
     code = 0
     try:
@@ -253,16 +283,21 @@ def main(argv=None) -> int:
         click.echo("error: interrupted; outputs written so far are complete (resume to continue)",
                    err=True)
         code = 130
+    except PeerLost:  # the process that failed has said why; the launcher reports it
+        if debug:
+            traceback.print_exc()
+        code = PEER_LOST_EXIT
     except input_error_types() as exc:
         if debug:
             traceback.print_exc()
-        click.echo(f"error: {exc}", err=True)
+        if debug or not rank_prefix():  # every process sees the same input: rank 0 says it
+            click.echo(f"{rank_prefix()}error: {exc}", err=True)
         code = 1
     except OSError as exc:
         if debug:
             traceback.print_exc()
         where = f"{exc.filename}: " if exc.filename else ""
-        click.echo(f"error: {where}{exc.strerror or exc}", err=True)
+        click.echo(f"{rank_prefix()}error: {where}{exc.strerror or exc}", err=True)
         code = 1
     return code
 

@@ -3,11 +3,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
 from reference_model.config import get_preset, load_toml, model_config_from_sources
 from reference_model.data import is_prepared, load_prepared, prepare
 from reference_model.embedded import embedded_audioset
 from reference_model.errors import InputError
 from reference_model.checkpoint import read_checkpoint
+from reference_model.distributed import as_peer_lost, processes_from_env, start, stop
+from reference_model.sample import resolve_device
 from reference_model.train import TrainResult, train
 from reference_model.train_config import train_config_from_dict
 from reference_model.config import config_from_dict
@@ -41,18 +45,26 @@ def build_configs(preset: str, toml_path, model_overrides: dict, train_overrides
     if unknown:
         raise InputError(f"unknown table(s) {', '.join(unknown)}; valid tables: model, train",
                          source)
+    table = toml.get("model", {}) if isinstance(toml.get("model"), dict) else {}
+    chosen = {**get_preset(preset).model.to_dict(), **table,
+              **{k: v for k, v in model_overrides.items() if v is not None}}
+    if "speaker" in str(chosen.get("cond")) and not chosen.get("n_speakers"):
+        # a placeholder: run_training sets it to the data's speaker count once the data is open
+        model_overrides = {**model_overrides, "n_speakers": 1}
     model = model_config_from_sources(preset, toml, source, **model_overrides)
     base = {**get_preset(preset).train, **toml.get("train", {})}
     base.update({k: v for k, v in train_overrides.items() if v is not None})
     return model, train_config_from_dict(base, f"{source} [train]")
 
 
-def run_training(*, data, out_dir, preset="tiny", config_file=None, resume=None,
-                 model_overrides=None, train_overrides=None, progress=True,
-                 log=print) -> TrainResult:
-    """Train from the command line's choices; ``resume`` continues a run from a checkpoint
-    (``"auto"``: ``out_dir/last.pt`` when it exists, else a new run) with its stored configs; only the settings in
-    ``RESUMABLE`` may change on resume."""
+def resolve_run(*, out_dir, preset="tiny", config_file=None, resume=None,
+                model_overrides=None, train_overrides=None, log=print):
+    """The model config, train config and checkpoint path a run will use.
+
+    ``resume`` continues a run from a checkpoint (``"auto"``: ``out_dir/last.pt`` when it
+    exists, else a new run) with its stored configs; only the settings in ``RESUMABLE`` may
+    change on resume.
+    """
     out_dir = Path(out_dir)
     model_overrides, train_overrides = dict(model_overrides or {}), dict(train_overrides or {})
     if resume == "auto":
@@ -60,25 +72,74 @@ def run_training(*, data, out_dir, preset="tiny", config_file=None, resume=None,
         if not resume.exists():
             log(f"no {resume} yet: starting a new run")
             resume = None
-    if resume is not None:
-        payload = read_checkpoint(resume)
-        model = config_from_dict(payload["config"], str(resume))
-        stored = dict(payload.get("train_config") or {})
-        # settings that change how long or where a run goes on, never what it computes
-        live = {k: train_overrides[k] for k in RESUMABLE if train_overrides.get(k) is not None}
-        ignored = sorted(k for k, v in {**train_overrides, **model_overrides}.items()
-                         if v is not None and k not in RESUMABLE)
-        if ignored:
-            log(f"note: resuming keeps the checkpoint's settings; ignored: {', '.join(ignored)} "
-                f"(only {', '.join(RESUMABLE)} may change)")
-        tconf = train_config_from_dict({**stored, **live}, str(resume))
-        log(f"resuming from {resume} at step {payload.get('step', 0)}")
-    else:
+    if resume is None:
         model, tconf = build_configs(preset, config_file, model_overrides, train_overrides)
-    data_set = open_data(data, model.sample_rate, out_dir, log, progress)
-    if model.uses_speaker and model.n_speakers < len(data_set.speakers):
-        model = model.replace(n_speakers=len(data_set.speakers))
-    log(f"model: {model.blocks} blocks x {model.layers} layers, cond={model.cond}, "
-        f"receptive field {model.receptive_field} samples; "
-        f"{len(data_set.train)} training and {len(data_set.valid)} validation files")
-    return train(model, tconf, data_set, out_dir, resume=resume, progress=progress, log=log)
+        return model, tconf, None
+    payload = read_checkpoint(resume)
+    model = config_from_dict(payload["config"], str(resume))
+    stored = dict(payload.get("train_config") or {})
+    # settings that change how long or where a run goes on, never what it computes
+    live = {k: train_overrides[k] for k in RESUMABLE if train_overrides.get(k) is not None}
+    ignored = sorted(k for k, v in {**train_overrides, **model_overrides}.items()
+                     if v is not None and k not in RESUMABLE)
+    if ignored:
+        log(f"note: resuming keeps the checkpoint's settings; ignored: {', '.join(ignored)} "
+            f"(only {', '.join(RESUMABLE)} may change)")
+    tconf = train_config_from_dict({**stored, **live}, str(resume))
+    log(f"resuming from {resume} at step {payload.get('step', 0)}")
+    return model, tconf, Path(resume)
+
+
+def check_processes(tconf, nproc: int) -> None:
+    """Refuse, before any process starts, a run that cannot be split over ``nproc``."""
+    if nproc < 1:
+        raise InputError(f"--nproc must be at least 1, got {nproc}")
+    if tconf.batch_size % nproc:
+        raise InputError(f"batch size {tconf.batch_size} does not split evenly over {nproc} "
+                         f"processes; use a multiple of {nproc}")
+    if str(tconf.device).startswith("cuda"):
+        count = torch.cuda.device_count()
+        if count and nproc > count:
+            raise InputError(f"--nproc {nproc} asks for more processes than the {count} GPU(s)")
+
+
+def run_training(*, data, out_dir, preset="tiny", config_file=None, resume=None,
+                 model_overrides=None, train_overrides=None, progress=True,
+                 log=print) -> TrainResult:
+    """Train from the command line's choices (see ``resolve_run`` for ``resume``).
+
+    Under torchrun (``WORLD_SIZE`` > 1) this process joins the group and trains its part of
+    each batch; only rank 0 prints, prepares raw audio and writes files.
+    """
+    out_dir = Path(out_dir)
+    processes = processes_from_env()
+    if not processes.is_main:
+        log, progress = (lambda _line: None), False
+    model, tconf, resume = resolve_run(out_dir=out_dir, preset=preset, config_file=config_file,
+                                       resume=resume, model_overrides=model_overrides,
+                                       train_overrides=train_overrides, log=log)
+    check_processes(tconf, processes.world)
+    device = start(processes, resolve_device(tconf.device))
+    try:
+        if processes.enabled:
+            log(f"{processes.world} processes ({'gloo' if device.type == 'cpu' else 'nccl'}), "
+                f"{tconf.batch_size // processes.world} examples each per step")
+        if processes.is_main:  # one process prepares a raw folder; the others then reuse it
+            data_set = open_data(data, model.sample_rate, out_dir, log, progress)
+        processes.barrier()
+        if not processes.is_main:
+            data_set = open_data(data, model.sample_rate, out_dir, log, progress)
+        if model.uses_speaker and model.n_speakers < len(data_set.speakers):
+            model = model.replace(n_speakers=len(data_set.speakers))
+        log(f"model: {model.blocks} blocks x {model.layers} layers, cond={model.cond}, "
+            f"receptive field {model.receptive_field} samples; "
+            f"{len(data_set.train)} training and {len(data_set.valid)} validation files")
+        return train(model, tconf, data_set, out_dir, resume=resume, progress=progress, log=log,
+                     processes=processes, device=device)
+    except RuntimeError as exc:
+        lost = as_peer_lost(exc) if processes.enabled else exc
+        if lost is exc:
+            raise
+        raise lost from exc
+    finally:
+        stop(processes)
