@@ -24,7 +24,12 @@ def test_speed_table_columns_arithmetic_and_skipped_device(tmp_path):
                       samples=200, repeats=2, log=lambda line: None)
     on_disk = pd.read_csv(tmp_path / "speed.csv")
     assert set(REQUIRED) <= set(on_disk.columns)
-    assert (tmp_path / "speed.md").read_text().count("\n|") >= len(table)
+    md = (tmp_path / "speed.md").read_text()
+    # a header, a rule and one line per measured row; the skipped ones, one line per reason
+    assert md.count("\n|") == 2 + (table["status"] == "ok").sum()
+    assert "- cpu: cuda-graph (2 combinations): sampler 'cuda-graph' needs --device cuda" in md
+    if not torch.cuda.is_available():
+        assert "- cuda: cached, fused, cuda-graph (6 combinations): device 'cuda' asked" in md
     assert (tmp_path / "speed.png").read_bytes()[:4] == b"\x89PNG"
     ok = table[table["status"] == "ok"]
     assert set(ok["sampler"]) == {"cached", "fused"} and set(ok["device"]) == {"cpu"}

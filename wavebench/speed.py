@@ -169,16 +169,31 @@ def _check_args(samplers, batches, threads, samples, naive_samples, repeats, bas
 def write_tables(table: pd.DataFrame, out_dir: Path, preset: str, baseline: str) -> None:
     """speed.csv, speed.md and speed.png, each written atomically."""
     from reference_model.audio import atomic_write_bytes
-    from reports.markdown import to_markdown
 
     atomic_write_bytes(out_dir / "speed.csv", table.to_csv(index=False).encode())
-    shown = table.drop(columns=["repeats", "x_realtime"])
-    text = (f"# Sampling speed: preset {preset}, baseline {baseline}\n\n{to_markdown(shown)}\n"
-            f"{DEFINITIONS}\n")
+    text = f"# Sampling speed: preset {preset}, baseline {baseline}\n\n{markdown(table)}\n"
     atomic_write_bytes(out_dir / "speed.md", text.encode())
     if table["status"].eq("ok").any():
         from reports.plots import plot_speed
         atomic_write_bytes(out_dir / "speed.png", plot_speed(table[table["status"].eq("ok")]))
+
+
+def markdown(table: pd.DataFrame) -> str:
+    """The measured rows as a Markdown table, then one line per reason for skipped ones (the
+    CSV keeps every row), then the column definitions."""
+    from reports.markdown import to_markdown
+
+    ok = table["status"].ne("skipped")
+    text = to_markdown(table[ok].drop(columns=["repeats", "x_realtime", "status"])) if ok.any() \
+        else "No combination ran.\n"
+    skipped = table[~ok]
+    if len(skipped):
+        text += "\nSkipped:\n"
+        for (device, note), rows in skipped.groupby(["device", "note"], sort=False):
+            samplers = ", ".join(dict.fromkeys(rows["sampler"]))
+            count = f"{len(rows)} combination{'s' if len(rows) > 1 else ''}"
+            text += f"- {device}: {samplers} ({count}): {note}\n"
+    return f"{text}\n{DEFINITIONS}\n"
 
 
 def _int_list(text: str, name: str) -> tuple:
@@ -218,6 +233,4 @@ def speed_command(devices, samplers, batch, threads, **options):
                       samplers=[s.strip() for s in samplers.split(",") if s.strip()],
                       batches=_int_list(batch, "batch"), threads=_int_list(threads, "threads"),
                       log=lambda line: click.echo(line, err=True), **options)
-    from reports.markdown import to_markdown
-    click.echo(to_markdown(table.drop(columns=["repeats", "x_realtime"])), nl=False)
-    click.echo(DEFINITIONS)
+    click.echo(markdown(table), nl=False)
