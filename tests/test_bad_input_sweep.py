@@ -210,6 +210,16 @@ def train_resume_case(kind):
                 ["*.pt", "*.csv", "*.json"], names=f"{kind}.pt")
 
 
+def train_resume_preset_case():
+    def make(r):
+        config, model = tiny_model()
+        path = save_checkpoint(r / "ckpt" / "small.pt", config=config,
+                               model_state=model.state_dict())
+        return ["train", "--preset", "reference", "--steps", "2", "--no-progress", "--resume",
+                path, "-o", r / "out"]
+    return case("train-resume-other-preset", make, ["*.pt", "*.csv", "*.json"], names="small.pt")
+
+
 def mos_packet_case(kind):
     def make(r):
         like = r / "audio_in" if kind not in ("missing", "empty") else None
@@ -349,6 +359,7 @@ CASES = [
     *[generate_ckpt_case(k) for k in CHECKPOINT_KINDS],
     *[score_ckpt_case(k) for k in CHECKPOINT_KINDS],
     *[train_resume_case(k) for k in CHECKPOINT_KINDS],
+    train_resume_preset_case(),
     *[mos_packet_case(k) for k in FOLDER_KINDS],
     case("prepare-huge_length.flac", lambda r: ["prepare", huge_flac(r), "-o", r / "out"],
          ["*.npy", "*.json", "*.csv", "*.wav"], names="huge.flac"),

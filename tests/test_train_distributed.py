@@ -165,3 +165,13 @@ def test_bad_data_under_two_processes_gives_one_error_line(tmp_path, kind):
     assert len(errors) == 1 and errors[0].startswith("error: "), result.stderr
     assert str(folder.name) in errors[0] and "Traceback" not in result.stderr
     assert not list((tmp_path / "out").rglob("*.pt"))
+
+
+@pytest.mark.slow
+def test_torchrun_runs_the_same_training_as_nproc(tmp_path):
+    ours, theirs = tmp_path / "ours", tmp_path / "torchrun"
+    train(ours, "--steps", "2", nproc=2)
+    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                    "-m", "wavebench", "train", "-o", str(theirs), *QUICK, "--steps", "2"],
+                   cwd=REPO, check=True, capture_output=True, timeout=300)
+    assert_close(weights(ours), weights(theirs), atol=1e-6)  # thread counts may differ

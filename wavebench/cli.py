@@ -128,6 +128,8 @@ def train(data, out_dir, preset, config_file, cond, resume, nproc, no_progress, 
     from wavebench.training import run_training
 
     log = lambda line: click.echo(line, err=True)  # noqa: E731
+    preset_given = (click.get_current_context().get_parameter_source("preset")
+                    is click.core.ParameterSource.COMMANDLINE)
     if nproc != 1 and "WORLD_SIZE" not in os.environ:  # this is the launcher, not a worker
         from reference_model.errors import InputError
         from wavebench.launch import launch
@@ -135,7 +137,8 @@ def train(data, out_dir, preset, config_file, cond, resume, nproc, no_progress, 
 
         _, tconf, _ = resolve_run(out_dir=out_dir, preset=preset, config_file=config_file,
                                   resume=resume, model_overrides={"cond": cond},
-                                  train_overrides=options, log=lambda _line: None)
+                                  train_overrides=options, log=lambda _line: None,
+                                  preset_given=preset_given)
         check_processes(tconf, nproc)
         if data is not None and not os.path.exists(data):
             raise InputError("data folder not found", data)
@@ -143,7 +146,7 @@ def train(data, out_dir, preset, config_file, cond, resume, nproc, no_progress, 
     result = run_training(data=data, out_dir=out_dir, preset=preset, config_file=config_file,
                           resume=resume, model_overrides={"cond": cond},
                           train_overrides=options, progress=show_progress(no_progress),
-                          log=log)
+                          log=log, preset_given=preset_given)
     if rank_prefix():  # a worker other than rank 0: the launcher's main process reports
         return 0
     if result.initial_val_bits is not None and result.best_val_bits is not None:

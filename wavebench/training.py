@@ -58,12 +58,13 @@ def build_configs(preset: str, toml_path, model_overrides: dict, train_overrides
 
 
 def resolve_run(*, out_dir, preset="tiny", config_file=None, resume=None,
-                model_overrides=None, train_overrides=None, log=print):
+                model_overrides=None, train_overrides=None, log=print, preset_given=False):
     """The model config, train config and checkpoint path a run will use.
 
     ``resume`` continues a run from a checkpoint (``"auto"``: ``out_dir/last.pt`` when it
     exists, else a new run) with its stored configs; only the settings in ``RESUMABLE`` may
-    change on resume.
+    change on resume. A preset the user named (``preset_given``) must describe the
+    checkpoint's model.
     """
     out_dir = Path(out_dir)
     model_overrides, train_overrides = dict(model_overrides or {}), dict(train_overrides or {})
@@ -77,6 +78,8 @@ def resolve_run(*, out_dir, preset="tiny", config_file=None, resume=None,
         return model, tconf, None
     payload = read_checkpoint(resume)
     model = config_from_dict(payload["config"], str(resume))
+    if preset_given:
+        check_preset_matches(model, preset, model_overrides.get("cond"), resume)
     stored = dict(payload.get("train_config") or {})
     # settings that change how long or where a run goes on, never what it computes
     live = {k: train_overrides[k] for k in RESUMABLE if train_overrides.get(k) is not None}
@@ -88,6 +91,17 @@ def resolve_run(*, out_dir, preset="tiny", config_file=None, resume=None,
     tconf = train_config_from_dict({**stored, **live}, str(resume))
     log(f"resuming from {resume} at step {payload.get('step', 0)}")
     return model, tconf, Path(resume)
+
+
+def check_preset_matches(model, preset: str, cond, checkpoint) -> None:
+    """Refuse to resume a checkpoint whose architecture is not the named preset's."""
+    named = get_preset(preset).model.replace(**({"cond": cond} if cond else {}))
+    ignored = {"n_speakers"}  # set from the data, not by the preset
+    differ = [k for k, v in named.to_dict().items()
+              if k not in ignored and model.to_dict().get(k) != v]
+    if differ:
+        raise InputError(f"checkpoint's model is not --preset {preset} (differs in "
+                         f"{', '.join(differ)}); leave out --preset to resume it", checkpoint)
 
 
 def check_processes(tconf, nproc: int) -> None:
@@ -105,7 +119,7 @@ def check_processes(tconf, nproc: int) -> None:
 
 def run_training(*, data, out_dir, preset="tiny", config_file=None, resume=None,
                  model_overrides=None, train_overrides=None, progress=True,
-                 log=print) -> TrainResult:
+                 log=print, preset_given=False) -> TrainResult:
     """Train from the command line's choices (see ``resolve_run`` for ``resume``).
 
     Under torchrun (``WORLD_SIZE`` > 1) this process joins the group and trains its part of
@@ -117,7 +131,8 @@ def run_training(*, data, out_dir, preset="tiny", config_file=None, resume=None,
         log, progress = (lambda _line: None), False
     model, tconf, resume = resolve_run(out_dir=out_dir, preset=preset, config_file=config_file,
                                        resume=resume, model_overrides=model_overrides,
-                                       train_overrides=train_overrides, log=log)
+                                       train_overrides=train_overrides, log=log,
+                                       preset_given=preset_given)
     check_processes(tconf, processes.world)
     device = start(processes, resolve_device(tconf.device))
     try:
