@@ -55,7 +55,7 @@ class AnalysisResult:
     notes: list
 
 
-def _durations(packet: Packet) -> dict:
+def durations(packet: Packet) -> dict:
     """Seconds per stimulus: private/processing.csv, else the WAV headers ({} if neither)."""
     processing = packet.root / "private" / "processing.csv"
     try:
@@ -86,7 +86,7 @@ def _read_raters(path: Path | None, ratings_path: Path) -> pd.DataFrame | None:
                          path) from None
 
 
-def _list_sizes(packet: Packet) -> dict:
+def list_sizes(packet: Packet) -> dict:
     sizes = {}
     for trial in packet.key["trials"].values():
         if trial.get("trial_type") not in ("training", "calibration"):
@@ -138,8 +138,8 @@ def run_analysis(ratings_path, packet_dir, out_dir, options: AnalysisOptions = A
     completed = None if raters_csv is None else dict(zip(
         raters_csv["session_id"], raters_csv["completed"].str.lower().isin(["true", "1"])))
     log(f"screening {trials['session_id'].nunique()} sessions ({rules_sha[:12]})")
-    screened = screening.screen(trials, rules, rules_sha, list_sizes=_list_sizes(packet),
-                                durations=_durations(packet), completed=completed,
+    screened = screening.screen(trials, rules, rules_sha, list_sizes=list_sizes(packet),
+                                durations=durations(packet), completed=completed,
                                 method=packet.method)
     if screened.kept.empty:
         raise InputError("no ratings left after screening; see the screening rules "

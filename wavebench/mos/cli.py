@@ -101,6 +101,60 @@ def validate(packet_dir):
     click.echo(f"packet {report.packet_id}: OK ({report.n_files} files checked)")
 
 
+@mos_group.command("plan", context_settings=CONTEXT)
+@click.option("--systems", type=int, required=True, help="Systems to compare.")
+@click.option("--items", type=int, required=True, help="Items (utterances) per system.")
+@click.option("--raters", type=int, required=True, help="Raters you can recruit.")
+@click.option("--trials-per-session", type=int, default=20, show_default=True,
+              help="Rated trials per session (checks come on top).")
+@click.option("--sessions-per-rater", type=int, default=1, show_default=True)
+@click.option("--pilot", "pilot_path", default=None,
+              help="A pilot's ratings.csv: estimate the variance components from it.")
+@click.option("--packet", "packet_dir", default=None, help="The pilot's packet (with --pilot).")
+@click.option("--alpha", type=float, default=0.05, show_default=True)
+@click.option("--power", type=float, default=0.8, show_default=True,
+              help="Power for the minimum detectable difference.")
+@click.option("-o", "--out", "out_path", default=None, help="Write the grid as CSV here too.")
+def plan(systems, items, raters, trials_per_session, sessions_per_rater, pilot_path, packet_dir,
+         alpha, power, out_path):
+    """Expected MOS interval half-width and minimum detectable difference of a design.
+
+    \b
+    Example:
+      wavebench mos plan --systems 5 --items 40 --raters 60 --trials-per-session 20
+      wavebench mos plan --systems 5 --items 40 --raters 60 --pilot pilot.csv --packet mos_out
+    """
+    from reports import to_markdown, write_csv
+    from wavebench.mos import plan as planning
+
+    if (pilot_path is None) != (packet_dir is None):
+        raise click.UsageError("--pilot and --packet go together (the packet unblinds the pilot)")
+    design = planning.Design(systems, items, raters, trials_per_session, sessions_per_rater)
+    components = (planning.pilot_components(pilot_path, packet_dir) if pilot_path
+                  else planning.Components(*planning.DEFAULT_COMPONENTS))
+    mine = planning.expected(components, design, alpha=alpha, power=power)
+    click.echo(f"variance components: item {components.item:.3f}, rater {components.rater:.3f}, "
+               f"residual {components.resid:.3f} ({components.source})")
+    click.echo(f"{systems} systems x {items} items, {raters} raters x {trials_per_session} trials "
+               f"x {sessions_per_rater} session(s): {mine['votes']:.1f} votes per stimulus")
+    click.echo(f"expected {100 * (1 - alpha):g}% interval: MOS +- {mine['half_width']:.3f}; "
+               f"minimum detectable difference {mine['mdd']:.3f} "
+               f"({100 * power:g}% power, unpaired, conservative)")
+    more, fewer = planning.raters_versus_sessions(components, design, alpha=alpha, power=power)
+    click.echo(f"same number of ratings: {more['raters']} raters x {more['trials_per_session']} "
+               f"trials gives +- {more['half_width']:.3f}; {fewer['raters']} raters x "
+               f"{fewer['trials_per_session']} trials gives +- {fewer['half_width']:.3f} "
+               "(more raters with shorter sessions shrink the rater term)")
+    table = planning.grid(components, design, alpha=alpha, power=power)
+    shown = table.drop(columns=["systems", "sessions_per_rater"]).round(
+        {"votes": 2, "se": 4, "half_width": 3, "mdd": 3})
+    click.echo(f"\nDesigns around it ({systems} systems, {sessions_per_rater} session(s) per "
+               f"rater), narrowest interval first:\n" + to_markdown(shown), nl=False)
+    if out_path:
+        write_csv(table, out_path)
+        click.echo(f"grid: {out_path}")
+
+
 def _add_analysis_commands() -> None:
     from wavebench.mos.analysis_cli import analyze_command, import_command
     mos_group.add_command(import_command)

@@ -102,13 +102,14 @@ def t_interval(scores, alpha: float = 0.05) -> Interval:
     return Interval(mean, mean - half, mean + half)
 
 
-def _mean_of_variances(matrix: np.ndarray) -> float:
-    """Mean over columns of each column's population variance (columns with >= 2 values)."""
+def _mean_of_variances(matrix: np.ndarray, ddof: int = 0) -> float:
+    """Mean over columns of each column's variance (columns with >= 2 values; ``ddof`` 0:
+    population variance)."""
     counts = np.sum(np.isfinite(matrix), axis=0)
     usable = matrix[:, counts > 1]
     if usable.shape[1] == 0:
         return np.nan
-    return float(np.mean(np.nanvar(usable, axis=0)))
+    return float(np.mean(np.nanvar(usable, axis=0, ddof=ddof)))
 
 
 def crowdmos_variance(matrix) -> float:
@@ -136,9 +137,23 @@ def crowdmos_variance(matrix) -> float:
     if total < 2:
         return np.nan
     per_item, per_rater = rated.sum(axis=0), rated.sum(axis=1)
-    v_wu = _mean_of_variances(z)      # across raters within an item
-    v_su = _mean_of_variances(z.T)    # across items within a rater
-    v_swu = float(np.nanvar(z))
+    v_s, v_w, v_u = crowdmos_components(z)
+    return float(v_s * np.sum(per_item ** 2) / total ** 2
+                 + v_w * np.sum(per_rater ** 2) / total ** 2 + v_u / total)
+
+
+def crowdmos_components(matrix, ddof: int = 0) -> tuple[float, float, float]:
+    """The CrowdMOS moment estimates ``(v_s, v_w, v_u)``: item, rater and residual variance.
+
+    See :func:`crowdmos_variance` for the model; each is clipped at 0 and a component that the
+    matrix cannot identify (every rater rated one item, say) is 0. NaNs where a rating is
+    missing; at least two ratings. ``ddof=0`` uses population variances, as the reference
+    implementation does; ``ddof=1`` removes their bias where raters rate few items each.
+    """
+    z = np.asarray(matrix, dtype=float)
+    v_wu = _mean_of_variances(z, ddof)      # across raters within an item
+    v_su = _mean_of_variances(z.T, ddof)    # across items within a rater
+    v_swu = float(np.nanvar(z, ddof=ddof))
     # Whichever pair of marginal variances exists decides which components are identifiable.
     if np.isfinite(v_su) and np.isfinite(v_wu):
         v_s, v_w, v_u = np.maximum(np.linalg.solve(
@@ -149,8 +164,7 @@ def crowdmos_variance(matrix) -> float:
         v_w, (v_s, v_u) = 0.0, np.maximum([v_swu - v_su, v_su], 0.0)
     else:
         v_s, v_w, v_u = 0.0, 0.0, v_swu
-    return float(v_s * np.sum(per_item ** 2) / total ** 2
-                 + v_w * np.sum(per_rater ** 2) / total ** 2 + v_u / total)
+    return float(v_s), float(v_w), float(v_u)
 
 
 def crowdmos_interval(matrix, alpha: float = 0.05, *, reference_quirk: bool = False) -> Interval:
