@@ -55,7 +55,7 @@ def _build(root, out, **kw):
 @pytest.fixture(scope="module")
 def acr_packet(inputs, tmp_path_factory):
     out = tmp_path_factory.mktemp("acr") / "out"
-    _build(inputs, out, anchors=["mnru10"])
+    _build(inputs, out, anchors=["mnru10"], exports=["trials"])  # leak and validate tests see it
     return out
 
 
@@ -103,6 +103,33 @@ def test_packet_is_balanced_and_validates(acr_packet):
     assert trap["expected"]["choice"] in {"2", "3", "4"}
 
 
+def test_trials_export_lists_every_trial_as_the_page_shows_it(acr_packet):
+    import pandas as pd
+    table = pd.read_csv(acr_packet / "packet" / "exports" / "trials.csv", dtype=str,
+                        keep_default_na=False)
+    key = json.loads((acr_packet / "private" / "key.json").read_text())["trials"]
+    assert sorted(table["trial_id"]) == sorted(key)  # every trial once
+    for row in table.itertuples():
+        truth = key[row.trial_id]
+        assert (row.list_id, int(row.position)) == (truth["list_id"], truth["position"])
+        assert all((acr_packet / "packet" / f).is_file() for f in row.audio_all.split())
+        # gold trials look like any rating, as on the page
+        public = {"gold_high": "rating", "gold_low": "rating"}.get(truth["trial_type"],
+                                                                    truth["trial_type"])
+        assert row.trial_type == public
+    rating = table[table["trial_type"] == "rating"].iloc[0]
+    assert rating.scale_id == "acr5" and json.loads(rating.labels)["5"] == "Excellent"
+    assert table.loc[table["trial_type"] == "trap", "question"].str.contains("beeps").all()
+
+
+@pytest.mark.parametrize("name, message", [("webmushra", "not built yet"),
+                                           ("excel", "unknown export")])
+def test_unavailable_exports_are_refused(inputs, tmp_path, name, message):
+    with pytest.raises(InputError, match=message):
+        _build(inputs, tmp_path / "out", exports=[name])
+    assert not (tmp_path / "out").exists()
+
+
 def test_secret_system_name_appears_nowhere(acr_packet):
     for path in [acr_packet / "packet.zip", *(acr_packet / "packet").rglob("*")]:
         if path.is_file():
@@ -125,12 +152,12 @@ def test_stimuli_are_level_aligned_at_minus_26_dbov(acr_packet):
 
 def test_same_seed_gives_byte_identical_packet(inputs, acr_packet, tmp_path):
     again = tmp_path / "again"
-    _build(inputs, again, anchors=["mnru10"])
+    _build(inputs, again, anchors=["mnru10"], exports=["trials"])
     assert (again / "packet.zip").read_bytes() == (acr_packet / "packet.zip").read_bytes()
     for p in (acr_packet / "private").iterdir():
         assert (again / "private" / p.name).read_bytes() == p.read_bytes()
     other = tmp_path / "other"
-    _build(inputs, other, anchors=["mnru10"], seed=2)
+    _build(inputs, other, anchors=["mnru10"], exports=["trials"], seed=2)
     assert (other / "packet.zip").read_bytes() != (acr_packet / "packet.zip").read_bytes()
 
 

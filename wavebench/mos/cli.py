@@ -45,8 +45,10 @@ def _read_items(value: str):
 @click.option("--gold", type=click.Choice(["auto", "none"]), default="auto", show_default=True)
 @click.option("--traps", type=click.Choice(["tones", "none"]), default="tones", show_default=True)
 @click.option("--downmix", is_flag=True, help="Mix two-channel files to mono instead of refusing.")
+@click.option("--export", "exports", default="", help="Comma list of exports: trials "
+              "(packet/exports/trials.csv for Gorilla, Qualtrics or jsPsych).")
 def packet(systems, out_dir, reference, method, seed, votes, trials_per_session, items, holdout,
-           level, sample_rate, bit_depth, anchors, gold, traps, downmix):
+           level, sample_rate, bit_depth, anchors, gold, traps, downmix, exports):
     """Build a blind, balanced, level-aligned listening-test packet from folders of audio.
 
     \b
@@ -61,7 +63,8 @@ def packet(systems, out_dir, reference, method, seed, votes, trials_per_session,
                         trials_per_session=per, items=_read_items(items), holdout=holdout,
                         level=level, sample_rate=sample_rate, bit_depth=int(bit_depth),
                         anchors=None if anchors == "auto" else anchors.split(","), gold=gold,
-                        traps=traps, downmix=downmix)
+                        traps=traps, downmix=downmix,
+                        exports=[e.strip() for e in exports.split(",") if e.strip()])
     result = build_packet(list(systems), out_dir, opt)
     for note in result.notes:
         click.echo(note, err=True)

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from reference_model.audio import atomic_path, atomic_write_bytes
+from wavebench.mos.exports import check_exports, trials_csv
 from reference_model.errors import InputError
 from wavebench.mos import design as dz
 from wavebench.mos.anchors import anchor_validity, lowpass_taps, parse_anchor
@@ -60,6 +61,7 @@ class PacketOptions:
     attribute: str = "naturalness"
     break_after_min: float = 20.0
     max_min: float = 45.0
+    exports: list | None = None  # names from wavebench.mos.exports.EXPORTS
 
 
 @dataclass
@@ -87,6 +89,7 @@ def _check_options(opt: PacketOptions) -> None:
         raise InputError("--traps must be tones or none; --gold auto or none")
     if opt.method == "mushra" and not opt.reference:
         raise InputError("MUSHRA needs the reference: pass --reference natural=DIR")
+    check_exports(opt.exports)
 
 
 def _load(systems: list, opt: PacketOptions, notes: list):
@@ -350,6 +353,8 @@ def _write_all(root: Path, ctx: dict, lists: dict, levels: dict, rate: int, pid:
         page_config(manifest, audio_map, INSTRUCTIONS, session)).encode())
     _write_text(packet / "instructions.html",
                 render_instructions(opt.question, scale, INSTRUCTIONS).encode())
+    if "trials" in (opt.exports or []):
+        _write_text(packet / "exports" / "trials.csv", trials_csv(manifest).encode())
     manifest["files"] = {p.relative_to(packet).as_posix(): sha256_file(p)
                          for p in sorted(packet.rglob("*")) if p.is_file()}
     manifest["key_commitment"] = sha256_file(private / "key.json")
