@@ -83,13 +83,17 @@ def update_ema(ema_model, model, decay: float) -> None:
             e.lerp_(p, 1 - decay)
 
 
-def open_tensorboard(out_dir: Path):
-    """A SummaryWriter when TensorBoard is installed, else None (plain logs always)."""
+def open_tensorboard(out_dir: Path, purge_step: int | None = None):
+    """A SummaryWriter when TensorBoard is installed, else None (plain logs always).
+
+    Events at steps >= ``purge_step`` that an earlier, stopped run logged are dropped, so
+    replayed steps do not appear twice (as ``trim_log`` does for ``log.jsonl``).
+    """
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
         return None
-    return SummaryWriter(str(out_dir / "tensorboard"))
+    return SummaryWriter(str(out_dir / "tensorboard"), purge_step=purge_step)
 
 
 def train(model_config: ModelConfig, config: TrainConfig, data, out_dir, *, resume=None,
@@ -149,7 +153,9 @@ def train(model_config: ModelConfig, config: TrainConfig, data, out_dir, *, resu
     # the last layer's residual output feeds nothing, so its weights get no gradient
     net = (torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True)
            if processes.enabled else model)
-    writer = open_tensorboard(out_dir) if main else None
+    # events from after the checkpoint (or from a killed start) are replayed: purge them
+    writer = open_tensorboard(out_dir, state["step"] + 1 if resume is not None else 0) \
+        if main else None
     best_path, last_path = out_dir / "best.pt", out_dir / "last.pt"
     samples_per_step = config.batch_size * config.crop * config.accumulate
     samples_per_epoch = max(sum(len(a) for a in train_crops.audio), 1)

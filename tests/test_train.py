@@ -116,3 +116,18 @@ def test_wrong_sample_rate_and_missing_cuda(tmp_path, data):
 def test_bad_train_settings(change, message):
     with pytest.raises(InputError, match=message):
         TrainConfig(**change)
+
+
+def test_tensorboard_holds_each_step_once_after_a_resume_over_a_longer_run(tmp_path, data):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = tmp_path / "run"
+    train(SMALL, QUICK, data, run, progress=False, log=quiet)  # to step 6, as if killed there
+    # resumed from the step-3 checkpoint, as `--resume auto` after a kill would: steps 4-6 again
+    train(SMALL, QUICK, data, run, resume=run / "checkpoints" / "step_0000003.pt",
+          progress=False, log=quiet)
+    events = EventAccumulator(str(run / "tensorboard"), purge_orphaned_data=True).Reload()
+    steps = [e.step for e in events.Scalars("train/bits_per_sample")]
+    assert steps == [1, 2, 3, 4, 5, 6]
+    assert [e.step for e in events.Scalars("val/bits_per_sample")] == [0, 3, 6]
