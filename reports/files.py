@@ -153,28 +153,34 @@ def read_csv_table(path) -> pd.DataFrame:
         but no rows, a line with a different number of fields than the header (a truncated
         last line among them), a value that is not a number, or fails validation.
     """
-    text = _read_text(path)
-    header = _check_shape(text, path)
-    missing = [c for c in RESULT_COLUMNS if c not in header]
-    if missing:
-        raise InputError(f"missing column(s) {', '.join(missing)}; found {', '.join(header)}",
-                         path)
     # Strings stay strings ("0123" is a git revision, "" an unknown device); only value parses.
-    df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False)
-    df["value"] = _parse_values(df["value"], path)
+    df = read_csv_strings(path, "a CSV results table")
+    missing = [c for c in RESULT_COLUMNS if c not in df.columns]
+    if missing:
+        raise InputError(f"missing column(s) {', '.join(missing)}; found {', '.join(df.columns)}",
+                         path)
+    df["value"] = parse_numbers(df["value"], "value", path)
     for name in ALL_COLUMNS:
         if name in df.columns and name != "value":
             df[name] = df[name].astype(str)
     return validate_results(df, path)
 
 
-def _read_text(path) -> str:
+def read_csv_strings(path, what: str = "a CSV table") -> pd.DataFrame:
+    """Every field of a CSV as a string, refusing a missing, empty, undecodable or truncated
+    file (a record with another number of fields than the header) with one line."""
+    text = _read_text(path, what)
+    _check_shape(text, path)
+    return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False)
+
+
+def _read_text(path, what: str) -> str:
     path = Path(path)
     if not path.is_file():
         raise InputError("no such file" if not path.exists() else "not a file", path)
     data = path.read_bytes()
     if not data.strip():
-        raise InputError("empty file; expected a CSV results table", path)
+        raise InputError(f"empty file; expected {what}", path)
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
@@ -200,12 +206,14 @@ def _check_shape(text: str, path) -> list[str]:
     return header
 
 
-def _parse_values(column: pd.Series, path) -> np.ndarray:
+def parse_numbers(column: pd.Series, name: str, path) -> np.ndarray:
+    """A string column as float64; empty fields and ``nan`` are NaN, anything else that is not
+    a number is refused, naming the record."""
     blank = column.str.strip().str.lower().isin(["", "nan"])
     parsed = pd.to_numeric(column.where(~blank, "nan"), errors="coerce")
     bad = parsed.isna() & ~blank
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise InputError(f"column 'value' record {row + 2} is {column.iloc[row]!r}, not a number",
-                         path)
+        raise InputError(f"column {name!r} record {row + 2} is {column.iloc[row]!r}, "
+                         "not a number", path)
     return parsed.to_numpy(dtype=np.float64)

@@ -1,9 +1,7 @@
 """`wavebench report`: merge score and speed runs into one report, comparisons and HTML page."""
 from __future__ import annotations
 
-import csv
 import importlib.util
-import io
 import json
 import math
 from collections.abc import Callable, Sequence
@@ -18,7 +16,7 @@ from reports import (Image, Section, compare_systems, concat_results, name_syste
                      read_csv_table, render_html, summarize, to_markdown, write_csv,
                      write_html, write_parquet)
 from reports.errors import InputError
-from reports.files import atomic_write_text
+from reports.files import atomic_write_text, parse_numbers, read_csv_strings
 from reports.table import usable
 
 RUN_FILE = "run.json"
@@ -185,16 +183,15 @@ def _load_speed_run(folder: Path, info: dict) -> Run:
     path = folder / "speed.csv"
     if not path.exists():
         raise InputError("no speed.csv; the speed run did not finish", folder)
-    header, records = _read_csv_records(path)
-    missing = [c for c in SPEED_REQUIRED if c not in header]
+    table = read_csv_strings(path, "a CSV speed table")
+    missing = [c for c in SPEED_REQUIRED if c not in table.columns]
     if missing:
         raise InputError(f"missing column(s) {', '.join(missing)}; a speed table has at least "
                          f"{', '.join(SPEED_REQUIRED)}", path)
-    table = pd.DataFrame(records, columns=header)
     for name in SPEED_NUMERIC:
         if name in table.columns:
-            table[name] = _numbers(table[name], name, path)
-            values = table[name].to_numpy()
+            values = parse_numbers(table[name], name, path)
+            table[name] = values
             if name in SPEED_COUNTS and np.all(np.isfinite(values) & (values == np.round(values))):
                 table[name] = values.astype(np.int64)
     speeds = table["samples_per_s"].to_numpy()
@@ -205,35 +202,6 @@ def _load_speed_run(folder: Path, info: dict) -> Run:
     name = str(info.get("run") or folder.name)
     table.insert(0, "run", name)
     return Run("speed", folder, info, table, {}, (name,))
-
-
-def _read_csv_records(path: Path) -> tuple[list, list]:
-    """Header and rows of a CSV, refusing empty files and rows cut short (a truncated file)."""
-    data = path.read_bytes()
-    if not data.strip():
-        raise InputError("empty file", path)
-    try:
-        rows = [r for r in csv.reader(io.StringIO(data.decode("utf-8-sig"), newline=""),
-                                      strict=True) if r]
-    except (UnicodeDecodeError, csv.Error) as err:
-        raise InputError(f"not a readable CSV ({err}); the file may be truncated", path) from None
-    if len(rows) == 1:
-        raise InputError("has a header but no rows", path)
-    for number, row in enumerate(rows[1:], start=2):
-        if len(row) != len(rows[0]):
-            raise InputError(f"record {number} has {len(row)} fields, the header has "
-                             f"{len(rows[0])}; the file may be truncated", path)
-    return rows[0], rows[1:]
-
-
-def _numbers(column: pd.Series, name: str, path: Path) -> pd.Series:
-    blank = column.str.strip().str.lower().isin(["", "nan"])
-    parsed = pd.to_numeric(column.where(~blank, "nan"), errors="coerce")
-    bad = np.flatnonzero((parsed.isna() & ~blank).to_numpy())
-    if bad.size:
-        raise InputError(f"column {name!r} record {bad[0] + 2} is {column.iloc[bad[0]]!r}, "
-                         "not a number", path)
-    return parsed.astype("float64")
 
 
 #: How each kind of run is read; a new kind (MOS) adds its loader here and a marker above.
