@@ -6,7 +6,7 @@ returns a float, or raises :class:`MetricUnavailable` (a NaN with a reason, see
 :class:`MetricResult` values with that reason as the status. Bad input raises :class:`InputError`.
 """
 from metrics.cepstral_distance import c0_rmse_db, cdist, mcd, mcd_speech, mel_cepstral_scores
-from metrics.checks import REASONS, InputError, MetricUnavailable, check_pair
+from metrics.checks import INPUT_REASONS, REASONS, InputError, MetricUnavailable, check_pair
 from metrics.dtw import mcd_dtw
 from metrics.intelligibility import estoi, intelligibility_scores, stoi
 from metrics.likelihood import bits_from_nats, nll_bits
@@ -18,7 +18,7 @@ from metrics.spectral import lsd, mrstft
 from metrics.throughput import DEFINITIONS, audio_seconds, rtf, samples_per_s, x_realtime
 
 __all__ = [
-    "DEFAULT_METRICS", "DEFINITIONS", "METRICS", "REASONS", "InputError", "MetricResult",
+    "DEFAULT_METRICS", "DEFINITIONS", "INPUT_REASONS", "METRICS", "REASONS", "InputError", "MetricResult",
     "MetricSpec", "MetricUnavailable", "audio_seconds", "bits_from_nats", "c0_rmse_db", "cdist",
     "check_pair", "estoi", "get_metric", "intelligibility_scores", "lsd", "mcd", "mcd_dtw",
     "mcd_speech", "mcep", "mel_cepstral_scores", "mel_l1", "mrstft", "nll_bits", "rtf",

@@ -35,7 +35,7 @@ def mcep_settings(sample_rate: int) -> tuple[int, float]:
     except KeyError:
         rates = ", ".join(str(rate) for rate in MCEP_SETTINGS)
         raise InputError(f"no mel-cepstrum settings for {sample_rate} Hz; MCD supports {rates} Hz: "
-                         "resample first") from None
+                         "resample first", reason="unsupported_rate") from None
 
 
 def mel_cepstra(audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:

@@ -38,9 +38,20 @@ class InputError(ValueError):
         The file the problem is in, when the caller knows it; it prefixes the message.
     """
 
-    def __init__(self, message: str, path=None):
+    def __init__(self, message: str, path=None, reason: str = "bad_input"):
         self.path = None if path is None else str(path)
+        self.reason = reason  # the status a scoring run records for the metrics this stops
         super().__init__(f"{self.path}: {message}" if self.path else message)
+
+
+#: Statuses a scoring run gives a metric that raised :class:`InputError` on one pair (the run
+#: goes on; other metrics of the pair may still have values).
+INPUT_REASONS = {
+    "length_mismatch": "the two lengths differ by more than the metric allows (misaligned "
+                       "audio; mcd_dtw aligns)",
+    "unsupported_rate": "the metric has no settings for this sample rate",
+    "bad_input": "audio the metric cannot use (see the run's notes)",
+}
 
 
 class MetricUnavailable(Exception):
@@ -144,7 +155,8 @@ def check_pair(reference, generated, sample_rate, *, max_length_difference: int 
         if difference > max_length_difference:
             raise InputError(
                 f"reference and generated lengths differ by {difference} samples ({reference.size} "
-                f"vs {generated.size}; more than one hop, {max_length_difference}); check alignment")
+                f"vs {generated.size}; more than one hop, {max_length_difference}); check alignment",
+                reason="length_mismatch")
         n = min(reference.size, generated.size)
         reference, generated = reference[:n], generated[:n]
     shortest = min(reference.size, generated.size)

@@ -30,6 +30,7 @@ class MetricResult:
 
     value: float
     status: str = OK
+    detail: str = ""  # the error behind an input-error status, for the run's notes
 
     @property
     def ok(self) -> bool:
@@ -138,7 +139,10 @@ def score_pair(names=DEFAULT_METRICS, *, reference, generated,
 
     Metrics with the same ``joint`` function (``mcd`` / ``c0_rmse_db`` / ``mcd_speech``;
     ``stoi`` / ``estoi``) are computed by one call of it. A metric with no value for this pair
-    gets NaN and the reason as its status.
+    gets NaN and the reason as its status: a :data:`~metrics.checks.REASONS` reason, or, when
+    the metric raised :class:`InputError` (lengths beyond its tolerance, a rate it has no
+    settings for), the error's :data:`~metrics.checks.INPUT_REASONS` reason with the message
+    in ``detail``. The other metrics of the pair are computed all the same.
 
     Parameters
     ----------
@@ -156,8 +160,7 @@ def score_pair(names=DEFAULT_METRICS, *, reference, generated,
     Raises
     ------
     InputError
-        Unknown names, a metric that does not take a pair (``nll_bits``), or input that no metric
-        can use.
+        Unknown names, or a metric that does not take a pair (``nll_bits``).
     """
     specs = [get_metric(name) for name in names]
     for spec in specs:
@@ -169,14 +172,19 @@ def score_pair(names=DEFAULT_METRICS, *, reference, generated,
     for spec in specs:
         if spec.name in results:
             continue
-        if spec.joint is None:
-            results[spec.name] = spec.evaluate(**pair)
-            continue
-        try:
-            values = spec.joint(**pair)
-            shared = {name: MetricResult(float(value)) for name, value in values.items()}
+        group = [spec] if spec.joint is None else \
+            [other for other in METRICS.values() if other.joint is spec.joint]
+        try:  # one metric's error (a rate it has no settings for, say) spares the others
+            if spec.joint is None:
+                shared = {spec.name: spec.evaluate(**pair)}
+            else:
+                values = spec.joint(**pair)
+                shared = {name: MetricResult(float(value)) for name, value in values.items()}
         except MetricUnavailable as unavailable:
-            shared = {name: MetricResult(float("nan"), unavailable.reason)
-                      for name, other in METRICS.items() if other.joint is spec.joint}
+            shared = {other.name: MetricResult(float("nan"), unavailable.reason)
+                      for other in group}
+        except InputError as error:
+            shared = {other.name: MetricResult(float("nan"), error.reason, str(error))
+                      for other in group}
         results.update({s.name: shared[s.name] for s in specs if s.name in shared})
     return {spec.name: results[spec.name] for spec in specs}

@@ -150,3 +150,22 @@ def test_metrics_imports_none_of_the_other_packages():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=root)
     assert out.stdout.strip() == ""
+
+
+def test_one_metrics_input_error_spares_the_others():
+    rng = np.random.default_rng(4)
+    # 8 kHz: mcd has no mel-cepstrum settings for it, the others do not care
+    ref = 0.3 * np.sin(2 * np.pi * 300 * np.arange(16000) / 8000) + 0.01 * rng.standard_normal(16000)
+    gen = ref + 0.02 * rng.standard_normal(ref.size)
+    got = metrics.score_pair(["mcd", "c0_rmse_db", "mel_l1", "stoi"], reference=ref,
+                             generated=gen, sample_rate=8000)
+    assert got["mcd"].status == got["c0_rmse_db"].status == "unsupported_rate"
+    assert math.isnan(got["mcd"].value) and "8000 Hz" in got["mcd"].detail
+    assert got["mel_l1"].ok and got["stoi"].ok
+    # lengths 1000 samples apart: the frame-aligned metrics decline, mcd_dtw aligns and scores
+    long = np.concatenate([gen, gen[:1000]])
+    got = metrics.score_pair(["mcd", "mcd_dtw"], reference=ref[:12000], generated=long[:13000],
+                             sample_rate=16000)
+    assert got["mcd"].status == "length_mismatch" and "differ by 1000 samples" in got["mcd"].detail
+    assert got["mcd_dtw"].ok
+    assert set(metrics.INPUT_REASONS) >= {"length_mismatch", "unsupported_rate", "bad_input"}

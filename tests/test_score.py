@@ -144,3 +144,15 @@ def test_cli_prints_the_summary(folders, tmp_path, capsys):
     assert code == 0 and "| mine " in out and "oracle_mulaw" in out
     info = json.loads((tmp_path / "o" / "run.json").read_text())
     assert info["kind"] == "score" and info["settings"]["metrics"] == ["mcd"]
+
+
+def test_a_length_mismatch_spares_the_metric_that_aligns(folders, tmp_path):
+    ref, gen = folders
+    sf.write(gen / "spk" / "c.flac", clip(2)[: RATE // 2], RATE)  # half a second short
+    result = score(reference_dir=ref, generated={"sys": gen}, out_dir=tmp_path / "out",
+                   metrics=("mcd", "mcd_dtw"), progress=False, log=quiet)
+    table = pd.read_csv(tmp_path / "out" / "per_utterance.csv").set_index(["utterance", "metric"])
+    assert table.loc[("spk/c", "mcd"), "status"] == "length_mismatch"
+    assert table.loc[("spk/c", "mcd_dtw"), "status"] == "ok"
+    assert any("spk/c: sys: mcd: " in note and "differ by 8000 samples" in note
+               for note in result.notes)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from metrics import InputError as MetricInputError, score_pair
+from metrics import score_pair
 from reference_model.audio import load_audio
 from reference_model.errors import InputError
 from reference_model.mulaw import mu_law_decode, mu_law_encode
@@ -55,15 +55,15 @@ def score_task(task: Task) -> dict:
                              allow_nonfinite=True)
         notes += [f"{task.utterance}: {task.system} {n}" for n in gen.notes]
         generated = gen.audio
-    try:
-        results = score_pair(task.metrics, reference=ref.audio, generated=generated,
-                             sample_rate=ref.sample_rate)
-        rows = [{"metric": name, "value": r.value, "status": r.status}
-                for name, r in results.items()]
-    except MetricInputError as exc:  # e.g. lengths that differ by more than one hop
-        status = "length_mismatch" if "length" in str(exc) else "bad_input"
-        notes.append(f"{task.utterance}: {task.system}: {exc}")
-        rows = [{"metric": name, "value": float("nan"), "status": status} for name in task.metrics]
+    results = score_pair(task.metrics, reference=ref.audio, generated=generated,
+                         sample_rate=ref.sample_rate)
+    rows = [{"metric": name, "value": r.value, "status": r.status} for name, r in results.items()]
+    failed = {}  # one note per distinct error, naming the metrics it stopped
+    for name, r in results.items():
+        if r.detail:
+            failed.setdefault(r.detail, []).append(name)
+    notes += [f"{task.utterance}: {task.system}: {', '.join(names)}: {detail}"
+              for detail, names in failed.items()]
     for row in rows:
         row.update(system=task.system, utterance=task.utterance)
     return {"system": task.system, "utterance": task.utterance, "rows": rows, "notes": notes}
