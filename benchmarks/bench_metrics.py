@@ -2,7 +2,7 @@
 
 Scores every file of a folder of speech (default ``../shared/data/speech16k``) against a degraded
 copy of itself (white noise at 20 dB SNR, then 8-bit mu-law) with the default metrics
-(mcd, mel_l1, stoi, estoi) in a pool of worker processes, one BLAS thread each. Loading and
+(mcd, c0_rmse_db, mel_l1, stoi, estoi) in a pool of worker processes, one BLAS thread each. Loading and
 degrading happen in each worker before the clock starts; every worker scores one short pair
 untimed first (building the cached mel-cepstrum operators). Prints the throughput for each pool
 size, the CPU time per metric group, and (with pysptk installed) the vectorized ``mcep`` against

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# End-to-end scoring speed of `wavebench score` with the default metrics (mcd, mel_l1, stoi,
-# estoi) on ../shared/data/speech16k against a degraded copy (20 dB white noise, then 8-bit
+# End-to-end scoring speed of `wavebench score` with the default metrics (mcd, c0_rmse_db,
+# mel_l1, stoi, estoi) on ../shared/data/speech16k against a degraded copy (20 dB white noise, then 8-bit
 # mu-law), as audio seconds scored per wall second. Includes reading files, the process pool's
 # start-up and writing the tables.
 # Usage: bash benchmarks/bench_score.sh [JOBS=2] [DATA=../shared/data/speech16k]

@@ -18,8 +18,8 @@ from metrics.spectral import lsd, mrstft
 from metrics.throughput import DEFINITIONS, audio_seconds, rtf, samples_per_s, x_realtime
 
 __all__ = [
-    "DEFAULT_METRICS", "DEFINITIONS", "INPUT_REASONS", "METRICS", "REASONS", "InputError", "MetricResult",
-    "MetricSpec", "MetricUnavailable", "audio_seconds", "bits_from_nats", "c0_rmse_db", "cdist",
+    "DEFAULT_METRICS", "DEFINITIONS", "INPUT_REASONS", "METRICS", "REASONS", "InputError",
+    "MetricResult", "MetricSpec", "MetricUnavailable", "audio_seconds", "bits_from_nats", "c0_rmse_db", "cdist",
     "check_pair", "estoi", "get_metric", "intelligibility_scores", "lsd", "mcd", "mcd_dtw",
     "mcd_speech", "mcep", "mel_cepstral_scores", "mel_l1", "mrstft", "nll_bits", "rtf",
     "samples_per_s", "score_pair", "stoi", "x_realtime",

@@ -179,7 +179,7 @@ def parse_systems(generated, system) -> dict:
               help="Score a wavebench checkpoint: likelihood, and copy synthesis when mel-conditioned.")
 @click.option("-o", "--out", "out_dir", required=True, help="Folder for the tables (resumable).")
 @click.option("--metrics", default=None,
-              help="Comma-separated metric names (default: mcd, mel_l1, stoi, estoi).")
+              help="Comma-separated metric names (default: mcd, c0_rmse_db, mel_l1, stoi, estoi).")
 @click.option("--oracle", multiple=True, type=click.Choice(["mulaw"]),
               help="Add the reference through 8-bit mu-law as a system (the 256-class floor).")
 @click.option("--jobs", default=1, show_default=True, help="Worker processes.")
