@@ -118,3 +118,16 @@ def test_prepare_then_train_mel_model_and_resume_from_the_command_line(tmp_path,
     from reference_model.checkpoint import read_checkpoint
     payload = read_checkpoint(tmp_path / "run" / "last.pt")
     assert payload["step"] == 6 and payload["config"]["cond"] == "mel"
+
+
+def test_debug_is_accepted_after_the_command_and_shows_the_traceback(tmp_path, capsys):
+    assert main(["prepare", str(tmp_path / "nowhere"), "-o", str(tmp_path / "out"),
+                 "--debug"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err and err.strip().splitlines()[-1].startswith("error: ")
+
+
+def test_checkpoint_scoring_refuses_options_it_would_ignore(tmp_path, capsys):
+    assert main(["score", "--checkpoint", "x.pt", "--reference", str(tmp_path),
+                 "--generated", str(tmp_path), "-o", str(tmp_path / "out")]) == 2
+    assert "--checkpoint scores the model's own output" in capsys.readouterr().err

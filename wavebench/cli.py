@@ -208,6 +208,9 @@ def score(reference_dir, generated, system, checkpoint, out_dir, metrics, oracle
     shard = parse_shard(shard)
     if shard and checkpoint:
         raise click.UsageError("--shard applies to --generated and --oracle, not --checkpoint")
+    if checkpoint and (generated or strict_rate or allow_missing):
+        raise click.UsageError("--checkpoint scores the model's own output; give --generated, "
+                               "--strict-rate and --allow-missing in a separate run")
     names = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
     systems = parse_systems(generated, system)
     if checkpoint:
@@ -272,6 +275,8 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     RAW_ARGS[:] = argv  # `train --nproc N` starts its workers with the same arguments
     debug = "--debug" in argv or os.environ.get("WAVEBENCH_DEBUG") == "1"
+    if "--debug" in argv[1:]:  # accepted after the command too: move it in front
+        argv = ["--debug"] + [a for a in argv if a != "--debug"]
     code = 0
     try:
         result = cli.main(args=argv, prog_name="wavebench", standalone_mode=False)

@@ -427,7 +427,7 @@ def _write_tables(result: ReportResult) -> None:
                      ("comparisons", result.comparisons), ("speed", result.speed)):
         if df is not None:
             files[f"{name}.csv"] = write_csv(df, out / f"{name}.csv")
-            if parquet and name in ("results", "speed"):
+            if parquet:
                 files[f"{name}.parquet"] = write_parquet(df, out / f"{name}.parquet")
         for stale in (f"{name}.csv", f"{name}.parquet"):
             if stale not in files:

@@ -184,7 +184,7 @@ def markdown(table: pd.DataFrame) -> str:
     from reports.markdown import to_markdown
 
     ok = table["status"].ne("skipped")
-    text = to_markdown(table[ok].drop(columns=["repeats", "x_realtime", "status"])) if ok.any() \
+    text = to_markdown(table[ok].drop(columns=["repeats", "status"])) if ok.any() \
         else "No combination ran.\n"
     skipped = table[~ok]
     if len(skipped):
