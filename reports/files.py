@@ -132,13 +132,15 @@ def _json_value(value):
     return value
 
 
-def read_csv_table(path) -> pd.DataFrame:
+def read_csv_table(path, *, allow_no_rows: bool = False) -> pd.DataFrame:
     """Read a results table from CSV, refusing missing, empty and truncated files.
 
     Parameters
     ----------
     path : str or os.PathLike
         A CSV written by :func:`write_csv` (or by hand) with at least :data:`RESULT_COLUMNS`.
+    allow_no_rows : bool
+        Accept a header without rows (a shard of a scoring job that got no utterances).
 
     Returns
     -------
@@ -154,7 +156,7 @@ def read_csv_table(path) -> pd.DataFrame:
         last line among them), a value that is not a number, or fails validation.
     """
     # Strings stay strings ("0123" is a git revision, "" an unknown device); only value parses.
-    df = read_csv_strings(path, "a CSV results table")
+    df = read_csv_strings(path, "a CSV results table", allow_no_rows=allow_no_rows)
     missing = [c for c in RESULT_COLUMNS if c not in df.columns]
     if missing:
         raise InputError(f"missing column(s) {', '.join(missing)}; found {', '.join(df.columns)}",
@@ -166,11 +168,13 @@ def read_csv_table(path) -> pd.DataFrame:
     return validate_results(df, path)
 
 
-def read_csv_strings(path, what: str = "a CSV table") -> pd.DataFrame:
+def read_csv_strings(path, what: str = "a CSV table", *,
+                     allow_no_rows: bool = False) -> pd.DataFrame:
     """Every field of a CSV as a string, refusing a missing, empty, undecodable or truncated
-    file (a record with another number of fields than the header) with one line."""
+    file (a record with another number of fields than the header) with one line; a header
+    without rows too, unless ``allow_no_rows``."""
     text = _read_text(path, what)
-    _check_shape(text, path)
+    _check_shape(text, path, allow_no_rows)
     return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False)
 
 
@@ -188,7 +192,7 @@ def _read_text(path, what: str) -> str:
                          path) from None
 
 
-def _check_shape(text: str, path) -> list[str]:
+def _check_shape(text: str, path, allow_no_rows: bool = False) -> list[str]:
     """Return the header after checking every record has as many fields as it."""
     try:
         records = list(csv.reader(io.StringIO(text, newline=""), strict=True))
@@ -196,7 +200,7 @@ def _check_shape(text: str, path) -> list[str]:
         raise InputError(f"malformed CSV ({err}); the file may be truncated", path) from None
     records = [r for r in records if r]  # blank lines carry no data; pandas skips them too
     header = records[0]
-    if len(records) == 1:
+    if len(records) == 1 and not allow_no_rows:
         raise InputError("has a header but no rows", path)
     for number, record in enumerate(records[1:], start=2):
         if len(record) != len(header):

@@ -58,19 +58,23 @@ def rows(table):
     return (table[KEYS + ["value", "status"]].sort_values(KEYS).reset_index(drop=True))
 
 
-def test_shard_of_is_sha256_of_system_slash_utterance_mod_n():
+def test_shard_of_is_sha256_of_the_utterance_key_mod_n():
     # worked by hand from the definition: the first 8 bytes of sha256, big-endian, mod N, + 1
-    for key in ("sys/u0", "oracle_mulaw/spk/c", "a/b/c"):
-        system, _, utterance = key.partition("/")
+    for key in ("u0", "spk/c", "a/b/c"):
         expected = int(hashlib.sha256(key.encode()).hexdigest()[:16], 16) % 5 + 1
-        assert shard_of(system, utterance, 5) == expected
-    assert {shard_of("s", f"u{i}", 1) for i in range(20)} == {1}
+        assert shard_of(key, 5) == expected
+    assert {shard_of(f"u{i}", 1) for i in range(20)} == {1}
 
 
 def test_shards_are_disjoint_cover_everything_and_record_one_job(scored):
     root, whole, shards = scored
     parts = [pd.read_csv(s.per_utterance) for s in shards]
-    assert all(len(p) for p in parts)  # each of the 3 shards got some of the 16 pairs
+    # all of an utterance's pairs (both systems) are in one shard; here shard 3 gets none of
+    # the 8 utterances, which the merge test below must cope with
+    owner = {u: i for i, p in enumerate(parts) for u in p["utterance"]}
+    assert all(set(p["utterance"]) == {u for u, i in owner.items() if i == k}
+               for k, p in enumerate(parts))
+    assert [len(p) for p in parts].count(0) == 1
     stacked = pd.concat(parts)
     assert not stacked.duplicated(KEYS).any()
     assert len(stacked) == len(pd.read_csv(whole.per_utterance)) == 2 * 8 * 2
@@ -126,10 +130,8 @@ def test_resuming_a_folder_with_another_shard_is_refused(scored, folders):
 
 
 def test_an_empty_shard_writes_empty_tables(folders, tmp_path):
-    # 16 pairs over 40 shards: some shard gets none; it must still finish
-    empty = next(i for i in range(1, 41)
-                 if all(shard_of(s, u, 40) != i for s in ("sys", "oracle_mulaw")
-                        for u in UTTERANCES))
+    # 8 utterances over 40 shards: some shard gets none; it must still finish
+    empty = next(i for i in range(1, 41) if all(shard_of(u, 40) != i for u in UTTERANCES))
     result = run(folders, tmp_path / "empty", shard=(empty, 40))
     assert result.n_scored == 0
 
@@ -158,7 +160,7 @@ def test_cli_shard_runs_one_shard(folders, tmp_path, capsys):
                  str(tmp_path / "out"), "--metrics", "mcd", "--no-progress", "--shard", "1/2"])
     assert code == 0, capsys.readouterr().err
     table = pd.read_csv(tmp_path / "out" / "per_utterance.csv")
-    assert set(table["utterance"]) == {u for u in UTTERANCES if shard_of("sys", u, 2) == 1}
+    assert set(table["utterance"]) == {u for u in UTTERANCES if shard_of(u, 2) == 1}
 
 
 def test_shard_with_checkpoint_is_a_usage_error(folders, tmp_path, capsys):

@@ -97,7 +97,7 @@ def _load_score_run(folder: Path, info: dict) -> Run:
     if not path.exists():
         raise InputError("no per_utterance.csv; the score run did not finish (run wavebench "
                          "score again with the same -o to complete it)", folder)
-    table = read_csv_table(path)
+    table = read_csv_table(path, allow_no_rows="shard" in info)  # a shard may get nothing
     settings = info.get("settings") or {}
     definitions = settings.get("definitions") or {} if isinstance(settings, dict) else None
     if not isinstance(definitions, dict):

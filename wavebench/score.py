@@ -100,13 +100,14 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
     return index, count
 
 
-def shard_of(system: str, utterance: str, count: int) -> int:
-    """The 1-based shard of an utterance: a sha256 of ``system/utterance``, stable everywhere.
+def shard_of(utterance: str, count: int) -> int:
+    """The 1-based shard of an utterance key: a sha256 of it, stable everywhere.
 
-    Python's ``hash`` of a string changes between processes, so it cannot assign shards
-    that separate machines agree on.
+    Every system's pair of one utterance lands in the same shard, so a shard reads each
+    reference once. Python's ``hash`` of a string changes between processes, so it cannot
+    assign shards that separate machines agree on.
     """
-    digest = hashlib.sha256(f"{system}/{utterance}".encode()).digest()
+    digest = hashlib.sha256(utterance.encode()).digest()
     return int.from_bytes(digest[:8], "big") % count + 1
 
 
@@ -135,8 +136,8 @@ def select_shard(tasks: list, extra_records, settings: dict, shard) -> tuple:
                   + [f"{r['system']}/{r['utterance']}" for r in extra_records])
     info = {"index": index, "count": count, "job": stable_hash({"settings": settings,
                                                                 "keys": keys})}
-    tasks = [t for t in tasks if shard_of(t.system, t.utterance, count) == index]
-    extra = [r for r in extra_records if shard_of(r["system"], r["utterance"], count) == index]
+    tasks = [t for t in tasks if shard_of(t.utterance, count) == index]
+    extra = [r for r in extra_records if shard_of(r["utterance"], count) == index]
     return tasks, extra, info
 
 
