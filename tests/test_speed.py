@@ -1,4 +1,6 @@
 """``wavebench speed`` and ``wavebench generate``: tables, skipped devices, WAV output, bad input."""
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -122,3 +124,22 @@ def test_generate_bad_input_one_line_and_exit_1(tmp_path, capsys):
         assert code == 1 and len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
     code, _ = run_cli(["generate", "-o", out, "--batch", "0", "--preset", "tiny"], capsys)
     assert code == 2  # usage error
+
+
+def test_a_checkpoints_preset_is_found_from_its_architecture():
+    from reference_model.config import PRESETS, get_preset
+    from wavebench.generate import preset_of
+    music = get_preset("music").model.replace(cond="mel", n_mels=80)
+    assert preset_of(music, PRESETS) is PRESETS["music"]  # temperature 0.7, 30 s
+    assert preset_of(music.replace(layers=7), PRESETS) is None  # custom: 1 s at T = 1
+
+
+def test_generate_takes_the_presets_length_and_temperature(tmp_path, monkeypatch):
+    from reference_model.config import PRESETS, Preset
+    from wavebench import generate as G
+    tiny = PRESETS["tiny"]
+    monkeypatch.setitem(PRESETS, "tiny", Preset(tiny.model, temperature=0.0, seconds=0.01))
+    result = G.run_generate(tmp_path, preset="tiny")
+    meta = json.loads((tmp_path / "generation.json").read_text())
+    assert (meta["samples"], meta["temperature"]) == (160, 0.0)
+    assert result.codes.shape == (1, 160)

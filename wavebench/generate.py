@@ -26,15 +26,21 @@ class GenerateResult:
     samples_per_s: float
 
 
+#: Fields that make a model one preset's architecture (conditioning may differ).
+ARCHITECTURE = ("blocks", "layers", "kernel_size", "residual_channels", "dilation_channels",
+                "skip_channels", "end_channels", "classes", "sample_rate")
+
+
 def load_model(checkpoint=None, preset=None, seed: int = 0):
     """The model of a checkpoint, or a preset with random weights (seeded) for benchmarking.
 
     Returns
     -------
-    (WaveNet, float)
-        The model in eval mode and the default temperature (the preset's, else 1.0).
+    (WaveNet, Preset or None)
+        The model in eval mode, and the preset whose generation defaults (temperature,
+        seconds) apply: the one named, or the one whose architecture a checkpoint has.
     """
-    from reference_model.config import get_preset
+    from reference_model.config import PRESETS, get_preset
     from reference_model.model import WaveNet
 
     if (checkpoint is None) == (preset is None):
@@ -42,10 +48,17 @@ def load_model(checkpoint=None, preset=None, seed: int = 0):
     if checkpoint is not None:
         from reference_model.checkpoint import load_checkpoint
         model, _ = load_checkpoint(checkpoint)
-        return model, 1.0
+        return model, preset_of(model.config, PRESETS)
     chosen = get_preset(preset)
     torch.manual_seed(seed)
-    return WaveNet(chosen.model).eval(), chosen.temperature
+    return WaveNet(chosen.model).eval(), chosen
+
+
+def preset_of(config, presets: dict):
+    """The preset with ``config``'s architecture, or None for a custom one."""
+    mine = {k: getattr(config, k) for k in ARCHITECTURE}
+    return next((p for p in presets.values()
+                 if {k: getattr(p.model, k) for k in ARCHITECTURE} == mine), None)
 
 
 def prime_codes(path, seconds: float, config) -> np.ndarray:
@@ -114,8 +127,10 @@ def run_generate(out_dir, *, checkpoint=None, preset=None, seconds=None, batch=1
     """
     from reference_model.audio import atomic_write_bytes, save_wav
 
-    model, default_temperature = load_model(checkpoint, preset, seed)
+    model, defaults = load_model(checkpoint, preset, seed)
     config = model.config
+    if seconds is None and mel_from is None and defaults is not None:
+        seconds = defaults.seconds
     dev = resolve_device(device)
     sampler = ("cuda-graph" if dev.type == "cuda" else "fused") if sampler == "auto" else sampler
     _set_threads(threads)
@@ -125,7 +140,8 @@ def run_generate(out_dir, *, checkpoint=None, preset=None, seconds=None, batch=1
     n = _n_samples(seconds, mel, p, config)
     if config.uses_mel and mel is None:
         raise InputError("this model is mel-conditioned: pass --mel-from FILE (copy synthesis)")
-    temperature = default_temperature if temperature is None else temperature
+    if temperature is None:
+        temperature = defaults.temperature if defaults is not None else 1.0
     gen = generate(model, n, batch=batch, temperature=temperature,
                    prime=prime_c, cond=mel, speaker=speaker, seed=seed, device=dev,
                    sampler=sampler, dtype=torch.float64 if float64 else torch.float32,
@@ -182,11 +198,13 @@ def _set_threads(threads) -> None:
               help="Random weights of a preset instead (tiny, reference, ...), for benchmarking.")
 @click.option("-o", "--out", "out_dir", required=True, help="Folder for the WAV files.")
 @click.option("--seconds", type=float, default=None,
-              help="Seconds per clip [default: 1, or the length of --mel-from].")
+              help="Seconds per clip [default: the preset's (music 30, speech 10, ...), 1 for a "
+                   "custom model, or the length of --mel-from].")
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
               help="Clips generated together.")
 @click.option("--temperature", type=float, default=None,
-              help="Softmax temperature; 0 = most likely code [default: the preset's, else 1].")
+              help="Softmax temperature; 0 = most likely code [default: the preset's (a "
+                   "checkpoint's preset is found from its architecture), else 1].")
 @click.option("--prime", default=None, help="Audio file whose start the clips continue.")
 @click.option("--prime-seconds", type=float, default=1.0, show_default=True,
               help="Seconds of --prime to use.")
