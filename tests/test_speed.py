@@ -143,3 +143,14 @@ def test_generate_takes_the_presets_length_and_temperature(tmp_path, monkeypatch
     meta = json.loads((tmp_path / "generation.json").read_text())
     assert (meta["samples"], meta["temperature"]) == (160, 0.0)
     assert result.codes.shape == (1, 160)
+
+
+def test_cpu_peak_memory_is_per_combination():
+    from wavebench.speed import peak_rss_mb, reset_peak_rss
+    if not reset_peak_rss():
+        pytest.skip("this OS cannot reset the peak resident size")
+    big = np.ones(40_000_000)  # 320 MB
+    high = peak_rss_mb()
+    del big
+    assert reset_peak_rss()
+    assert peak_rss_mb() < high - 250  # the next combination starts from a clean peak

@@ -24,7 +24,8 @@ DEFINITIONS = (
     "stream (lower is better, < 1 is faster than real time); x_realtime: aggregate samples_per_s "
     "/ sample rate (real-time streams sustained); speedup: samples_per_s / the baseline sampler's "
     "on the same device, batch and threads; peak_mem_mb: CUDA peak allocation on cuda, the "
-    "process's peak resident size so far on cpu.")
+    "process's peak resident size during the timed runs on cpu (since start where the OS "
+    "cannot reset it).")
 
 
 def device_problem(name: str) -> str | None:
@@ -66,9 +67,10 @@ def time_one(model, *, sampler, device, batch, threads, samples, repeats, dtype,
     if cuda:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
+    else:
+        reset_peak_rss()
     times = [generate(model, samples, **kwargs).seconds for _ in range(repeats)]
-    peak = (torch.cuda.max_memory_allocated() / 2**20 if cuda
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    peak = torch.cuda.max_memory_allocated() / 2**20 if cuda else peak_rss_mb()
     seconds = statistics.median(times)
     sr = model.config.sample_rate
     return {"device": device, "sampler": sampler, "batch": batch, "threads": threads,
@@ -78,6 +80,29 @@ def time_one(model, *, sampler, device, batch, threads, samples, repeats, dtype,
             "samples_per_s_per_stream": samples / seconds, "rtf": seconds / (samples / sr),
             "x_realtime": batch * samples / seconds / sr, "peak_mem_mb": peak, "status": "ok",
             "note": "primed with a full receptive field" if sampler == "naive" else ""}
+
+
+def reset_peak_rss() -> bool:
+    """Reset this process's peak resident size (Linux >= 4.0: ``/proc/self/clear_refs``), so
+    the next :func:`peak_rss_mb` covers one combination; False where it cannot."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_mb() -> float:
+    """Peak resident size since the last reset (``VmHWM``), else since the process began."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _set_threads(threads: int) -> None:
