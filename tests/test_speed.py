@@ -154,3 +154,14 @@ def test_cpu_peak_memory_is_per_combination():
     del big
     assert reset_peak_rss()
     assert peak_rss_mb() < high - 250  # the next combination starts from a clean peak
+
+
+def test_streamed_wavs_equal_writing_each_clip_at_once(tmp_path):
+    from reference_model.audio import save_wav
+    from reference_model.mulaw import mu_law_decode
+    from wavebench.generate import run_generate
+    result = run_generate(tmp_path / "out", preset="tiny", seconds=0.2, batch=2, seed=3)
+    for b, path in enumerate(result.paths):
+        whole = save_wav(tmp_path / f"whole_{b}.wav", mu_law_decode(result.codes[b]), 16000)
+        assert path.read_bytes() == whole.read_bytes()  # 3200 samples in chunks of 1024
+    assert not list((tmp_path / "out").glob(".*"))  # no temporary file left

@@ -1,6 +1,7 @@
 """``wavebench generate``: sample audio from a checkpoint (or a preset's random weights) to WAV files."""
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +60,43 @@ def preset_of(config, presets: dict):
     mine = {k: getattr(config, k) for k in ARCHITECTURE}
     return next((p for p in presets.values()
                  if {k: getattr(p.model, k) for k in ARCHITECTURE} == mine), None)
+
+
+class WavStreams:
+    """One 16-bit WAV file per stream, written chunk by chunk as the sampler makes the codes.
+
+    Each file is written under a hidden temporary name and renamed into place when the last
+    chunk is in (so a killed run never leaves a short WAV under the final name); on an error
+    the temporary files are removed. The bytes equal those of writing the whole clip at once.
+    """
+
+    def __init__(self, paths, sample_rate: int, classes: int):
+        self.paths, self.sample_rate, self.classes = list(paths), sample_rate, classes
+        self.stack = contextlib.ExitStack()
+        self.files = []
+
+    def __enter__(self):
+        import soundfile as sf
+        from reference_model.audio import atomic_path
+
+        with self.stack as stack:
+            for path in self.paths:
+                tmp = stack.enter_context(atomic_path(path))
+                self.files.append(stack.enter_context(sf.SoundFile(
+                    str(tmp), "w", samplerate=self.sample_rate, channels=1, subtype="PCM_16",
+                    format="WAV")))
+            self.stack = stack.pop_all()
+        return self
+
+    def write(self, codes: np.ndarray, start: int) -> None:
+        """The sampler's callback: ``codes`` [batch, m] from sample ``start`` on."""
+        from reference_model.mulaw import mu_law_decode
+        audio = np.clip(mu_law_decode(codes, self.classes), -1.0, 1.0)
+        for stream, f in enumerate(self.files):
+            f.write(audio[stream])
+
+    def __exit__(self, *exc) -> bool:
+        return self.stack.__exit__(*exc)
 
 
 def prime_codes(path, seconds: float, config) -> np.ndarray:
@@ -125,7 +163,7 @@ def run_generate(out_dir, *, checkpoint=None, preset=None, seconds=None, batch=1
         Missing or foreign checkpoint, prime shorter than asked, mel at the wrong rate or
         with the wrong bands, CUDA asked for but absent, bad values.
     """
-    from reference_model.audio import atomic_write_bytes, save_wav
+    from reference_model.audio import atomic_write_bytes
 
     model, defaults = load_model(checkpoint, preset, seed)
     config = model.config
@@ -142,13 +180,13 @@ def run_generate(out_dir, *, checkpoint=None, preset=None, seconds=None, batch=1
         raise InputError("this model is mel-conditioned: pass --mel-from FILE (copy synthesis)")
     if temperature is None:
         temperature = defaults.temperature if defaults is not None else 1.0
-    gen = generate(model, n, batch=batch, temperature=temperature,
-                   prime=prime_c, cond=mel, speaker=speaker, seed=seed, device=dev,
-                   sampler=sampler, dtype=torch.float64 if float64 else torch.float32,
-                   progress=progress)
     out_dir = Path(out_dir)
-    paths = [save_wav(out_dir / f"sample_{b:03d}.wav", gen.audio[b], config.sample_rate)
-             for b in range(batch)]
+    paths = [out_dir / f"sample_{b:03d}.wav" for b in range(batch)]
+    with WavStreams(paths, config.sample_rate, config.classes) as streams:
+        gen = generate(model, n, batch=batch, temperature=temperature,
+                       prime=prime_c, cond=mel, speaker=speaker, seed=seed, device=dev,
+                       sampler=sampler, dtype=torch.float64 if float64 else torch.float32,
+                       progress=progress, callback=streams.write)
     speed = gen.codes.size / gen.seconds
     meta = {"sampler": sampler, "device": str(dev), "batch": batch, "samples": n,
             "prime_samples": p, "seed": seed, "temperature": temperature,
