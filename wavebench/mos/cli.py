@@ -1,4 +1,5 @@
-"""The ``wavebench mos`` click group: ``packet`` and ``validate`` (import/analyze are added)."""
+"""The ``wavebench mos`` click group: ``plan``, ``packet`` and ``validate`` (import/analyze are
+added)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,7 +13,16 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 @click.group("mos", context_settings=CONTEXT)
 def mos_group():
-    """MOS listening tests: build a blind offline packet, validate it, analyze ratings."""
+    """MOS listening tests: plan, build a blind offline packet, validate it, analyze ratings.
+
+    \b
+    A whole study:
+      wavebench mos plan --systems 2 --items 40 --raters 60          # how wide, what difference
+      wavebench mos packet base=out/base new=out/new --reference natural=data/test --out mos
+      wavebench mos validate mos                # then send mos/packet.zip to the raters
+      wavebench mos import results/*.json --packet mos -o ratings.csv
+      wavebench mos analyze ratings.csv --packet mos -o mos_report
+    """
 
 
 def _read_items(value: str):
