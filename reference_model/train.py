@@ -83,6 +83,30 @@ def update_ema(ema_model, model, decay: float) -> None:
             e.lerp_(p, 1 - decay)
 
 
+def log_audio_sample(writer, model, crops: Cropper, seconds: float, step: int, device,
+                     seed: int, with_reference: bool) -> None:
+    """Generate a clip with the model as it is now and log it to TensorBoard, with the
+    validation file whose mel frames and speaker condition it when ``with_reference``."""
+    from reference_model.sample import generate
+
+    config = model.config
+    n = max(1, int(seconds * config.sample_rate))
+    cond = None
+    if config.uses_mel:  # copy synthesis of the first validation file
+        mel = crops.mels[0][:, :-(-n // config.hop_length)]
+        n = min(n, mel.shape[1] * config.hop_length)
+        cond = mel
+    speaker = crops.speakers[0] if config.uses_speaker else None
+    sampler = "fused" if device.type == "cpu" else "cached"
+    clip = generate(model, n, cond=cond, speaker=speaker, seed=seed, device=device,
+                    sampler=sampler).audio[0]
+    writer.add_audio("audio/generated", torch.from_numpy(clip)[None], step,
+                     sample_rate=config.sample_rate)
+    if with_reference:
+        reference = torch.from_numpy(crops.audio[0][:n].astype(np.float32))[None]
+        writer.add_audio("audio/validation_file", reference, step, sample_rate=config.sample_rate)
+
+
 def open_tensorboard(out_dir: Path, purge_step: int | None = None):
     """A SummaryWriter when TensorBoard is installed, else None (plain logs always).
 
@@ -185,6 +209,10 @@ def train(model_config: ModelConfig, config: TrainConfig, data, out_dir, *, resu
         state["history"].append(record)
         if writer:
             writer.add_scalar("val/bits_per_sample", bits, state["step"])
+            if config.audio_seconds:  # the validation file once, at the run's first validation
+                log_audio_sample(writer, ema_model or model, eval_crops, config.audio_seconds,
+                                 state["step"], device, config.seed,
+                                 with_reference=len(state["history"]) == 1)
         if val < state["best_val_loss"] - 1e-6:
             state["best_val_loss"], state["evals_since_best"] = val, 0
             if state["step"] > 0:

@@ -46,6 +46,7 @@ class TrainConfig:
     threads: int = 0
     device: str = "cpu"
     max_minutes: float = 0.0  # wall-time budget for this process (0 = none); then validate and save
+    audio_seconds: float = 0.0  # TensorBoard: a generated clip this long at each validation
 
     def __post_init__(self):
         for name in ("steps", "batch_size", "crop", "accumulate", "eval_every", "eval_batches",
@@ -68,6 +69,8 @@ class TrainConfig:
             raise InputError(f"train config: ema must be in [0, 1) (0 = off), got {self.ema!r}")
         if self.max_minutes < 0:
             raise InputError("train config: max_minutes must be >= 0 (0 = no limit)")
+        if self.audio_seconds < 0:
+            raise InputError("train config: audio_seconds must be >= 0 (0 = no audio samples)")
         if self.clip < 0 or self.weight_decay < 0:
             raise InputError("train config: clip and weight_decay must be >= 0")
 

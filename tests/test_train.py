@@ -131,3 +131,17 @@ def test_tensorboard_holds_each_step_once_after_a_resume_over_a_longer_run(tmp_p
     steps = [e.step for e in events.Scalars("train/bits_per_sample")]
     assert steps == [1, 2, 3, 4, 5, 6]
     assert [e.step for e in events.Scalars("val/bits_per_sample")] == [0, 3, 6]
+
+
+@pytest.mark.parametrize("cond", ["none", "mel+speaker"])
+def test_tensorboard_gets_a_generated_clip_at_each_validation(tmp_path, data, cond):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    model = SMALL.replace(cond=cond, n_speakers=len(data.speakers) if "speaker" in cond else 0)
+    train(model, QUICK.replace(audio_seconds=0.05), data, tmp_path, progress=False, log=quiet)
+    events = EventAccumulator(str(tmp_path / "tensorboard"), size_guidance={"audio": 0}).Reload()
+    generated = events.Audio("audio/generated")
+    assert [e.step for e in generated] == [0, 3, 6]
+    assert [e.step for e in events.Audio("audio/validation_file")] == [0]
+    assert generated[0].sample_rate == 16000 and generated[0].length_frames == 800

@@ -108,6 +108,9 @@ def prepare(audio_dir, out_dir, sample_rate, trim_db, normalize, valid_fraction,
 @click.option("--threads", type=int, default=None, help="CPU threads (0 = PyTorch's default).")
 @click.option("--max-minutes", type=float, default=None,
               help="Stop (validate and save) after this much wall time.")
+@click.option("--audio-seconds", type=float, default=None,
+              help="TensorBoard: log a clip this long, generated at each validation (copy "
+                   "synthesis of a validation file for mel models); 0 = none.")
 @click.option("--resume", default=None,
               help="Continue from a checkpoint, or 'auto': OUT/last.pt if it exists.")
 @click.option("--nproc", type=int, default=1, show_default=True,

@@ -17,7 +17,7 @@ from reference_model.train_config import train_config_from_dict
 from reference_model.config import config_from_dict
 
 
-RESUMABLE = ("steps", "max_minutes", "device", "threads")
+RESUMABLE = ("steps", "max_minutes", "device", "threads", "audio_seconds")
 
 
 def open_data(data_path, sample_rate: int, out_dir: Path, log=print, progress: bool = True):
