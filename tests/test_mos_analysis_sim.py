@@ -154,7 +154,8 @@ def simulate_session(packet: SimPacket, list_id: str, rater_id: str, rng, *,
     """One rater's results document for one list.
 
     ``behaviour``: ``good``; ``trap`` (answers the trap wrong); ``straight`` (3 on every
-    rating trial); ``skip`` (rates without playing to the end, fast).
+    rating trial); ``skip`` (rates without playing to the end, fast); ``speakers`` (fails
+    every headphone-check trial).
     """
     item_effects, true_mos = item_effects or {}, true_mos or TRUE_MOS
     responses = []
@@ -167,6 +168,9 @@ def simulate_session(packet: SimPacket, list_id: str, rater_id: str, rng, *,
         if ttype == "trap":
             answer = int(trial["expected"]["choice"])
             score, choice = None, str(answer + 1 if behaviour == "trap" else answer)
+        elif ttype == "headphone":  # over loudspeakers another tone sounds quietest
+            answer = int(trial["expected"]["choice"])
+            score, choice = None, str(answer % 3 + 1 if behaviour == "speakers" else answer)
         elif ttype == "calibration":
             score = None
         elif behaviour == "straight":
@@ -174,7 +178,7 @@ def simulate_session(packet: SimPacket, list_id: str, rater_id: str, rng, *,
         fast = behaviour == "skip"
         responses.append({
             "trial_index": index, "trial_id": trial["trial_id"],
-            "kind": "trap" if ttype == "trap" else "rating", "page_id": "",
+            "kind": ttype if ttype in ("trap", "headphone") else "rating", "page_id": "",
             "stimulus_id": trial["stimuli"][0], "stimulus_b_id": "", "presented_first": "",
             "score": score, "choice": choice, "n_plays": 1, "played_to_end": not fast,
             "listen_ms": 200 if fast else 500,

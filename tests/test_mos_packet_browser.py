@@ -48,7 +48,7 @@ def _do_trial(browser, session):
     if kind == "Volume setting":
         _click(browser, session, "#next")
         return
-    answer = "3" if kind == "Listening check" else "4"
+    answer = {"Listening check": "3", "Headphone check": "2"}.get(kind, "4")
     _click(browser, session, f"input[name=score][value='{answer}']")
     _click(browser, session, "#next")
 
@@ -57,7 +57,8 @@ def test_whole_session_from_file_url(tmp_path):
     root = make_systems(tmp_path / "in", n_items=7)
     out = tmp_path / "out"
     build_packet([f"secret_sys={root / 'secret_sys'}", f"sysb={root / 'sysb'}"], out,
-                 PacketOptions(reference=f"natural={root / 'natural_dir'}", votes=1))
+                 PacketOptions(reference=f"natural={root / 'natural_dir'}", votes=1,
+                               headphone_check="woods"))
     manifest = json.loads((out / "packet" / "manifest.json").read_text())
     n_trials = len(manifest["lists"]["L01"])
     browser = DevToolsPipe(tmp_path / "profile")
@@ -105,5 +106,6 @@ def test_whole_session_from_file_url(tmp_path):
     assert all(r["played_to_end"] and r["n_plays"] == 1 for r in responses)
     assert {r["score"] for r in responses if r["kind"] in ("rating", "training")} == {4}
     assert [r["choice"] for r in responses if r["kind"] == "trap"] == ["3"]
+    assert [r["choice"] for r in responses if r["kind"] == "headphone"] == ["2"] * 6
     assert payload["completed"] and payload["questionnaire"]["device"] == "headphones"
     assert errors == []

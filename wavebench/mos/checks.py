@@ -1,4 +1,5 @@
-"""Generated quality-control signals: gold-low degradation and the tone-count trap (MOS.md s. 8)."""
+"""Generated quality-control signals (MOS.md s. 8): gold-low degradation, the tone-count trap
+and the Woods antiphase headphone check."""
 from __future__ import annotations
 
 import numpy as np
@@ -68,3 +69,43 @@ def tone_count_trap(audio: np.ndarray, sample_rate: int,
         start = k * slot + int(rng.integers(0, max(1, slot - gap + 1)))
         out[start:start + len(b)] += 2.0 * rms * b
     return out, count
+
+
+WOODS_HZ = 200.0       # Woods, Siegel, Traer & McDermott (2017), Atten. Percept. Psychophys. 79
+WOODS_TONE_S = 1.0
+WOODS_GAP_S = 0.5
+WOODS_RAMP_S = 0.1
+WOODS_QUIET_DB = -6.0
+WOODS_TRIALS = 6
+WOODS_RMS_DBFS = -26.0  # about the level speech stimuli are aligned to (P.56 -26 dBov)
+
+
+def woods_trial(sample_rate: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    """One trial of the antiphase headphone check: three 200 Hz tones, one 6 dB quieter, one
+    with the two channels in antiphase; "which was the quietest?".
+
+    Over headphones the quiet tone is the quietest. Over loudspeakers the antiphase tone
+    cancels in the air and sounds quietest instead, so listeners without headphones fail.
+
+    Returns
+    -------
+    stereo : np.ndarray [shape=(n, 2)], float64
+    answer : int
+        1, 2 or 3: the position of the quiet tone (the key's expected answer).
+    """
+    n = int(WOODS_TONE_S * sample_rate)
+    t = np.arange(n) / sample_rate
+    ramp = int(WOODS_RAMP_S * sample_rate)
+    window = np.ones(n)
+    window[:ramp] = 0.5 - 0.5 * np.cos(np.pi * np.arange(ramp) / ramp)
+    window[-ramp:] = window[:ramp][::-1]
+    amplitude = np.sqrt(2) * 10 ** (WOODS_RMS_DBFS / 20)
+    tone = amplitude * np.sin(2 * np.pi * WOODS_HZ * t) * window
+    quiet, antiphase = rng.permutation(3)[:2]
+    gap = np.zeros((int(WOODS_GAP_S * sample_rate), 2))
+    parts = []
+    for k in range(3):
+        left = tone * (10 ** (WOODS_QUIET_DB / 20) if k == quiet else 1.0)
+        right = -left if k == antiphase else left
+        parts += [np.stack([left, right], axis=1)] + ([gap] if k < 2 else [])
+    return np.concatenate(parts), int(quiet) + 1

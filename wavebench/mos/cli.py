@@ -57,8 +57,12 @@ def _read_items(value: str):
 @click.option("--downmix", is_flag=True, help="Mix two-channel files to mono instead of refusing.")
 @click.option("--export", "exports", default="", help="Comma list of exports: trials "
               "(packet/exports/trials.csv for Gorilla, Qualtrics or jsPsych).")
+@click.option("--headphone-check", type=click.Choice(["woods", "none"]), default="none",
+              show_default=True, help="woods: six antiphase trials after calibration; raters "
+              "below 5/6 are screened out (for crowdsourced tests).")
 def packet(systems, out_dir, reference, method, seed, votes, trials_per_session, items, holdout,
-           level, sample_rate, bit_depth, anchors, gold, traps, downmix, exports):
+           level, sample_rate, bit_depth, anchors, gold, traps, downmix, exports,
+           headphone_check):
     """Build a blind, balanced, level-aligned listening-test packet from folders of audio.
 
     \b
@@ -74,7 +78,8 @@ def packet(systems, out_dir, reference, method, seed, votes, trials_per_session,
                         level=level, sample_rate=sample_rate, bit_depth=int(bit_depth),
                         anchors=None if anchors == "auto" else anchors.split(","), gold=gold,
                         traps=traps, downmix=downmix,
-                        exports=[e.strip() for e in exports.split(",") if e.strip()])
+                        exports=[e.strip() for e in exports.split(",") if e.strip()],
+                        headphone_check=headphone_check)
     result = build_packet(list(systems), out_dir, opt)
     for note in result.notes:
         click.echo(note, err=True)

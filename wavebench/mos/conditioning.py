@@ -100,13 +100,14 @@ def quantize(audio: np.ndarray, bit_depth: int, seed_text: str) -> np.ndarray:
 
     Returns
     -------
-    np.ndarray [shape=(n,)]
+    np.ndarray [shape=audio.shape]
         int16 codes for 16-bit; int32 codes (24 significant bits, left-aligned) for 24-bit.
     """
     seed = int.from_bytes(hashlib.sha256(seed_text.encode()).digest()[:8], "little")
     rng = np.random.default_rng(seed)
     full = 2 ** (bit_depth - 1)
-    dither = rng.random(len(audio)) - rng.random(len(audio))  # triangular, +-1 LSB
+    shape = np.shape(audio)  # (n,) or (n, channels)
+    dither = rng.random(shape) - rng.random(shape)  # triangular, +-1 LSB
     codes = np.clip(np.round(np.asarray(audio, np.float64) * full + dither), -full, full - 1)
     if bit_depth == 16:
         return codes.astype(np.int16)

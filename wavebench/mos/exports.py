@@ -12,7 +12,7 @@ import io
 import json
 
 from reference_model.errors import InputError
-from wavebench.mos.page import CALIBRATION, TRAP_QUESTION
+from wavebench.mos.page import CALIBRATION, CHOICE_QUESTIONS
 
 EXPORTS = ("trials",)
 PLANNED = ("webmushra", "beaqlejs", "p808")
@@ -41,9 +41,9 @@ def trials_csv(manifest: dict) -> str:
         for position, trial in enumerate(manifest["lists"][list_id]):
             files = [audio[a] for a in trial["stimuli"]]
             kind = trial["kind"]
-            if kind == "trap":
-                question, scale_id, labels = TRAP_QUESTION, "count5", {str(v): str(v)
-                                                                       for v in range(1, 6)}
+            if kind in CHOICE_QUESTIONS:
+                question, choices = CHOICE_QUESTIONS[kind]
+                scale_id, labels = f"choice{len(choices)}", {c: c for c in choices}
             elif kind == "calibration":
                 question, scale_id, labels = CALIBRATION, "", {}
             else:

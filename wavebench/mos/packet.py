@@ -16,7 +16,7 @@ from wavebench.mos.exports import check_exports, trials_csv
 from reference_model.errors import InputError
 from wavebench.mos import design as dz
 from wavebench.mos.anchors import anchor_validity, lowpass_taps, parse_anchor
-from wavebench.mos.checks import gold_low
+from wavebench.mos.checks import WOODS_TRIALS, gold_low
 from wavebench.mos.anonymize import key_bytes, packet_id, packet_secret, sha256_file, trial_id
 from wavebench.mos.conditioning import (FIXED_MTIME, align_levels, packet_rate, quantize,
                                         resample, write_pcm)
@@ -62,6 +62,7 @@ class PacketOptions:
     break_after_min: float = 20.0
     max_min: float = 45.0
     exports: list | None = None  # names from wavebench.mos.exports.EXPORTS
+    headphone_check: str = "none"  # "woods": six antiphase trials after calibration
 
 
 @dataclass
@@ -87,6 +88,9 @@ def _check_options(opt: PacketOptions) -> None:
         raise InputError("--votes must be at least 1 and --holdout at least 0")
     if opt.traps not in ("tones", "none") or opt.gold not in ("auto", "none"):
         raise InputError("--traps must be tones or none; --gold auto or none")
+    if opt.headphone_check not in ("woods", "none"):
+        raise InputError(f"--headphone-check {opt.headphone_check} is not built yet; "
+                         "available: woods, none")
     if opt.method == "mushra" and not opt.reference:
         raise InputError("MUSHRA needs the reference: pass --reference natural=DIR")
     check_exports(opt.exports)
@@ -189,8 +193,12 @@ def build_packet(systems: list, out_dir, options: PacketOptions | None = None) -
         warn = anchor_validity(name, [audio[(reference, i)] for i in rated], rate)
         if warn:
             notes.append(f"warning: {warn}")
-    levels = align_levels({a: s.audio for a, s in stim.items.items()}, rate, level_method,
-                          level_target)
+    levels = align_levels({a: s.audio for a, s in stim.items.items() if s.role != "headphone"},
+                          rate, level_method, level_target)
+    for anon, s in stim.items.items():  # the headphone check's tones keep their own level
+        if s.role == "headphone":
+            levels["gains"][anon], levels["levels_in"][anon] = 0.0, float("nan")
+            levels["true_peaks"][anon] = float(20 * np.log10(np.max(np.abs(s.audio))))
     if levels["reduction_db"] > 0:
         notes.append(f"true-peak guard: global level lowered by {levels['reduction_db']:.2f} dB "
                      f"to keep every stimulus below -1 dBTP")
@@ -215,7 +223,12 @@ def _fresh(out_dir: Path) -> Path:
 def _fixed_trials(ctx: dict, holdout: list) -> dict:
     """Calibration, training and check trials from the hold-out items (same for every list)."""
     stim, ref, opt, names = ctx["stim"], ctx["reference"], ctx["opt"], ctx["names"]
-    fixed = {"calibration": [], "training": [], "checks": []}
+    fixed = {"calibration": [], "headphone": [], "training": [], "checks": []}
+    if opt.headphone_check == "woods":  # synthesized: needs no hold-out item
+        fixed["headphone"] = [dict(trial_type="headphone", kind="headphone", item=f"woods{k}",
+                                   stimuli=[anon], expected=stim.items[anon].expected)
+                              for k in range(WOODS_TRIALS)
+                              for anon in [stim.headphone_check(k)]]
     if not holdout:
         ctx["notes"].append("note: --holdout 0: no calibration, training, gold or trap trials")
         return fixed
@@ -285,7 +298,8 @@ def _lists(ctx: dict, rated: list, fixed: dict) -> dict:
         order = [checks[i] for i in rng.permutation(len(checks))]
         for pos, check in zip(positions, order):
             body.insert(pos, dict(check))
-        lists[f"L{n:0{width}d}"] = fixed["calibration"] + fixed["training"] + body
+        lists[f"L{n:0{width}d}"] = (fixed["calibration"] + fixed["headphone"]
+                                    + fixed["training"] + body)
     for list_id, trials in lists.items():
         lists[list_id] = [dict(t, trial_id=trial_id(stim.secret, list_id, p), position=p)
                           for p, t in enumerate(trials)]

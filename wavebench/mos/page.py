@@ -12,6 +12,11 @@ CONSENT = ("This is a listening test. You will hear short audio samples and rate
 CALIBRATION = ("Play this sample and set your volume to a comfortable level. Do not change the "
                "volume after this step.")
 TRAP_QUESTION = "How many beeps did you hear?"
+HEADPHONE_QUESTION = ("You will hear three tones. Which one was the quietest: the first, the "
+                      "second or the third?")
+#: Trial kinds answered by picking one choice (not rated on the scale): question and choices.
+CHOICE_QUESTIONS = {"trap": (TRAP_QUESTION, ["1", "2", "3", "4", "5"]),
+                    "headphone": (HEADPHONE_QUESTION, ["1", "2", "3"])}
 
 
 def _first_primes(n: int) -> list:
@@ -48,7 +53,8 @@ def page_config(manifest: dict, audio: dict, instructions: list, session: dict) 
     return {"packet_id": manifest["packet_id"], "method": manifest["method"],
             "question": manifest["question"], "scale": manifest["scale"],
             "instructions": instructions, "consent": CONSENT, "calibration_text": CALIBRATION,
-            "trap_question": TRAP_QUESTION, "trap_choices": ["1", "2", "3", "4", "5"],
+            "choice_questions": {kind: {"question": q, "choices": c}
+                                 for kind, (q, c) in CHOICE_QUESTIONS.items()},
             "list_ids": sorted(manifest["lists"]), "lists": manifest["lists"], "audio": audio,
             "break_after_min": session["break_after_min"], "max_min": session["max_min"]}
 

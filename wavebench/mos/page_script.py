@@ -227,7 +227,7 @@ function trial(t) {
   var next = button('next', 'Next', function () {
     var chosen = app.querySelector('input[name=score]:checked');
     var fields = {n_plays: rec.plays, played_to_end: rec.ended, listen_ms: Math.round(rec.listen)};
-    if (t.kind === 'trap') { fields.choice = chosen.value; }
+    if (CFG.choice_questions[t.kind]) { fields.choice = chosen.value; }
     else if (t.kind !== 'calibration') { fields.score = parseInt(chosen.value, 10); }
     finishTrial([record(t, fields)]);
   }, true);
@@ -236,20 +236,22 @@ function trial(t) {
     inputs.forEach(function (i) { i.disabled = false; });
     if (t.kind === 'calibration') { next.disabled = false; }
   });
-  var title = {calibration: 'Volume setting', training: 'Practice', trap: 'Listening check'};
+  var title = {calibration: 'Volume setting', training: 'Practice', trap: 'Listening check',
+               headphone: 'Headphone check'};
   var nodes = [progress(), el('h2', {text: title[t.kind] || 'Rate this sample'})];
   if (t.kind === 'calibration') {
     nodes.push(el('p', {text: CFG.calibration_text}));
   } else {
-    var values = t.kind === 'trap' ? CFG.trap_choices : scaleValues();
-    nodes.push(el('p', {text: t.kind === 'trap' ? CFG.trap_question : CFG.question}));
+    var choice = CFG.choice_questions[t.kind];
+    var values = choice ? choice.choices : scaleValues();
+    nodes.push(el('p', {text: choice ? choice.question : CFG.question}));
     var scale = el('div', {'class': 'scale'});
     values.forEach(function (v) {
       var input = el('input', {type: 'radio', name: 'score', value: String(v)});
       input.disabled = true;
       input.addEventListener('change', function () { next.disabled = false; });
       inputs.push(input);
-      var label = t.kind === 'trap' ? String(v) : v + ' ' + CFG.scale.labels[String(v)];
+      var label = choice ? String(v) : v + ' ' + CFG.scale.labels[String(v)];
       scale.appendChild(el('label', {}, [input, el('span', {text: ' ' + label})]));
     });
     nodes.push(scale);

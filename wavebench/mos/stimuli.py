@@ -9,7 +9,7 @@ import numpy as np
 from reference_model.errors import InputError
 from wavebench.mos.anchors import render_anchor
 from wavebench.mos.anonymize import anon_id
-from wavebench.mos.checks import gold_low, tone_count_trap
+from wavebench.mos.checks import gold_low, tone_count_trap, woods_trial
 
 
 @dataclass
@@ -100,6 +100,16 @@ class StimulusSet:
                             {"min": 4, "max": 5})
         audio = gold_low(self.audio[key], self.rate, _seed_of(self.secret + "gold" + item))
         return self.add(kind, reference, item, audio, "checks", key, {"min": 1, "max": 2})
+
+    def headphone_check(self, k: int) -> str:
+        """The ``k``-th Woods antiphase trial (stereo, synthesized); the answer goes to
+        ``expected``."""
+        rng = np.random.default_rng(_seed_of(self.secret + f"headphone{k}"))
+        audio, answer = woods_trial(self.rate, rng)
+        key = ("headphone", f"woods{k}")
+        self.sources.setdefault(key, ("synthesized (Woods et al. 2017)", self.rate))
+        return self.add("headphone", "headphone", f"woods{k}", audio, "checks", key,
+                        {"choice": str(answer)})
 
     def trap(self, condition: str, item: str) -> str:
         """Tone-count trap made from a hold-out clip; the count goes to ``expected``."""

@@ -100,9 +100,13 @@ def _integrity(packet: Path, manifest: dict, report: ValidationReport) -> None:
 
 
 def _wav_format(packet: Path, manifest: dict, report: ValidationReport) -> None:
-    """Every WAV has the manifest's rate, bit depth and channel count."""
+    """Every WAV has the manifest's rate, bit depth and channel count (two channels for the
+    headphone check's tones)."""
     want = (manifest.get("sample_rate"), f"PCM_{manifest.get('bit_depth')}",
             manifest.get("channels"))
+    audio = manifest.get("audio") or {}
+    stereo = {audio.get(anon) for trials in (manifest.get("lists") or {}).values()
+              for t in trials if t.get("kind") == "headphone" for anon in t.get("stimuli", [])}
     for p in sorted(packet.rglob("*.wav")):
         try:
             info = sf.info(str(p))
@@ -111,6 +115,8 @@ def _wav_format(packet: Path, manifest: dict, report: ValidationReport) -> None:
             report.errors.append(f"{p.relative_to(packet)}: not a readable WAV ({problem[-120:]})")
             continue
         got = (info.samplerate, info.subtype, info.channels)
+        if p.relative_to(packet).as_posix() in stereo:
+            got = got[:2] + (want[2] if info.channels == 2 else info.channels,)
         if got != want:
             report.errors.append(f"{p.relative_to(packet)}: {got} differs from the packet "
                                  f"format {want}")
@@ -149,6 +155,8 @@ def _leak_strings(key: dict) -> tuple[set, set]:
     # The natural reference's name ("natural") is no secret and may appear in the question.
     natural = {s["system"] for s in key["stimuli"].values() if s["role"] == "natural"}
     for s in key["stimuli"].values():
+        if s["role"] == "headphone":  # synthesized tones: no system or file to hide
+            continue
         source = Path(s["source"])
         names = [str(source), str(source.parent)]
         if s["system"] not in natural:
