@@ -60,9 +60,11 @@ def _read_items(value: str):
 @click.option("--headphone-check", type=click.Choice(["woods", "none"]), default="none",
               show_default=True, help="woods: six antiphase trials after calibration; raters "
               "below 5/6 are screened out (for crowdsourced tests).")
+@click.option("--config", "config_path", default=None,
+              help="YAML file of packet settings (MOS.md 14); options given here win.")
 def packet(systems, out_dir, reference, method, seed, votes, trials_per_session, items, holdout,
            level, sample_rate, bit_depth, anchors, gold, traps, downmix, exports,
-           headphone_check):
+           headphone_check, config_path):
     """Build a blind, balanced, level-aligned listening-test packet from folders of audio.
 
     \b
@@ -80,6 +82,15 @@ def packet(systems, out_dir, reference, method, seed, votes, trials_per_session,
                         traps=traps, downmix=downmix,
                         exports=[e.strip() for e in exports.split(",") if e.strip()],
                         headphone_check=headphone_check)
+    if config_path:  # the file's settings, except where the command line gave the option
+        from dataclasses import replace
+
+        from wavebench.mos.config import packet_options_from_config, read_config
+        ctx = click.get_current_context()
+        given = {name for name in ctx.params
+                 if ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE}
+        from_file = packet_options_from_config(read_config(config_path), config_path)
+        opt = replace(opt, **{k: v for k, v in from_file.items() if k not in given})
     result = build_packet(list(systems), out_dir, opt)
     for note in result.notes:
         click.echo(note, err=True)

@@ -63,6 +63,7 @@ class PacketOptions:
     max_min: float = 45.0
     exports: list | None = None  # names from wavebench.mos.exports.EXPORTS
     headphone_check: str = "none"  # "woods": six antiphase trials after calibration
+    study: dict | None = None  # the experimenter's study block, for the report's checklist
 
 
 @dataclass
