@@ -392,8 +392,8 @@ def test_ratings_csv_bad_values(study, tmp_path, column, value, message):
 
 def test_analyze_option_and_input_errors(study, tmp_path):
     args = (study["root"] / "ratings.csv", study["root"] / "pk", tmp_path / "out")
-    with pytest.raises(InputError, match="lmm is not implemented"):
-        run_analysis(*args, AnalysisOptions(ci="lmm"))
+    with pytest.raises(InputError, match="--ci 'bayes' is not available"):
+        run_analysis(*args, AnalysisOptions(ci="all,bayes"))
     everything = tmp_path / "strict.json"
     everything.write_text(json.dumps({"min_variance": {"threshold": 99}}))
     with pytest.raises(InputError, match="no ratings left after screening"):
@@ -402,3 +402,18 @@ def test_analyze_option_and_input_errors(study, tmp_path):
     bad_raters.write_bytes(b"\xff\xfe\x00")
     with pytest.raises(InputError, match="not a readable raters CSV"):
         run_analysis(*args, AnalysisOptions(n_boot=10, raters_path=str(bad_raters)))
+
+
+def test_lmm_intervals_beside_the_others(study, tmp_path):
+    pytest.importorskip("statsmodels")
+    args = (study["root"] / "ratings.csv", study["root"] / "pk", tmp_path / "out")
+    result = run_analysis(*args, AnalysisOptions(ci="all,lmm", n_boot=50, plots=False))
+    table = result.system_scores
+    assert (table["ci_primary"] == "boot2way").all()
+    assert np.isfinite(table[["ci_lo_lmm", "ci_hi_lmm"]].to_numpy()).all()
+    middle = (table["ci_lo_lmm"] + table["ci_hi_lmm"]) / 2  # the model's marginal mean
+    assert np.allclose(middle, table["mean"], atol=0.3)  # near the raw mean, not equal to it
+    assert (table["ci_hi_lmm"] > table["ci_lo_lmm"]).all()
+    only = run_analysis(*args[:2], tmp_path / "lmm", AnalysisOptions(ci="lmm", n_boot=50,
+                                                                    plots=False))
+    assert (only.system_scores["ci_primary"] == "lmm").all()

@@ -1,5 +1,6 @@
 """Tests of wavebench.mos.stats against scipy.stats, a reference CrowdMOS and hand computations."""
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats as st
 
@@ -188,3 +189,33 @@ def test_bonferroni_caps_at_one():
 def test_prob_superiority_by_hand():
     # Pairs (a, b): 3>1, 3=3, 2>1, 2<3 -> (2 + 0.5) / 4.
     assert stats.prob_superiority([3, 2], [1, 3]) == pytest.approx(0.625, abs=1e-15)
+
+
+def test_lmm_on_a_complete_balanced_design_matches_the_closed_form():
+    """Every rater rates every item under every condition: the mixed model's mean of each
+    condition is its plain mean, and its variance is v_rater / R + v_item / I + v_resid / (R I)
+    with the model's own fitted components (crossed intercepts shared by the conditions)."""
+    pytest.importorskip("statsmodels")
+    import statsmodels.formula.api as smf
+    from wavebench.mos.stats import lmm_intervals
+
+    rng = np.random.default_rng(21)
+    raters, items, truth = 12, 10, {"a": 3.0, "b": 3.6}
+    rater_effect = rng.normal(0, 0.5, raters)
+    item_effect = rng.normal(0, 0.3, items)
+    rows = [{"rater_id": f"r{r}", "item": f"i{i}", "condition": c,
+             "score": mu + rater_effect[r] + item_effect[i] + rng.normal(0, 0.7)}
+            for c, mu in truth.items() for r in range(raters) for i in range(items)]
+    df = pd.DataFrame(rows)
+    got = lmm_intervals(df, alpha=0.05)
+    for c in truth:
+        assert got[c].estimate == pytest.approx(df.loc[df.condition == c, "score"].mean(), abs=1e-6)
+    # the fitted components, from a second fit of the same model
+    df["everyone"] = 1
+    fit = smf.mixedlm("score ~ 0 + C(condition)", df, groups="everyone", re_formula="0",
+                      vc_formula={"rater": "0 + C(rater_id)", "item": "0 + C(item)"}) \
+        .fit(reml=True)
+    v = dict(zip(fit.model.exog_vc.names, fit.vcomp))
+    var = v["rater"] / raters + v["item"] / items + fit.scale / (raters * items)
+    half = got["a"].hi - got["a"].estimate
+    assert half == pytest.approx(1.959964 * np.sqrt(var), rel=1e-3)

@@ -15,7 +15,9 @@ from scipy import stats as _st
 from reference_model.errors import InputError
 from wavebench.mos import stats
 
-CI_METHODS = ("boot2way", "crowdmos", "t")
+CI_METHODS = ("boot2way", "crowdmos", "t", "lmm")
+#: What ``--ci all`` computes: lmm only when asked for (slower, needs statsmodels).
+DEFAULT_CI_METHODS = ("boot2way", "crowdmos", "t")
 CORRECTIONS = ("holm", "bonferroni", "none")
 #: Below this many raters with both systems, the paired test gives way to Mann-Whitney.
 MIN_PAIRED_RATERS = 6
@@ -49,7 +51,7 @@ def _shares(scores: np.ndarray, scale: tuple[float, float]) -> dict:
     return {f"d{k}": float(np.quantile(scores, k / 10)) for k in range(1, 10)}
 
 
-def system_scores(rated: pd.DataFrame, *, methods=CI_METHODS, primary: str = "boot2way",
+def system_scores(rated: pd.DataFrame, *, methods=DEFAULT_CI_METHODS, primary: str = "boot2way",
                   alpha: float = 0.05, n_boot: int = 2000, seed: int = 0,
                   generalize: str = "raters+items", scale=(1, 5)) -> pd.DataFrame:
     """Per-condition MOS with t, CrowdMOS and two-way bootstrap intervals (system_scores.csv).
@@ -94,6 +96,7 @@ def system_scores(rated: pd.DataFrame, *, methods=CI_METHODS, primary: str = "bo
     sums, counts = _matrices(rated, conditions)
     reps = stats.two_way_replicates(sums, counts, n_boot=n_boot, seed=seed,
                                     resample_items=generalize == "raters+items")
+    mixed = stats.lmm_intervals(rated, alpha) if "lmm" in methods else {}
     rows = []
     for k, cond in enumerate(conditions):
         part = rated[rated["condition"] == cond]
@@ -108,6 +111,7 @@ def system_scores(rated: pd.DataFrame, *, methods=CI_METHODS, primary: str = "bo
                 part.pivot_table(index="rater_id", columns="item", values="score",
                                  aggfunc="mean").to_numpy(float), alpha),
             "boot2way": lambda: stats.percentile_interval(x.mean(), reps[:, k], alpha),
+            "lmm": lambda: mixed[cond],
         }
         for m in methods:
             ci = intervals[m]()

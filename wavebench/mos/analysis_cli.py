@@ -44,8 +44,9 @@ def import_command(results, packet_dir, source, out_path, raters_path):
 @click.option("-o", "--out", "out_dir", required=True, help="Report folder.")
 @click.option("--screening", "screening_path", default=None,
               help="Pre-registered screening rules (YAML or JSON); default: built-in rules.")
-@click.option("--ci", type=click.Choice(["boot2way", "crowdmos", "t", "all"]), default="all",
-              show_default=True, help="Interval methods (all: boot2way is primary).")
+@click.option("--ci", default="all", show_default=True,
+              help="Interval methods, a comma list of boot2way, crowdmos, t, lmm (mixed model, "
+                   "slower); all = boot2way, crowdmos and t. boot2way is primary when present.")
 @click.option("--generalize", type=click.Choice(["raters+items", "raters"]),
               default="raters+items", show_default=True, help="What the bootstrap resamples.")
 @click.option("--correction", type=click.Choice(["holm", "bonferroni", "none"]), default="holm",

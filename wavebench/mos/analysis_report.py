@@ -32,7 +32,7 @@ class AnalysisOptions:
     """Settings of one analysis (the command line's options)."""
 
     screening_path: str | None = None
-    ci: str = "all"                      # boot2way | crowdmos | t | all
+    ci: str = "all"                      # comma list of boot2way, crowdmos, t, lmm; all = 3 fast
     generalize: str = "raters+items"
     correction: str = "holm"
     alpha: float = 0.05
@@ -95,12 +95,20 @@ def list_sizes(packet: Packet) -> dict:
 
 
 def _ci_methods(ci: str) -> tuple[tuple, str]:
-    if ci == "all":
-        return analysis.CI_METHODS, "boot2way"
-    if ci not in analysis.CI_METHODS:
-        raise InputError(f"--ci {ci!r} is not available; use boot2way, crowdmos, t or all "
-                         "(lmm is not implemented)")
-    return (ci,), ci
+    """``--ci``: a comma list of methods, ``all`` for the three fast ones; the primary is
+    boot2way when asked for, else the first given."""
+    methods = []
+    for name in (part.strip() for part in str(ci).split(",") if part.strip()):
+        expanded = analysis.DEFAULT_CI_METHODS if name == "all" else (name,)
+        for method in expanded:
+            if method not in analysis.CI_METHODS:
+                raise InputError(f"--ci {name!r} is not available; use a comma list of "
+                                 f"{', '.join(analysis.CI_METHODS)} or all")
+            if method not in methods:
+                methods.append(method)
+    if not methods:
+        raise InputError("--ci names no method")
+    return tuple(methods), "boot2way" if "boot2way" in methods else methods[0]
 
 
 def run_analysis(ratings_path, packet_dir, out_dir, options: AnalysisOptions = AnalysisOptions(),

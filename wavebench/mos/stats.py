@@ -498,3 +498,52 @@ def prob_superiority(a, b) -> float:
     below = np.searchsorted(y, x, side="left")
     equal = np.searchsorted(y, x, side="right") - below
     return float((below.sum() + 0.5 * equal.sum()) / (x.size * y.size))
+
+
+def lmm_intervals(rated, alpha: float = 0.05) -> dict:
+    """Per-condition MOS intervals from a linear mixed model (MOS.md 12.3, ``lmm``).
+
+    ``score ~ 0 + C(condition)`` with crossed random intercepts for rater and item (variance
+    components of one group), fitted by REML with statsmodels; the interval of each
+    condition's mean is its Wald interval, mean +- z_{1-alpha/2} SE.
+
+    Parameters
+    ----------
+    rated : pd.DataFrame
+        Ratings with rater_id, item, condition and score.
+
+    Returns
+    -------
+    dict
+        condition -> Interval.
+
+    Raises
+    ------
+    InputError
+        statsmodels is not installed, or the model cannot be fitted.
+    """
+    alpha = _check_alpha(alpha)
+    try:
+        import statsmodels.formula.api as smf
+    except ImportError:
+        raise InputError("--ci lmm needs statsmodels (pip install statsmodels)") from None
+    import warnings
+    df = rated[["score", "condition", "rater_id", "item"]].copy()
+    df["score"] = df["score"].astype(float)
+    df["rater_id"], df["item"] = df["rater_id"].astype(str), df["item"].astype(str)
+    df["everyone"] = 1
+    model = smf.mixedlm("score ~ 0 + C(condition)", df, groups="everyone", re_formula="0",
+                        vc_formula={"rater": "0 + C(rater_id)", "item": "0 + C(item)"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # convergence chatter; a failed fit raises below
+        try:
+            fit = model.fit(reml=True)
+        except (ValueError, np.linalg.LinAlgError) as exc:
+            raise InputError(f"the mixed model could not be fitted ({exc})") from None
+    z = _st.norm.ppf(1 - alpha / 2)
+    out = {}
+    for name, mean in fit.fe_params.items():
+        condition = name[len("C(condition)["):-1]
+        se = float(fit.bse_fe[name])
+        out[condition] = Interval(float(mean), float(mean - z * se), float(mean + z * se))
+    return out
