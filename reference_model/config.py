@@ -150,6 +150,16 @@ def load_toml(path) -> dict:
         raise InputError(f"not valid TOML: {exc}", path) from None
 
 
+#: Fields that make a model one preset's architecture (conditioning may differ).
+ARCHITECTURE = ("blocks", "layers", "kernel_size", "residual_channels", "dilation_channels",
+                "skip_channels", "end_channels", "classes", "sample_rate")
+
+
+def architecture(config: ModelConfig) -> dict:
+    """The :data:`ARCHITECTURE` fields of ``config``."""
+    return {k: getattr(config, k) for k in ARCHITECTURE}
+
+
 def model_config_from_sources(preset: str | None = "tiny", toml: dict | None = None,
                               source: str = "config", **overrides) -> ModelConfig:
     """Start from a preset, apply the ``[model]`` table of a TOML dict, then keyword overrides."""

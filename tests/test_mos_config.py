@@ -18,7 +18,7 @@ scale: {id: acr5, labels: {5: Excellent, 4: Good, 3: Fair, 2: Poor, 1: Bad}, ste
 design: {votes: 3, trials_per_session: auto, sessions_per_rater: 1, holdout_items: 4, seed: 7}
 audio: {sample_rate: auto, bit_depth: 16, level: "p56:-26", true_peak_max_dbtp: -1.0}
 anchors: [mnru10]
-checks: {headphone: woods, gold: auto, traps: tones, repeat: 0, training: 4, bandwidth: false}
+checks: {headphone: woods, gold: auto, traps: tones, repeat: 0, training: 3, bandwidth: false}
 session: {break_after_min: 15, max_min: 40}
 exports: [trials]
 study:
@@ -71,12 +71,23 @@ def test_config_settings_apply_and_the_command_line_wins(systems, tmp_path):
     ("id: acr5", "scale 'dcr5' is not built yet"),
     ("method: acr", "unknown section(s) methd"),
     ("exports: [trials]", "--export webmushra is not built yet"),
+    ("votes: 3", "design.votes must be int, got '8'"),
+    ("seed: 7", "design: unknown key(s) sead"),
+    ("training: 3", "checks.training: the packet builds 3 training trials"),
+    ("1: Bad}", "scale.labels: custom labels are not built yet"),
 ])
 def test_settings_it_cannot_honour_are_refused_in_one_line(systems, tmp_path, change, message):
     bad = {"repeat: 0": "repeat: 1", "sessions_per_rater: 1": "sessions_per_rater: 2",
            "id: acr5": "id: dcr5", "method: acr": "methd: acr",
-           "exports: [trials]": "exports: [webmushra]"}[change]
+           "exports: [trials]": "exports: [webmushra]", "votes: 3": "votes: '8'",
+           "seed: 7": "sead: 7", "training: 3": "training: 5", "1: Bad}": "1: Awful}"}[change]
     out = tmp_path / "pk"
     result = packet(systems, out, CONFIG.replace(change, bad))
     assert result.exit_code != 0 and message in str(result.exception or result.output)
     assert not out.exists()
+
+
+def test_yaml_no_for_the_headphone_check_means_none():
+    from wavebench.mos.config import packet_options_from_config
+    assert packet_options_from_config({"checks": {"headphone": False}}, "x.yaml") == \
+        {"headphone_check": "none"}

@@ -145,3 +145,18 @@ def test_tensorboard_gets_a_generated_clip_at_each_validation(tmp_path, data, co
     assert [e.step for e in generated] == [0, 3, 6]
     assert [e.step for e in events.Audio("audio/validation_file")] == [0]
     assert generated[0].sample_rate == 16000 and generated[0].length_frames == 800
+
+
+def test_the_same_command_resumes_a_speaker_conditioned_run(tmp_path, capsys):
+    from wavebench.cli import main
+
+    def argv(cond="mel+speaker", steps=2):
+        return ["train", "--preset", "tiny", "--cond", cond, "-o", str(tmp_path), "--steps",
+                str(steps), "--batch-size", "2", "--crop", "256", "--eval-every", "1",
+                "--checkpoint-every", "1", "--no-progress", "--resume", "auto"]
+    assert main(argv()) == 0
+    assert main(argv(steps=3)) == 0, capsys.readouterr().err  # as after a kill: same command
+    assert read_checkpoint(tmp_path / "last.pt")["step"] == 3
+    capsys.readouterr()
+    assert main(argv(cond="mel", steps=4)) == 1  # another conditioning: refused
+    assert "differs in cond" in capsys.readouterr().err

@@ -27,11 +27,6 @@ class GenerateResult:
     samples_per_s: float
 
 
-#: Fields that make a model one preset's architecture (conditioning may differ).
-ARCHITECTURE = ("blocks", "layers", "kernel_size", "residual_channels", "dilation_channels",
-                "skip_channels", "end_channels", "classes", "sample_rate")
-
-
 def load_model(checkpoint=None, preset=None, seed: int = 0):
     """The model of a checkpoint, or a preset with random weights (seeded) for benchmarking.
 
@@ -57,9 +52,9 @@ def load_model(checkpoint=None, preset=None, seed: int = 0):
 
 def preset_of(config, presets: dict):
     """The preset with ``config``'s architecture, or None for a custom one."""
-    mine = {k: getattr(config, k) for k in ARCHITECTURE}
+    from reference_model.config import architecture
     return next((p for p in presets.values()
-                 if {k: getattr(p.model, k) for k in ARCHITECTURE} == mine), None)
+                 if architecture(p.model) == architecture(config)), None)
 
 
 class WavStreams:

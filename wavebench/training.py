@@ -5,7 +5,7 @@ from pathlib import Path
 
 import torch
 
-from reference_model.config import get_preset, load_toml, model_config_from_sources
+from reference_model.config import architecture, get_preset, load_toml, model_config_from_sources
 from reference_model.data import is_prepared, load_prepared, prepare
 from reference_model.embedded import embedded_audioset
 from reference_model.errors import InputError
@@ -94,14 +94,16 @@ def resolve_run(*, out_dir, preset="tiny", config_file=None, resume=None,
 
 
 def check_preset_matches(model, preset: str, cond, checkpoint) -> None:
-    """Refuse to resume a checkpoint whose architecture is not the named preset's."""
-    named = get_preset(preset).model.replace(**({"cond": cond} if cond else {}))
-    ignored = {"n_speakers"}  # set from the data, not by the preset
-    differ = [k for k, v in named.to_dict().items()
-              if k not in ignored and model.to_dict().get(k) != v]
+    """Refuse to resume a checkpoint whose architecture (or, when ``--cond`` is given, whose
+    conditioning) is not what the command line names."""
+    named, mine = architecture(get_preset(preset).model), architecture(model)
+    differ = [k for k in named if named[k] != mine[k]]
+    if cond and cond != model.cond:
+        differ.append("cond")
     if differ:
-        raise InputError(f"checkpoint's model is not --preset {preset} (differs in "
-                         f"{', '.join(differ)}); leave out --preset to resume it", checkpoint)
+        raise InputError(f"checkpoint's model is not --preset {preset}"
+                         f"{f' --cond {cond}' if cond else ''} (differs in {', '.join(differ)}); "
+                         "leave out --preset to resume it", checkpoint)
 
 
 def check_processes(tconf, nproc: int) -> None:
