@@ -199,8 +199,11 @@ def train(model_config: ModelConfig, config: TrainConfig, data, out_dir, *, resu
                         rng={"torch": torch.get_rng_state()}, data_fingerprint=data.fingerprint,
                         train_config=config.to_dict())
 
+    reference_logged = False  # the validation file goes to TensorBoard once per process
+
     def validate() -> bool:
         """Evaluate, keep the best checkpoint, and say whether to stop early."""
+        nonlocal reference_logged
         val = evaluate(ema_model or model, eval_batches, config.crop, device, processes)
         bits = val / LN2
         if state["initial_val_bits"] is None:
@@ -209,10 +212,11 @@ def train(model_config: ModelConfig, config: TrainConfig, data, out_dir, *, resu
         state["history"].append(record)
         if writer:
             writer.add_scalar("val/bits_per_sample", bits, state["step"])
-            if config.audio_seconds:  # the validation file once, at the run's first validation
+            if config.audio_seconds:
                 log_audio_sample(writer, ema_model or model, eval_crops, config.audio_seconds,
                                  state["step"], device, config.seed,
-                                 with_reference=len(state["history"]) == 1)
+                                 with_reference=not reference_logged)
+                reference_logged = True
         if val < state["best_val_loss"] - 1e-6:
             state["best_val_loss"], state["evals_since_best"] = val, 0
             if state["step"] > 0:

@@ -219,3 +219,13 @@ def test_lmm_on_a_complete_balanced_design_matches_the_closed_form():
     var = v["rater"] / raters + v["item"] / items + fit.scale / (raters * items)
     half = got["a"].hi - got["a"].estimate
     assert half == pytest.approx(1.959964 * np.sqrt(var), rel=1e-3)
+
+
+def test_lmm_gives_no_interval_where_the_data_cannot_support_one():
+    pytest.importorskip("statsmodels")
+    from wavebench.mos.stats import lmm_intervals
+    tiny = pd.DataFrame({"rater_id": ["r1", "r2", "r1"], "item": ["i1", "i1", "i2"],
+                         "condition": [1, 1, 2], "score": [3.0, 4.0, 2.0]})
+    got = lmm_intervals(tiny)
+    assert set(got) == {"1", "2"}  # conditions keyed as strings, whatever their type
+    assert np.isnan(got["2"].lo) and np.isnan(got["2"].hi)  # one rating: no interval

@@ -175,3 +175,12 @@ def test_torchrun_runs_the_same_training_as_nproc(tmp_path):
                     "-m", "wavebench", "train", "-o", str(theirs), *QUICK, "--steps", "2"],
                    cwd=REPO, check=True, capture_output=True, timeout=300)
     assert_close(weights(ours), weights(theirs), atol=1e-6)  # thread counts may differ
+
+
+@pytest.mark.slow
+def test_a_raw_audio_folder_is_prepared_once_under_two_processes(tmp_path):
+    folder = bad_data(tmp_path, "good")  # three clean clips, nothing bad added
+    result = wavebench("train", "-o", tmp_path / "out", "--nproc", "2", "--data", folder,
+                       "--steps", "2", "--batch-size", "2", "--crop", "256", "--no-progress")
+    assert result.stderr.count("data: preparing") == 1  # rank 0 prepares; rank 1 waits
+    assert (tmp_path / "out" / "last.pt").is_file()

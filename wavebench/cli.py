@@ -291,8 +291,9 @@ def main(argv=None) -> int:
         exc.show()
         code = exc.exit_code
     except KeyboardInterrupt:
-        click.echo("error: interrupted; outputs written so far are complete (resume to continue)",
-                   err=True)
+        if not rank_prefix():  # Ctrl-C reaches every process; one says so
+            click.echo("error: interrupted; outputs written so far are complete (resume to "
+                       "continue)", err=True)
         code = 130
     except PeerLost:  # the process that failed has said why; the launcher reports it
         if debug:

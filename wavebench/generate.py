@@ -74,6 +74,7 @@ class WavStreams:
         import soundfile as sf
         from reference_model.audio import atomic_path
 
+        allow_open_files(len(self.paths) + 64)
         with self.stack as stack:
             for path in self.paths:
                 tmp = stack.enter_context(atomic_path(path))
@@ -92,6 +93,21 @@ class WavStreams:
 
     def __exit__(self, *exc) -> bool:
         return self.stack.__exit__(*exc)
+
+
+def allow_open_files(count: int) -> None:
+    """Raise this process's open-file limit to ``count`` (up to the hard limit) so that a large
+    batch can stream every clip at once; InputError when the system does not allow it."""
+    try:
+        import resource
+    except ImportError:  # not POSIX: nothing to raise
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < count:
+        if hard != resource.RLIM_INFINITY and hard < count:
+            raise InputError(f"--batch needs about {count} open files but this system allows "
+                             f"{hard}; raise the limit (ulimit -n) or use a smaller batch")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (count, hard))
 
 
 def prime_codes(path, seconds: float, config) -> np.ndarray:

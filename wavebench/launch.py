@@ -25,14 +25,23 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _die_with_parent() -> None:
-    """Ask Linux to SIGKILL this child when the launcher dies, even by SIGKILL."""
+def _libc():
+    """libc, loaded here in the launcher: after fork, a child may only make plain calls."""
     try:
         import ctypes
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+
+
+def _death_signal(libc, parent: int):
+    """A preexec function asking Linux to SIGKILL the child when the launcher dies, even by
+    SIGKILL; a launcher already gone by then ends the child at once."""
+    def preexec() -> None:
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
+        if os.getppid() != parent:
+            os._exit(1)
+    return preexec
 
 
 def child_env(rank: int, nproc: int, port: int) -> dict:
@@ -47,9 +56,10 @@ def launch(argv: list[str], nproc: int, log=print) -> int:
     """Run ``python -m wavebench *argv`` in ``nproc`` processes; return the first failure's
     exit status, or 0."""
     port = free_port()
+    libc = _libc() if sys.platform == "linux" else None
+    preexec = _death_signal(libc, os.getpid()) if libc is not None else None
     children = [subprocess.Popen([sys.executable, "-m", "wavebench", *argv],
-                                 env=child_env(rank, nproc, port),
-                                 preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+                                 env=child_env(rank, nproc, port), preexec_fn=preexec)
                 for rank in range(nproc)]
 
     def forward(signum, _frame):

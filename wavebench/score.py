@@ -100,6 +100,10 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
     return index, count
 
 
+#: How utterances are assigned to shards (part of the job id).
+SHARD_SCHEME = "sha256(utterance) mod N"
+
+
 def shard_of(utterance: str, count: int) -> int:
     """The 1-based shard of an utterance key: a sha256 of it, stable everywhere.
 
@@ -134,8 +138,10 @@ def select_shard(tasks: list, extra_records, settings: dict, shard) -> tuple:
     index, count = shard
     keys = sorted([f"{t.system}/{t.utterance}" for t in tasks]
                   + [f"{r['system']}/{r['utterance']}" for r in extra_records])
+    # the scheme is hashed too: shards assigned another way never count as one job
     info = {"index": index, "count": count, "job": stable_hash({"settings": settings,
-                                                                "keys": keys})}
+                                                                "keys": keys,
+                                                                "scheme": SHARD_SCHEME})}
     tasks = [t for t in tasks if shard_of(t.utterance, count) == index]
     extra = [r for r in extra_records if shard_of(r["utterance"], count) == index]
     return tasks, extra, info

@@ -37,6 +37,17 @@ def open_data(data_path, sample_rate: int, out_dir: Path, log=print, progress: b
     return load_prepared(target)
 
 
+def wait_for_prepared(data_path, out_dir: Path, poll_s: float = 1.0) -> None:
+    """Wait until rank 0 has prepared a raw audio folder into ``out_dir/data`` (at once for
+    the embedded set or an already prepared store). No timeout: the launcher, or torchrun,
+    stops this process if rank 0 fails."""
+    import time
+    if data_path is None or not Path(data_path).exists() or is_prepared(Path(data_path)):
+        return
+    while not is_prepared(out_dir / "data"):
+        time.sleep(poll_s)
+
+
 def build_configs(preset: str, toml_path, model_overrides: dict, train_overrides: dict):
     """Model and train configs from a preset, an optional TOML file, then command-line options."""
     toml = load_toml(toml_path) if toml_path else {}
@@ -143,6 +154,8 @@ def run_training(*, data, out_dir, preset="tiny", config_file=None, resume=None,
                 f"{tconf.batch_size // processes.world} examples each per step")
         if processes.is_main:  # one process prepares a raw folder; the others then reuse it
             data_set = open_data(data, model.sample_rate, out_dir, log, progress)
+        else:  # poll rather than wait in a collective, which would time out on a long prepare
+            wait_for_prepared(data, out_dir)
         processes.barrier()
         if not processes.is_main:
             data_set = open_data(data, model.sample_rate, out_dir, log, progress)

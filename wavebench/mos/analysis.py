@@ -111,7 +111,7 @@ def system_scores(rated: pd.DataFrame, *, methods=DEFAULT_CI_METHODS, primary: s
                 part.pivot_table(index="rater_id", columns="item", values="score",
                                  aggfunc="mean").to_numpy(float), alpha),
             "boot2way": lambda: stats.percentile_interval(x.mean(), reps[:, k], alpha),
-            "lmm": lambda: mixed[cond],
+            "lmm": lambda: mixed[str(cond)],
         }
         for m in methods:
             ci = intervals[m]()

@@ -505,7 +505,9 @@ def lmm_intervals(rated, alpha: float = 0.05) -> dict:
 
     ``score ~ 0 + C(condition)`` with crossed random intercepts for rater and item (variance
     components of one group), fitted by REML with statsmodels; the interval of each
-    condition's mean is its Wald interval, mean +- z_{1-alpha/2} SE.
+    condition's mean is its Wald interval, mean +- z_{1-alpha/2} SE. A condition gets NaN
+    bounds when the fit did not converge or its SE exceeds the range of the scores (too few
+    ratings to inform it).
 
     Parameters
     ----------
@@ -530,6 +532,7 @@ def lmm_intervals(rated, alpha: float = 0.05) -> dict:
     import warnings
     df = rated[["score", "condition", "rater_id", "item"]].copy()
     df["score"] = df["score"].astype(float)
+    df["condition"] = df["condition"].astype(str)
     df["rater_id"], df["item"] = df["rater_id"].astype(str), df["item"].astype(str)
     df["everyone"] = 1
     model = smf.mixedlm("score ~ 0 + C(condition)", df, groups="everyone", re_formula="0",
@@ -538,12 +541,16 @@ def lmm_intervals(rated, alpha: float = 0.05) -> dict:
         warnings.simplefilter("ignore")  # convergence chatter; a failed fit raises below
         try:
             fit = model.fit(reml=True)
+            means, ses = np.asarray(fit.fe_params), np.asarray(fit.bse_fe)  # SEs: lazy
         except (ValueError, np.linalg.LinAlgError) as exc:
             raise InputError(f"the mixed model could not be fitted ({exc})") from None
     z = _st.norm.ppf(1 - alpha / 2)
+    spread = float(np.ptp(df["score"])) or 1.0
     out = {}
-    for name, mean in fit.fe_params.items():
-        condition = name[len("C(condition)["):-1]
-        se = float(fit.bse_fe[name])
-        out[condition] = Interval(float(mean), float(mean - z * se), float(mean + z * se))
+    # fe_params follow the sorted levels of C(condition), as np.unique sorts the strings
+    for condition, mean, se in zip(np.unique(df["condition"]), means, ses):
+        # a fit that did not converge, or a mean the data barely inform, gets no interval
+        usable = bool(fit.converged) and np.isfinite(se) and se < spread
+        half = z * float(se) if usable else np.nan
+        out[condition] = Interval(float(mean), float(mean) - half, float(mean) + half)
     return out
