@@ -6,6 +6,7 @@ import click
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats as st
 
 from reference_model.errors import InputError
 from test_mos_analysis_sim import TRUE_MOS, build_packet, results_document, simulate_study
@@ -417,3 +418,27 @@ def test_lmm_intervals_beside_the_others(study, tmp_path):
     only = run_analysis(*args[:2], tmp_path / "lmm", AnalysisOptions(ci="lmm", n_boot=50,
                                                                     plots=False))
     assert (only.system_scores["ci_primary"] == "lmm").all()
+
+
+def test_raw_tests_are_scipys_on_the_raw_ratings(study, tmp_path):
+    args = (study["root"] / "ratings.csv", study["root"] / "pk", tmp_path / "out")
+    result = run_analysis(*args, AnalysisOptions(raw_tests=True, n_boot=50, plots=False))
+    kept = result.screening.kept
+    for row in result.pairwise.itertuples():
+        a = kept.loc[kept["condition"] == row.sys_a, "score"].to_numpy(float)
+        b = kept.loc[kept["condition"] == row.sys_b, "score"].to_numpy(float)
+        assert row.p_mannwhitney_raw == pytest.approx(
+            st.mannwhitneyu(a, b, alternative="two-sided").pvalue, rel=1e-12)
+        assert row.p_welch_raw == pytest.approx(st.ttest_ind(a, b, equal_var=False).pvalue,
+                                                rel=1e-12)
+    plain = run_analysis(args[0], args[1], tmp_path / "plain",
+                         AnalysisOptions(n_boot=50, plots=False))
+    assert "p_welch_raw" not in plain.pairwise.columns
+
+
+def test_strict_report_refuses_missing_checklist_fields_before_writing(study, tmp_path):
+    args = (study["root"] / "ratings.csv", study["root"] / "pk", tmp_path / "out")
+    with pytest.raises(InputError, match=r"--strict-report: \d+ checklist field\(s\) not "
+                                         r"reported \(.*Platform"):
+        run_analysis(*args, AnalysisOptions(strict_report=True, n_boot=50, plots=False))
+    assert not (tmp_path / "out").exists()

@@ -127,7 +127,8 @@ def item_adjusted(rated: pd.DataFrame) -> pd.Series:
     return rated["score"] - rated.groupby("item")["score"].transform("mean")
 
 
-def _pair_row(rated, adjusted, a, b, *, alpha, n_boot, seed, generalize) -> dict:
+def _pair_row(rated, adjusted, a, b, *, alpha, n_boot, seed, generalize,
+              raw_tests=False) -> dict:
     in_a, in_b = rated["condition"] == a, rated["condition"] == b
     per_rater = pd.DataFrame({"rater_id": rated["rater_id"], "adj": adjusted,
                               "raw": rated["score"]})
@@ -161,12 +162,17 @@ def _pair_row(rated, adjusted, a, b, *, alpha, n_boot, seed, generalize) -> dict
                                        alpha)
         row["diff_ci_method"] = "two_way_bootstrap"
     row.update(mean_diff=ci.estimate, diff_ci_lo=ci.lo, diff_ci_hi=ci.hi)
+    if raw_tests:  # what most papers report; they treat every rating as independent
+        x, y = rated.loc[in_a, "score"], rated.loc[in_b, "score"]
+        row["p_mannwhitney_raw"] = _st.mannwhitneyu(x, y, alternative="two-sided").pvalue
+        row["p_welch_raw"] = _st.ttest_ind(x, y, equal_var=False).pvalue
     return row
 
 
 def pairwise(rated: pd.DataFrame, *, conditions=None, baseline: str | None = None,
              correction: str = "holm", alpha: float = 0.05, n_boot: int = 2000,
-             seed: int = 0, generalize: str = "raters+items") -> pd.DataFrame:
+             seed: int = 0, generalize: str = "raters+items",
+             raw_tests: bool = False) -> pd.DataFrame:
     """Pairwise comparisons of conditions with rater-level tests (pairwise.csv).
 
     The default test is a Wilcoxon signed-rank test on per-rater mean differences of
@@ -190,6 +196,10 @@ def pairwise(rated: pd.DataFrame, *, conditions=None, baseline: str | None = Non
         Family-wise significance level.
     n_boot, seed, generalize
         As in :func:`system_scores`.
+    raw_tests : bool
+        Add ``p_mannwhitney_raw`` and ``p_welch_raw``: Mann-Whitney and Welch tests on the raw
+        ratings, as most papers report them. They ignore that ratings cluster by rater and
+        item, so they are too liberal; they are never used for ``significant``.
 
     Returns
     -------
@@ -217,7 +227,8 @@ def pairwise(rated: pd.DataFrame, *, conditions=None, baseline: str | None = Non
              if baseline is None or baseline in (a, b)]
     adjusted = item_adjusted(rated)
     rows = [_pair_row(rated, adjusted, *sorted(p, key=lambda c: -means[c]), alpha=alpha,
-                      n_boot=n_boot, seed=seed, generalize=generalize) for p in pairs]
+                      n_boot=n_boot, seed=seed, generalize=generalize, raw_tests=raw_tests)
+            for p in pairs]
     table = pd.DataFrame(rows)
     table["p_holm"] = stats.holm(table["p_raw"])
     table["p_bonferroni"] = stats.bonferroni(table["p_raw"])
@@ -227,6 +238,8 @@ def pairwise(rated: pd.DataFrame, *, conditions=None, baseline: str | None = Non
     order = ["sys_a", "sys_b", "mean_diff", "diff_ci_lo", "diff_ci_hi", "diff_ci_method",
              "n_raters_used", "test", "statistic", "p_raw", "p_holm", "p_bonferroni",
              "significant", "effect_size", "prob_superiority", "mos_a", "mos_b"]
+    if raw_tests:
+        order += ["p_mannwhitney_raw", "p_welch_raw"]
     return table[order]
 
 

@@ -61,8 +61,14 @@ def import_command(results, packet_dir, source, out_path, raters_path):
 @click.option("--raters", "raters_path", default=None,
               help="raters.csv (default: beside the ratings, when present).")
 @click.option("--no-plots", is_flag=True, help="Skip the figures (faster).")
+@click.option("--raw-tests", is_flag=True,
+              help="Add Mann-Whitney and Welch p-values on raw ratings to pairwise.csv (as most "
+                   "papers report; they ignore clustering and never decide significance).")
+@click.option("--strict-report", is_flag=True,
+              help="Fail when a reporting-checklist field is NOT REPORTED.")
 def analyze_command(ratings, packet_dir, out_dir, screening_path, ci, generalize, correction,
-                    alpha, baseline, compare_anchors, n_boot, seed, raters_path, no_plots):
+                    alpha, baseline, compare_anchors, n_boot, seed, raters_path, no_plots,
+                    raw_tests, strict_report):
     """Screen raters, estimate MOS with intervals, test pairs and write the report.
 
     \b
@@ -75,7 +81,8 @@ def analyze_command(ratings, packet_dir, out_dir, screening_path, ci, generalize
     options = AnalysisOptions(screening_path=screening_path, ci=ci, generalize=generalize,
                               correction=correction, alpha=alpha, baseline=baseline,
                               n_boot=n_boot, seed=seed, compare_anchors=compare_anchors,
-                              raters_path=raters_path, plots=not no_plots)
+                              raters_path=raters_path, plots=not no_plots,
+                              raw_tests=raw_tests, strict_report=strict_report)
     result = run_analysis(ratings, packet_dir, out_dir, options,
                           log=lambda line: click.echo(line, err=True))
     for note in result.notes:

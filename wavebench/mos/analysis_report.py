@@ -42,6 +42,8 @@ class AnalysisOptions:
     compare_anchors: bool = False
     raters_path: str | None = None
     plots: bool = True
+    raw_tests: bool = False       # add Mann-Whitney and Welch on raw ratings to pairwise.csv
+    strict_report: bool = False   # a checklist field NOT REPORTED is an error
 
 
 @dataclass
@@ -154,6 +156,13 @@ def run_analysis(ratings_path, packet_dir, out_dir, options: AnalysisOptions = A
                          f"(sha256 {rules_sha[:12]})", ratings_path)
     log(f"bootstrapping {len(screened.kept)} ratings ({options.n_boot} replicates)")
     tables = _tables(trials, screened, packet, options, methods, primary)
+    if options.strict_report:  # before anything is written
+        checklist = _checklist(packet, trials, raters_csv, screened, options, primary, tables,
+                               ratings_path)
+        missing = checklist.loc[checklist["value"].str.contains(NOT_REPORTED), "item"]
+        if len(missing):
+            raise InputError(f"--strict-report: {len(missing)} checklist field(s) not reported "
+                             f"({', '.join(missing)}); fill the packet config's study block")
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, table in tables.items():
         if table is not None:
@@ -182,7 +191,8 @@ def _tables(trials, screened, packet, options, methods, primary) -> dict:
     pairs = analysis.pairwise(kept, conditions=compared, baseline=options.baseline,
                               correction=options.correction, alpha=options.alpha,
                               n_boot=options.n_boot, seed=options.seed,
-                              generalize=options.generalize) if len(compared) > 1 else None
+                              generalize=options.generalize,
+                              raw_tests=options.raw_tests) if len(compared) > 1 else None
     return {
         "system_scores": scores,
         "pairwise": pairs,
@@ -345,7 +355,8 @@ def _write_report(out_dir, packet, trials, raters_csv, tables, screened, figures
                 "packet config's study block.", table=checklist),
         Section("System MOS", text="Intervals: boot2way = two-way bootstrap over raters and "
                 "items (primary); crowdmos = Ribeiro et al. 2011; t = naive t interval, which "
-                "assumes independent ratings. " + _NOT_COMPARABLE,
+                "assumes independent ratings; lmm (when asked for) = linear mixed model with "
+                "crossed rater and item intercepts. " + _NOT_COMPARABLE,
                 table=tables["system_scores"]),
     ]
     if tables["pairwise"] is not None:
