@@ -40,6 +40,12 @@ class Processes:
     def enabled(self) -> bool:
         return self.world > 1
 
+    def check_batch(self, size: int) -> None:
+        """Refuse a global batch that does not split evenly over the processes."""
+        if size % self.world:
+            raise InputError(f"batch size {size} does not split evenly over {self.world} "
+                             f"processes; use a multiple of {self.world}")
+
     def part(self, size: int) -> range:
         """This process's rows of a global batch of ``size`` (``size`` divisible by ``world``)."""
         share = size // self.world

@@ -40,8 +40,8 @@ from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from reference_model.sample import (CHUNK, Inputs, cond_terms, prime_history, speaker_bias,
-                                    step_weights)
+from reference_model.sample import (CHUNK, CachedState, Inputs, cond_terms, prime_history,
+                                    speaker_bias, step_weights)
 
 # Contraction and reassociation let LLVM vectorize; no nnan/ninf, so NaN and overflow behave
 # as in the reference. The draw (_sample_row, _exp_nonpositive) is compiled without them.
@@ -535,10 +535,10 @@ def run_fused(model, inputs: Inputs, *, dtype, device, progress=None, callback=N
     np_dtype = np.float32 if dtype == torch.float32 else np.float64
     w, gate_scale = fused_weights(model, np_dtype)
     batch, p, n = inputs.batch, inputs.prime_length, inputs.n_samples
-    hist = _initial_history(model, inputs, dtype, np_dtype)
-    spans = np.array([(c.kernel_size - 1) * dd for dd in c.dilations], np.int64)
-    offsets = np.cumsum(spans) - spans
-    dil = np.array(c.dilations, np.int64)
+    state = _initial_state(model, inputs, dtype)
+    hist = np.ascontiguousarray(state.buffer.numpy(), dtype=np_dtype)
+    spans, offsets, dil = (x.numpy().astype(np.int64) for x in
+                           (state.span, state.offset, state.dil))
     bias = np.repeat(w["b_conv"][None], batch, 0)
     spk = speaker_bias(model, inputs.speaker, torch.float64, "cpu")
     if spk is not None:
@@ -574,14 +574,11 @@ def run_fused(model, inputs: Inputs, *, dtype, device, progress=None, callback=N
     return codes, (logits_out if keep_logits else None)
 
 
-def _initial_history(model, inputs: Inputs, dtype, np_dtype) -> np.ndarray:
-    """Ring buffers [sum of spans, batch, R] filled from the prime (zeros without one)."""
+def _initial_state(model, inputs: Inputs, dtype) -> CachedState:
+    """The cached sampler's ring buffers after the prime, on the CPU: the kernel reads the
+    same layout (rows [sum of spans, batch, R], position q of layer k at offset_k + q % span_k)."""
     m = copy.deepcopy(model).to("cpu", dtype).eval()
-    p = inputs.prime_length
-    rows = []
     with torch.no_grad():
-        history = prime_history(m, inputs)  # [batch, R, span], entry j = position P - span + j
-    for h in history:
-        span = h.shape[-1]
-        rows.append(torch.roll(h.permute(2, 0, 1), shifts=p % span, dims=0))
-    return np.ascontiguousarray(torch.cat(rows, 0).numpy(), dtype=np_dtype)
+        state = CachedState(m.config, prime_history(m, inputs), "cpu")
+    state.place_prime(inputs.prime_length)
+    return state

@@ -355,7 +355,8 @@ class CachedState:
         self.dil = torch.tensor(config.dilations, device=device)
         self.span = self.dil * (k - 1)
         self.offset = torch.cumsum(self.span, 0) - self.span
-        self.taps = torch.arange(1, k, device=device)  # how many dilations back
+        taps = torch.arange(1, k, device=device)  # how many dilations back
+        self.lag = taps[None, :] * self.dil[:, None]  # [L, K - 1]: samples back, per tap
         # [span, batch, R] per layer; entry j is the input at position P - span + j
         self.buffer = torch.cat([h.permute(2, 0, 1) for h in history]).contiguous()
 
@@ -368,7 +369,7 @@ class CachedState:
 
     def read_index(self, t) -> torch.Tensor:
         """Rows of the past taps of step ``t``, layer-major: [L * (K - 1)]."""
-        past = t - self.taps[None, :] * self.dil[:, None]
+        past = t - self.lag
         return (self.offset[:, None] + torch.remainder(past, self.span[:, None])).reshape(-1)
 
     def write_index(self, t) -> torch.Tensor:

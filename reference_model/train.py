@@ -147,9 +147,7 @@ def train(model_config: ModelConfig, config: TrainConfig, data, out_dir, *, resu
                          f"{model_config.sample_rate}")
     if not data.train or not data.valid:
         raise InputError("data needs at least one training and one validation file")
-    if config.batch_size % processes.world:
-        raise InputError(f"batch size {config.batch_size} does not split evenly over "
-                         f"{processes.world} processes; use a multiple of {processes.world}")
+    processes.check_batch(config.batch_size)
     device = resolve_device(config.device) if device is None else device
     if config.threads:
         torch.set_num_threads(config.threads)
@@ -235,9 +233,10 @@ def train(model_config: ModelConfig, config: TrainConfig, data, out_dir, *, resu
     stopped_early, started, first_step = False, time.perf_counter(), state["step"]
     last_saved = None  # (step, evaluations) that last.pt holds
     model.train()
-    deadline = started + 60 * config.max_minutes if config.max_minutes else math.inf
+    deadline = started + 60 * config.max_minutes
     while state["step"] < config.steps and not stopped_early:
-        if processes.any(time.perf_counter() > deadline):  # every process stops at one step
+        # every process stops at one step; no collective per step when there is no budget
+        if config.max_minutes and processes.any(time.perf_counter() > deadline):
             log(f"time budget of {config.max_minutes:g} minutes reached at step {state['step']}")
             if state["step"] % config.eval_every:
                 validate()

@@ -2,7 +2,6 @@
 import json
 import shutil
 
-import click
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,7 +10,6 @@ from scipy import stats as st
 from reference_model.errors import InputError
 from test_mos_analysis_sim import TRUE_MOS, build_packet, results_document, simulate_study
 from wavebench.mos import ratings as R
-from wavebench.mos.analysis_cli import analyze_command, import_command
 from wavebench.mos.analysis_report import AnalysisOptions, run_analysis
 
 BAD = {"L01": "trap", "L02": "straight", "L03": "skip"}
@@ -32,22 +30,9 @@ def study(tmp_path_factory):
 
 @pytest.fixture
 def wavebench_main():
-    """The real `wavebench` entry point with the two commands under `mos` (added if missing)."""
-    from wavebench import cli as cli_module
-
-    group = cli_module.cli.commands.get("mos")
-    made_group = group is None
-    if made_group:
-        group = click.Group("mos")
-        cli_module.cli.add_command(group)
-    added = [c for c in (import_command, analyze_command) if c.name not in group.commands]
-    for command in added:
-        group.add_command(command)
-    yield cli_module.main
-    for command in added:
-        group.commands.pop(command.name)
-    if made_group:
-        cli_module.cli.commands.pop("mos")
+    """The real `wavebench` entry point (its lazy `mos` group registers import and analyze)."""
+    from wavebench.cli import main
+    return main
 
 
 # ---------------------------------------------------------------- import

@@ -11,8 +11,7 @@ import pytest
 import soundfile as sf
 from scipy import signal
 
-from test_mos_analysis_sim import load_sim_packet, simulate_study
-from wavebench.mos import ratings as R
+from test_mos_analysis_sim import import_ratings, load_sim_packet, simulate_study
 from wavebench.mos.analysis_report import AnalysisOptions, run_analysis
 
 packet_module = pytest.importorskip("wavebench.mos.packet")
@@ -49,8 +48,7 @@ def test_packet_to_report_recovers_ranking_and_drops_bad_raters(tmp_path):
                                tmp_path / "pk", options)
     sim = load_sim_packet(tmp_path / "pk")
     paths = simulate_study(sim, tmp_path / "results", bad=BAD, true_mos=TRUE)
-    packet = R.load_packet(tmp_path / "pk")
-    R.write_ratings(R.import_results(paths, packet), tmp_path / "ratings.csv")
+    import_ratings(paths, tmp_path / "pk", tmp_path / "ratings.csv")
     result = run_analysis(tmp_path / "ratings.csv", tmp_path / "pk", tmp_path / "report",
                           AnalysisOptions(n_boot=300, plots=False))
     assert list(result.system_scores["condition"]) == sorted(TRUE, key=TRUE.get, reverse=True)
@@ -81,8 +79,7 @@ def test_mushra_packet_hidden_reference_rule(tmp_path):
                                       behaviour="lazy_ref" if k == 0 else "good")
         paths.append(tmp_path / f"{list_id}.json")
         paths[-1].write_text(json.dumps(doc))
-    packet = R.load_packet(tmp_path / "pk")
-    R.write_ratings(R.import_results(paths, packet), tmp_path / "ratings.csv")
+    import_ratings(paths, tmp_path / "pk", tmp_path / "ratings.csv")
     result = run_analysis(tmp_path / "ratings.csv", tmp_path / "pk", tmp_path / "report",
                           AnalysisOptions(n_boot=200, plots=False))
     assert list(result.system_scores["condition"]) == sorted(true, key=true.get, reverse=True)

@@ -212,6 +212,13 @@ def simulate_study(packet: SimPacket, out_dir, *, seed: int = 1, bad=None, true_
     return paths
 
 
+def import_ratings(paths, packet_dir, ratings_path: Path) -> Path:
+    """Results documents into ratings.csv, as ``wavebench mos import`` does."""
+    from wavebench.mos import ratings as R
+    R.write_ratings(R.import_results(paths, R.load_packet(packet_dir)), ratings_path)
+    return ratings_path
+
+
 # ---------------------------------------------------------------- checks of the helpers
 
 def test_packet_key_commitment_and_balance(tmp_path):

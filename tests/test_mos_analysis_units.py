@@ -174,14 +174,16 @@ def test_kurtosis_rule_flags_a_rater_with_balanced_extreme_votes():
     assert flags["r00"] and not flags.drop("r00").any()
 
 
-def test_vote_z_rule_removes_outlying_votes_when_set_to_exclude():
-    df = latin_ratings(seed=7)
-    df.loc[0, "score"] = 5.0 if df.loc[0, "score"] < 3 else 1.0
-    outlier = screening._vote_z(df, 2.0)
-    # Reference: per-stimulus z scores by hand.
-    g = df.groupby("stimulus_id")["score"]
-    z = (df["score"] - g.transform("mean")) / g.transform("std")
-    np.testing.assert_array_equal(outlier.to_numpy(), (z.abs() >= 2.0).to_numpy())
+def test_vote_z_flags_votes_beyond_the_threshold_worked_by_hand():
+    # "a": nine 4s and one 1: mean 3.7, sd (n - 1) = sqrt(8.1 / 9) = 0.9487, so the 1 is
+    # 2.846 sd away and each 4 is 0.316 sd away. "b": only two votes (under 3: never
+    # flagged). "c": all equal (sd 0: never flagged).
+    scores = {"a": [4] * 9 + [1], "b": [5, 1], "c": [3, 3, 3]}
+    df = pd.DataFrame([{"stimulus_id": s, "rater_id": f"r{i}", "score": float(v)}
+                       for s, votes in scores.items() for i, v in enumerate(votes)])
+    expected = [False] * 9 + [True] + [False] * 5
+    assert screening._vote_z(df, 2.0).tolist() == expected
+    assert not screening._vote_z(df, 2.9).any()  # 2.846 < 2.9
 
 
 def test_screening_file_problems(tmp_path):

@@ -5,9 +5,8 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from test_mos_analysis_sim import load_sim_packet, simulate_study
+from test_mos_analysis_sim import import_ratings, load_sim_packet, simulate_study
 from test_mos_packet import make_systems
-from wavebench.mos import ratings as R
 from wavebench.mos.analysis_report import AnalysisOptions, run_analysis
 from wavebench.mos.cli import mos_group
 
@@ -58,7 +57,7 @@ def test_config_settings_apply_and_the_command_line_wins(systems, tmp_path):
 
     # the study block reaches the analysis report's checklist
     paths = simulate_study(load_sim_packet(out), tmp_path / "results")
-    R.write_ratings(R.import_results(paths, R.load_packet(out)), tmp_path / "ratings.csv")
+    import_ratings(paths, out, tmp_path / "ratings.csv")
     run_analysis(tmp_path / "ratings.csv", out, tmp_path / "report",
                  AnalysisOptions(n_boot=50, plots=False))
     report = (tmp_path / "report" / "report.md").read_text()

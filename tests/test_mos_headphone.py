@@ -6,9 +6,8 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from test_mos_analysis_sim import load_sim_packet, simulate_study
+from test_mos_analysis_sim import import_ratings, load_sim_packet, simulate_study
 from test_mos_packet import _build, make_systems
-from wavebench.mos import ratings as R
 from wavebench.mos.analysis_report import AnalysisOptions, run_analysis
 from wavebench.mos.checks import woods_trial
 from wavebench.mos.validate import validate_packet
@@ -71,8 +70,7 @@ def test_packet_has_six_stereo_trials_after_calibration_and_validates(woods_pack
 def test_a_rater_on_loudspeakers_is_screened_out(woods_packet, tmp_path):
     sim = load_sim_packet(woods_packet)
     paths = simulate_study(sim, tmp_path / "results", bad={"L02": "speakers"})
-    packet = R.load_packet(woods_packet)
-    R.write_ratings(R.import_results(paths, packet), tmp_path / "ratings.csv")
+    import_ratings(paths, woods_packet, tmp_path / "ratings.csv")
     result = run_analysis(tmp_path / "ratings.csv", woods_packet, tmp_path / "report",
                           AnalysisOptions(n_boot=100, plots=False))
     sessions = result.screening.sessions.set_index("list_id")

@@ -134,9 +134,8 @@ def test_plan_command(capsys, tmp_path):
 @pytest.mark.slow
 def test_plan_from_a_pilot_packet_and_its_ratings(tmp_path, capsys):
     from test_mos_analysis_e2e import TRUE as TRUE_MOS, _systems
-    from test_mos_analysis_sim import load_sim_packet, simulate_study
+    from test_mos_analysis_sim import import_ratings, load_sim_packet, simulate_study
     from wavebench.mos import packet as packet_module
-    from wavebench.mos import ratings as R
 
     dirs = _systems(tmp_path / "in")  # skips without ../shared
     options = packet_module.PacketOptions(reference=f"natural={dirs['natural']}", votes=6,
@@ -145,8 +144,7 @@ def test_plan_from_a_pilot_packet_and_its_ratings(tmp_path, capsys):
                                tmp_path / "pk", options)
     paths = simulate_study(load_sim_packet(tmp_path / "pk"), tmp_path / "results",
                            true_mos=TRUE_MOS)
-    R.write_ratings(R.import_results(paths, R.load_packet(tmp_path / "pk")),
-                    tmp_path / "ratings.csv")
+    import_ratings(paths, tmp_path / "pk", tmp_path / "ratings.csv")
     components = P.pilot_components(tmp_path / "ratings.csv", tmp_path / "pk")
     # the simulated raters: rater sd 0.4, item sd 0.3, then rounding to the 1-5 scale
     assert 0.05 < components.rater < 0.4 and 0 <= components.item < 0.3

@@ -182,7 +182,7 @@ def run_generate(out_dir, *, checkpoint=None, preset=None, seconds=None, batch=1
         seconds = defaults.seconds
     dev = resolve_device(device)
     sampler = ("cuda-graph" if dev.type == "cuda" else "fused") if sampler == "auto" else sampler
-    _set_threads(threads)
+    set_threads(threads)
     prime_c = None if prime is None else prime_codes(prime, prime_seconds, config)
     p = 0 if prime_c is None else len(prime_c)
     mel = None if mel_from is None else mel_frames(mel_from, config)
@@ -227,7 +227,7 @@ def _n_samples(seconds, mel, prime_length: int, config) -> int:
     return want
 
 
-def _set_threads(threads) -> None:
+def set_threads(threads) -> None:
     """Set torch's and numba's CPU threads (None keeps their defaults)."""
     if threads is None:
         return

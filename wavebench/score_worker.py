@@ -46,13 +46,12 @@ def score_task(task: Task) -> dict:
     if task.oracle:
         generated = oracle_audio(task.oracle, ref.audio)
     else:
-        gen = load_audio(task.generated, allow_silent=True, allow_nonfinite=True)
+        # read once: at the reference's rate (resampled, with a note), or as it is to refuse
+        gen = load_audio(task.generated, None if task.strict_rate else ref.sample_rate,
+                         allow_silent=True, allow_nonfinite=True)
         if gen.sample_rate != ref.sample_rate:
-            if task.strict_rate:
-                raise InputError(f"{gen.sample_rate} Hz but the reference is at {ref.sample_rate} "
-                                 "Hz (--strict-rate refuses to resample)", task.generated)
-            gen = load_audio(task.generated, ref.sample_rate, allow_silent=True,
-                             allow_nonfinite=True)
+            raise InputError(f"{gen.sample_rate} Hz but the reference is at {ref.sample_rate} "
+                             "Hz (--strict-rate refuses to resample)", task.generated)
         notes += [f"{task.utterance}: {task.system} {n}" for n in gen.notes]
         generated = gen.audio
     results = score_pair(task.metrics, reference=ref.audio, generated=generated,

@@ -13,6 +13,7 @@ import torch
 
 from reference_model.errors import InputError
 from reference_model.sample import SAMPLERS, check_sampler_device, generate, resolve_device
+from wavebench.generate import set_threads
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 COLUMNS = ["device", "sampler", "batch", "threads", "precision", "samples", "repeats",
@@ -55,7 +56,7 @@ def time_one(model, *, sampler, device, batch, threads, samples, repeats, dtype,
     ``naive`` is primed with a receptive field of codes so that every timed step does its
     steady-state work (a full window), and times ``samples`` steps like the others.
     """
-    _set_threads(threads)
+    set_threads(threads)
     rf = model.config.receptive_field
     prime = np.full(rf, model.start_code) if sampler == "naive" else None
     kwargs = dict(batch=batch, temperature=1.0, prime=prime, seed=seed, device=device,
@@ -103,12 +104,6 @@ def peak_rss_mb() -> float:
     except OSError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _set_threads(threads: int) -> None:
-    torch.set_num_threads(threads)
-    import numba
-    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
 
 
 def add_speedup(table: pd.DataFrame, baseline: str) -> pd.DataFrame:

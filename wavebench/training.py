@@ -10,7 +10,8 @@ from reference_model.data import is_prepared, load_prepared, prepare
 from reference_model.embedded import embedded_audioset
 from reference_model.errors import InputError
 from reference_model.checkpoint import read_checkpoint
-from reference_model.distributed import as_peer_lost, processes_from_env, start, stop
+from reference_model.distributed import (Processes, as_peer_lost, processes_from_env, start,
+                                         stop)
 from reference_model.sample import resolve_device
 from reference_model.train import TrainResult, train
 from reference_model.train_config import train_config_from_dict
@@ -118,12 +119,11 @@ def check_preset_matches(model, preset: str, cond, checkpoint) -> None:
 
 
 def check_processes(tconf, nproc: int) -> None:
-    """Refuse, before any process starts, a run that cannot be split over ``nproc``."""
+    """Refuse, before the launcher starts any process, a run that cannot be split over
+    ``nproc`` (``train`` itself refuses a batch that does not split, under torchrun too)."""
     if nproc < 1:
         raise InputError(f"--nproc must be at least 1, got {nproc}")
-    if tconf.batch_size % nproc:
-        raise InputError(f"batch size {tconf.batch_size} does not split evenly over {nproc} "
-                         f"processes; use a multiple of {nproc}")
+    Processes(0, nproc).check_batch(tconf.batch_size)
     if str(tconf.device).startswith("cuda"):
         count = torch.cuda.device_count()
         if count and nproc > count:
@@ -146,7 +146,6 @@ def run_training(*, data, out_dir, preset="tiny", config_file=None, resume=None,
                                        resume=resume, model_overrides=model_overrides,
                                        train_overrides=train_overrides, log=log,
                                        preset_given=preset_given)
-    check_processes(tconf, processes.world)
     device = start(processes, resolve_device(tconf.device))
     try:
         if processes.enabled:

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from reference_model.errors import InputError
+from wavebench import tool_version
 from reports import Image, Section, render_html, to_markdown, write_csv, write_html
 from reports.files import atomic_write_bytes, atomic_write_text
 from wavebench.mos import analysis, analysis_plots, screening
@@ -156,20 +156,20 @@ def run_analysis(ratings_path, packet_dir, out_dir, options: AnalysisOptions = A
                          f"(sha256 {rules_sha[:12]})", ratings_path)
     log(f"bootstrapping {len(screened.kept)} ratings ({options.n_boot} replicates)")
     tables = _tables(trials, screened, packet, options, methods, primary)
-    if options.strict_report:  # before anything is written
-        checklist = _checklist(packet, trials, raters_csv, screened, options, primary, tables,
-                               ratings_path)
-        missing = checklist.loc[checklist["value"].str.contains(NOT_REPORTED), "item"]
-        if len(missing):
-            raise InputError(f"--strict-report: {len(missing)} checklist field(s) not reported "
-                             f"({', '.join(missing)}); fill the packet config's study block")
+    checklist = _checklist(packet, trials, raters_csv, screened, options, primary, tables,
+                           ratings_path)
+    missing = checklist.loc[checklist["value"].str.contains(NOT_REPORTED), "item"]
+    if options.strict_report and len(missing):  # before anything is written
+        raise InputError(f"--strict-report: {len(missing)} checklist field(s) not reported "
+                         f"({', '.join(missing)}); fill the packet config's study block")
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, table in tables.items():
         if table is not None:
             write_csv(table, out_dir / f"{name}.csv")
-    figures = _figures(tables, primary, screened.kept, out_dir) if options.plots else {}
+    figures = _figures(tables, primary, screened.kept, out_dir, _scale(packet)) \
+        if options.plots else {}
     _write_report(out_dir, packet, trials, raters_csv, tables, screened, figures, options,
-                  primary, ratings_path)
+                  primary, ratings_path, checklist)
     return AnalysisResult(out_dir, tables["system_scores"], tables["pairwise"], screened,
                           screened.notes)
 
@@ -219,11 +219,13 @@ def _list_counts(screened) -> pd.DataFrame:
             .reset_index())
 
 
-def _figures(tables: dict, primary: str, kept: pd.DataFrame, out_dir: Path) -> dict:
+def _figures(tables: dict, primary: str, kept: pd.DataFrame, out_dir: Path,
+             scale: tuple) -> dict:
     """Write every figure as PNG and SVG; return name -> PNG Image for the HTML page."""
     order = list(tables["system_scores"]["condition"])
     specs = [("system_mos", "System MOS with the primary interval",
-              lambda: analysis_plots.plot_system_mos(tables["system_scores"], primary)),
+              lambda: analysis_plots.plot_system_mos(tables["system_scores"], primary,
+                                                     scale=scale)),
              ("rating_distribution", "Rating distribution per condition",
               lambda: analysis_plots.plot_distribution(kept, order)),
              ("rater_bias", "Rater bias vs consensus correlation",
@@ -247,13 +249,6 @@ def _figures(tables: dict, primary: str, kept: pd.DataFrame, out_dir: Path) -> d
     return figures
 
 
-def _tool_version() -> str:
-    try:
-        return metadata.version("wavebench")
-    except metadata.PackageNotFoundError:
-        return "unknown"
-
-
 def _config(packet: Packet) -> dict:
     """The packet's resolved config (JSON text, which YAML readers also accept); {} if absent."""
     path = packet.root / "private" / "config.resolved.yaml"
@@ -273,7 +268,7 @@ def _header(packet, options, primary, screened) -> pd.DataFrame:
             f"(Mann-Whitney on rater means below {analysis.MIN_PAIRED_RATERS} paired raters)")
     rows = [("packet_id", packet.packet_id),
             ("key commitment verified", f"yes (sha256 {packet.key_commitment})"),
-            ("tool version", f"wavebench {_tool_version()}"),
+            ("tool version", f"wavebench {tool_version()}"),
             ("bootstrap seed", str(options.seed)),
             ("bootstrap replicates", str(options.n_boot)),
             ("screening rules sha256", screened.rules_sha256),
@@ -335,7 +330,7 @@ def _checklist(packet, trials, raters_csv, screened, options, primary, tables,
                          "counts per rule and sensitivity table below"),
         ("8. Statistics", f"primary CI {primary} over {options.generalize}; rater-level "
                           f"Wilcoxon on item-adjusted scores; {options.correction}; "
-                          f"alpha {options.alpha}; wavebench {_tool_version()}"),
+                          f"alpha {options.alpha}; wavebench {tool_version()}"),
         ("9. Results", "MOS with intervals for every condition incl. natural and anchors; "
                        + _NOT_COMPARABLE),
         ("10. Data availability", f"{ratings_path} and raters.csv (pseudonymized)"),
@@ -344,10 +339,8 @@ def _checklist(packet, trials, raters_csv, screened, options, primary, tables,
 
 
 def _write_report(out_dir, packet, trials, raters_csv, tables, screened, figures, options,
-                  primary, ratings_path) -> None:
+                  primary, ratings_path, checklist) -> None:
     header = _header(packet, options, primary, screened)
-    checklist = _checklist(packet, trials, raters_csv, screened, options, primary, tables,
-                           ratings_path)
     missing = int(checklist["value"].str.contains(NOT_REPORTED).sum())
     sections = [
         Section("Test", table=header),

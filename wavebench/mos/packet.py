@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from reference_model.audio import atomic_path, atomic_write_bytes
+from wavebench import tool_version
 from wavebench.mos.exports import check_exports, trials_csv
 from reference_model.errors import InputError
 from wavebench.mos import design as dz
@@ -358,7 +359,7 @@ def _write_all(root: Path, ctx: dict, lists: dict, levels: dict, rate: int, pid:
                           for t in trials] for lid, trials in lists.items()}
     scale = ACR_SCALE if opt.method == "acr" else MUSHRA_SCALE
     manifest = {"format": "wavebench-mos-manifest", "version": 1, "packet_id": pid,
-                "method": opt.method, "tool_version": _version(), "attribute": opt.attribute,
+                "method": opt.method, "tool_version": tool_version(), "attribute": opt.attribute,
                 "question": opt.question, "scale": scale, "sample_rate": rate,
                 "bit_depth": opt.bit_depth, "channels": 1, "lists": public_lists,
                 "audio": {a: files[a] for a in sorted(files)}}
@@ -370,8 +371,10 @@ def _write_all(root: Path, ctx: dict, lists: dict, levels: dict, rate: int, pid:
                 render_instructions(opt.question, scale, INSTRUCTIONS).encode())
     if "trials" in (opt.exports or []):
         _write_text(packet / "exports" / "trials.csv", trials_csv(manifest).encode())
-    manifest["files"] = {p.relative_to(packet).as_posix(): sha256_file(p)
-                         for p in sorted(packet.rglob("*")) if p.is_file()}
+    known = {files[anon]: digest for anon, digest in hashes.items()}  # hashed when written
+    manifest["files"] = {rel: known.get(rel) or sha256_file(packet / rel)
+                         for rel in (p.relative_to(packet).as_posix()
+                                     for p in sorted(packet.rglob("*")) if p.is_file())}
     manifest["key_commitment"] = sha256_file(private / "key.json")
     _write_text(packet / "manifest.json",
                 (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode())
@@ -382,14 +385,6 @@ def _write_all(root: Path, ctx: dict, lists: dict, levels: dict, rate: int, pid:
 
 def _write_text(path: Path, data: bytes) -> None:
     atomic_write_bytes(path, data)
-
-
-def _version() -> str:
-    try:
-        from importlib.metadata import version
-        return version("wavebench")
-    except Exception:  # not installed (running from a source tree)
-        return "unknown"
 
 
 def _key(ctx, lists, files, hashes, pid, secret) -> dict:
