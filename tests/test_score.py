@@ -111,7 +111,7 @@ def test_resume_skips_done_utterances_and_gives_the_same_tables(folders, tmp_pat
 def test_resume_refuses_other_settings(folders, tmp_path):
     run(folders, tmp_path / "out")
     ref, gen = folders
-    with pytest.raises(InputError, match="holds a score run with other settings"):
+    with pytest.raises(InputError, match=r"another job; the inputs changed: settings\.metrics"):
         score(reference_dir=ref, generated={"sys": gen}, out_dir=tmp_path / "out",
               metrics=("mcd",), progress=False, log=quiet)
 

@@ -124,8 +124,8 @@ def test_shards_split_differently_are_refused(scored, folders, tmp_path):
 
 def test_resuming_a_folder_with_another_shard_is_refused(scored, folders):
     root, _, _ = scored
-    with pytest.raises(InputError, match=r"part1: holds a score run of another shard "
-                                         r"\(shard 1/3, not shard 2/3\)"):
+    with pytest.raises(InputError, match=r"part1: holds a score run of another job; the inputs "
+                                         r"changed: shard\.index: 1 -> 2\."):
         run(folders, root / "part1", shard=(2, 3))
 
 

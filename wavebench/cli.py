@@ -9,6 +9,7 @@ import click
 
 from reference_model.errors import PEER_LOST_EXIT, PeerLost
 from wavebench.errors import input_error_types
+from wavebench.names import check_system_name
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -167,6 +168,7 @@ def parse_systems(generated, system) -> dict:
         if not sep:
             name, folder = (system if system and len(generated) == 1 else None), item
             name = name or os.path.basename(os.path.normpath(folder)) or "generated"
+        check_system_name(name)
         if name in systems:
             raise click.UsageError(f"system {name!r} given twice; name them with NAME=DIR")
         systems[name] = folder
@@ -190,10 +192,12 @@ def parse_systems(generated, system) -> dict:
 @click.option("--allow-missing", is_flag=True, help="Score the common files, count the others.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 @click.option("--shard", default=None, metavar="I/N",
-              help="Score only shard I of N (stable hash of system/utterance); "
+              help="Score only shard I of N (stable hash of the utterance); "
                    "wavebench report merges the shards' folders.")
+@click.option("--force", is_flag=True,
+              help="Start afresh when -o holds a run of other inputs (its results are replaced).")
 def score(reference_dir, generated, system, checkpoint, out_dir, metrics, oracle, jobs,
-          strict_rate, allow_missing, no_progress, shard):
+          strict_rate, allow_missing, no_progress, shard, force):
     """Score generated audio against references with objective metrics.
 
     \b
@@ -204,7 +208,8 @@ def score(reference_dir, generated, system, checkpoint, out_dir, metrics, oracle
 
     Writes OUT/per_utterance.csv (system, utterance, metric, value, status) and OUT/summary.csv
     (n, n_failed, mean, median, std, bootstrap 95% CI). An interrupted run resumes where it
-    stopped when given the same -o.
+    stopped when given the same -o; -o holding a run of other inputs (folders, files' contents,
+    metrics, options) is refused, naming what changed, unless --force. One run at a time per -o.
     """
     from wavebench.score import parse_shard, score as run_score
 
@@ -220,13 +225,14 @@ def score(reference_dir, generated, system, checkpoint, out_dir, metrics, oracle
         from wavebench.score_checkpoint import score_checkpoint
         result = score_checkpoint(checkpoint, reference_dir=reference_dir, out_dir=out_dir,
                                   system=system, metrics=names, oracles=oracle, jobs=jobs,
-                                  progress=show_progress(no_progress),
+                                  progress=show_progress(no_progress), force=force,
                                   log=lambda line: click.echo(line, err=True))
     else:
         result = run_score(reference_dir=reference_dir, generated=systems, out_dir=out_dir,
                            metrics=names, oracles=oracle, jobs=jobs, strict_rate=strict_rate,
                            allow_missing=allow_missing, progress=show_progress(no_progress),
-                           log=lambda line: click.echo(line, err=True), shard=shard)
+                           log=lambda line: click.echo(line, err=True), shard=shard,
+                           force=force)
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
     if result.failures:
@@ -311,7 +317,24 @@ def main(argv=None) -> int:
         where = f"{exc.filename}: " if exc.filename else ""
         click.echo(f"{rank_prefix()}error: {where}{exc.strerror or exc}", err=True)
         code = 1
+    except (MemoryError, RuntimeError) as exc:
+        if not (isinstance(exc, MemoryError) or allocation_failed(exc)):
+            raise  # a bug: its traceback is what a report needs
+        if debug:
+            traceback.print_exc()
+        detail = " ".join(str(exc).split())[:160]
+        click.echo(f"{rank_prefix()}error: out of memory ({type(exc).__name__}"
+                   f"{': ' + detail if detail else ''}); try shorter inputs, fewer --jobs or a "
+                   f"smaller batch", err=True)
+        code = 1
     return code
+
+
+def allocation_failed(exc: BaseException) -> bool:
+    """Whether a RuntimeError is an allocator's failure (PyTorch CPU/CUDA, C++ bad_alloc)."""
+    text = str(exc)
+    return (type(exc).__name__ == "OutOfMemoryError" or "bad_alloc" in text
+            or "can't allocate memory" in text or "out of memory" in text.lower())
 
 
 def entry() -> None:

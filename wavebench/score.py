@@ -16,6 +16,9 @@ from reference_model.errors import InputError
 from reports import make_results_table, summarize, to_markdown, write_csv
 from wavebench.pairs import match_pairs
 from reference_model.checkpoint import library_versions
+from reference_model.folders import locked
+from wavebench.names import check_system_name
+from wavebench.fingerprint import check_same_job, files_signature, read_fingerprint
 from wavebench.runinfo import git_revision, stable_hash
 from wavebench.score_worker import ORACLES, Task, one_thread_per_worker, score_task
 ROWS_FILE = "rows.jsonl"  # results as they arrive; the run resumes from it
@@ -58,26 +61,39 @@ def trim_partial_line(path: Path) -> None:
             f.truncate(data.rfind(b"\n") + 1)
 
 
-def check_settings(out_dir: Path, settings: dict, shard: dict | None = None) -> None:
-    """Refuse to mix a resumed run with results computed under other settings or shard."""
-    path = out_dir / SETTINGS_FILE
-    if path.exists():
-        try:
-            old = json.loads(path.read_text())
-        except json.JSONDecodeError:
-            old = None
-        if old is not None and old.get("settings") != settings:
-            raise InputError("holds a score run with other settings (metrics, systems or "
-                             "options); choose a new -o folder or delete this one", out_dir)
-        if old is not None and old.get("shard") != shard:
-            raise InputError(f"holds a score run of another shard ({_shard_text(old.get('shard'))}"
-                             f", not {_shard_text(shard)}); choose a new -o folder", out_dir)
+def input_fingerprint(tasks, settings: dict, inputs: dict, shard, checkpoint_hash: str,
+                      known: dict | None = None) -> dict:
+    """What makes a score run one job: settings, shard, folders, pairs and every file's signature.
+
+    Parameters
+    ----------
+    tasks : list of Task
+    settings, inputs : dict
+        As written to run.json.
+    shard : dict or None
+    checkpoint_hash : str
+        Hash of the checkpoint whose likelihood records are scored with the pairs ("" if none).
+    known : dict or None
+        The fingerprint of an earlier run, whose file hashes are reused where size and mtime
+        agree (so a resume costs a ``stat`` per file, not a read).
+    """
+    paths = {}
+    for task in tasks:
+        for path in (task.reference, task.generated):
+            if path is not None:
+                paths[str(Path(path).resolve())] = path
+    files = files_signature(paths, (known or {}).get("files"))
+    return {"settings": settings, "shard": shard, "inputs": inputs,
+            "checkpoint_hash": checkpoint_hash,
+            "pairs": sorted(f"{t.system}/{t.utterance}" for t in tasks), "files": files}
 
 
-def _shard_text(shard) -> str:
-    if not isinstance(shard, dict):
-        return "unsharded"
-    return f"shard {shard.get('index')}/{shard.get('count')}"
+def check_same_run(out_dir: Path, fingerprint: dict, old_info: dict | None, force: bool) -> None:
+    """Refuse to resume ``out_dir`` with other inputs, settings or shard (unless ``force``)."""
+    exists = old_info is not None or (out_dir / ROWS_FILE).exists()
+    old = old_info.get("fingerprint") if isinstance(old_info, dict) else None
+    check_same_job(out_dir, old if isinstance(old, dict) else None, fingerprint, force=force,
+                   what="score run", exists=exists)
 
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:
@@ -149,7 +165,7 @@ def select_shard(tasks: list, extra_records, settings: dict, shard) -> tuple:
 
 def score(*, reference_dir, generated=None, out_dir, metrics=None, oracles=(), jobs=1,
           strict_rate=False, allow_missing=False, progress=True, log=print,
-          extra_records=(), checkpoint_hash="", shard=None) -> ScoreResult:
+          extra_records=(), checkpoint_hash="", shard=None, force=False) -> ScoreResult:
     """Score systems' audio against references and write the per-utterance and summary tables.
 
     Parameters
@@ -171,6 +187,9 @@ def score(*, reference_dir, generated=None, out_dir, metrics=None, oracles=(), j
     shard : (int, int) or str, optional
         ``(I, N)`` or ``"I/N"``: score only the utterances of shard I of N (see
         :func:`shard_of`); ``wavebench report`` merges the shards' folders.
+    force : bool
+        Start afresh when ``out_dir`` holds a run of other inputs (its rows are discarded);
+        without it such a folder is refused, naming what changed.
 
     Returns
     -------
@@ -186,6 +205,8 @@ def score(*, reference_dir, generated=None, out_dir, metrics=None, oracles=(), j
             raise InputError(f"metric {name!r} does not compare audio with a reference; "
                              "it needs --checkpoint")
     generated = dict(generated or {})
+    for name in [*generated, *{r["system"] for r in extra_records}]:
+        check_system_name(name)
     if not generated and not oracles and not extra_records:
         raise InputError("nothing to score: give --generated DIR (or --checkpoint, or --oracle)")
     tasks, missing_total, notes = [], 0, []
@@ -213,12 +234,26 @@ def score(*, reference_dir, generated=None, out_dir, metrics=None, oracles=(), j
     if isinstance(shard, str):
         shard = parse_shard(shard)
     tasks, extra_records, shard_info = select_shard(tasks, extra_records, settings, shard)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    check_settings(out_dir, settings, shard_info)
     inputs = {"reference": str(Path(reference_dir).resolve()),
               "generated": {name: str(Path(folder).resolve()) for name, folder in generated.items()}}
-    info = write_run_info(out_dir, settings, inputs, shard_info)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with locked(out_dir, "-o folder"):
+        return _score_locked(out_dir, tasks, settings, inputs, shard_info, extra_records, notes,
+                             jobs, progress, log, checkpoint_hash, force)
+
+
+def _score_locked(out_dir, tasks, settings, inputs, shard_info, extra_records, notes, jobs,
+                  progress, log, checkpoint_hash, force) -> ScoreResult:
+    """The part of :func:`score` that reads and writes ``out_dir`` (under its lock)."""
+    old_info = read_fingerprint(out_dir / SETTINGS_FILE)
+    known = old_info.get("fingerprint") if isinstance(old_info, dict) else None
+    fingerprint = input_fingerprint(tasks, settings, inputs, shard_info, checkpoint_hash,
+                                    known if isinstance(known, dict) else None)
+    check_same_run(out_dir, fingerprint, old_info, force)
     rows_path = out_dir / ROWS_FILE
+    if force:
+        rows_path.unlink(missing_ok=True)
+    info = write_run_info(out_dir, settings, inputs, shard_info, fingerprint)
     trim_partial_line(rows_path)
     done = read_done(rows_path)
     todo = [t for t in tasks if (t.system, t.utterance) not in done]
@@ -261,9 +296,10 @@ def run_tasks(tasks, rows_path: Path, jobs: int, progress: bool):
     bar.close()
 
 
-def write_run_info(out_dir: Path, settings: dict, inputs: dict, shard=None) -> dict:
+def write_run_info(out_dir: Path, settings: dict, inputs: dict, shard=None,
+                   fingerprint: dict | None = None) -> dict:
     info = {"kind": "score", "settings": settings, "inputs": inputs,
-            "versions": library_versions(), "git_rev": git_revision()}
+            "versions": library_versions(), "git_rev": git_revision(), "fingerprint": fingerprint}
     if shard is not None:
         info["shard"] = shard  # outside settings: every shard of a job has the same settings
     with atomic_path(out_dir / SETTINGS_FILE) as tmp:

@@ -1,0 +1,196 @@
+"""Output folders that are never half-written: build aside, swap in, lock, clear what is stale.
+
+Every command that writes a set of files (a prepared store, a report, an analysis, a MOS packet)
+builds the set in a hidden temporary folder beside its destination and swaps it in at the end.
+Readers then see the old complete set or the new complete set, never a mix; a run killed at any
+moment leaves only a temporary folder, which the next run removes once its owner is dead.
+
+Temporary names carry the owner's process id, ``.NAME.tmp-<pid>-<hex>``, so that "no live process
+owns it" can be decided without a lock server.
+"""
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import fcntl
+import os
+import re
+import shutil
+import time
+import uuid
+from pathlib import Path
+
+from reference_model.errors import InputError
+
+_RENAME_EXCHANGE = 2  # linux/fs.h
+_AT_FDCWD = -100
+# Temporary names written before they carried a pid: removed once this old (no owner to ask).
+_UNOWNED_AGE_S = 24 * 3600
+
+
+def temp_sibling(path, kind: str = "tmp") -> Path:
+    """A hidden name beside ``path`` owned by this process: ``.NAME.<kind>-<pid>-<hex>``."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.{kind}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+
+
+def _owner_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def clear_stale(path) -> list[Path]:
+    """Remove the temporary and backup-in-flight siblings of ``path`` that no live process owns.
+
+    Parameters
+    ----------
+    path : str or Path
+        The destination whose ``.NAME.tmp-*`` and ``.NAME.old-*`` siblings are examined.
+
+    Returns
+    -------
+    list of Path
+        What was removed.
+    """
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        return []
+    pattern = re.compile(rf"^\.{re.escape(path.name)}\.(tmp|old)-(?:(\d+)-)?[0-9a-f]+(\..*)?$")
+    removed = []
+    for entry in parent.iterdir():
+        match = pattern.match(entry.name)
+        if not match:
+            continue
+        pid = match.group(2)
+        if pid is not None:
+            if int(pid) == os.getpid() or _owner_alive(int(pid)):
+                continue
+        else:
+            with contextlib.suppress(OSError):
+                if time.time() - entry.lstat().st_mtime < _UNOWNED_AGE_S:
+                    continue
+        _remove(entry)
+        removed.append(entry)
+    return removed
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically exchange two paths with Linux's renameat2(RENAME_EXCHANGE); False if unavailable."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
+                          ctypes.c_uint]
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):  # old kernel or file system
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def swap_in(tmp, dest, *, keep_old: Path | None = None) -> None:
+    """Put the finished folder ``tmp`` at ``dest``, replacing what was there in one step.
+
+    Where the kernel supports it the two folders are exchanged atomically, so every reader sees
+    the old complete set or the new one. Elsewhere the old folder is renamed aside first (a
+    crash between the two renames leaves it whole under ``.NAME.old-<pid>-*``).
+
+    Parameters
+    ----------
+    tmp : str or Path
+        The new folder, on the same file system as ``dest``.
+    dest : str or Path
+        Destination; an existing folder there is replaced.
+    keep_old : Path or None
+        Where to move the replaced folder instead of deleting it (a backup).
+    """
+    tmp, dest = Path(tmp), Path(dest)
+    if not dest.exists() and not dest.is_symlink():
+        os.replace(tmp, dest)
+        return
+    if not dest.is_dir() or dest.is_symlink():
+        raise InputError("exists and is not a folder; choose another output", dest)
+    if _exchange(tmp, dest):
+        old = tmp  # after the exchange, tmp holds the old set
+    else:
+        old = temp_sibling(dest, "old")
+        os.replace(dest, old)
+        os.replace(tmp, dest)
+    if keep_old is not None:
+        os.replace(old, keep_old)
+    else:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def building(dest, *, keep_old: Path | None = None):
+    """Yield an empty temporary folder beside ``dest``; swap it in if the block succeeds.
+
+    Stale temporary siblings of ``dest`` left by killed runs are removed first. On an exception
+    the temporary folder is removed and ``dest`` is untouched.
+
+    Examples
+    --------
+    >>> with building("report") as tmp:   # doctest: +SKIP
+    ...     (tmp / "results.csv").write_text(text)
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    clear_stale(dest)
+    tmp = temp_sibling(dest)
+    tmp.mkdir()
+    try:
+        yield tmp
+        swap_in(tmp, dest, keep_old=keep_old)
+    except BaseException:
+        _remove(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def locked(dest, what: str = "output folder"):
+    """Hold an exclusive lock on ``dest`` for the block; refuse at once if another run holds it.
+
+    The lock is ``.NAME.lock`` beside ``dest`` (so it survives ``dest`` being swapped) and is an
+    ``flock``: the kernel releases it when its process dies, so a killed run never leaves a lock
+    that blocks the next one.
+
+    Raises
+    ------
+    InputError
+        Another live process holds the lock.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = dest.with_name(f".{dest.name}.lock")
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = os.pread(fd, 32, 0).decode(errors="replace").strip() or "another process"
+            raise InputError(f"is in use by another run (pid {owner}); wait for it to finish "
+                             f"or choose another {what}", dest) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # closing releases the flock
