@@ -3,7 +3,7 @@ from reports.compare import compare_systems
 from reports.errors import InputError, MissingDependencyError
 from reports.files import read_csv_table, write_csv, write_json, write_parquet
 from reports.html import Image, Section, render_html, write_html
-from reports.markdown import to_markdown
+from reports.markdown import markdown_text, to_markdown
 from reports.summary import summarize
 from reports.table import (concat_results, make_results_table, name_systems_by_run,
                            validate_results)
@@ -14,7 +14,8 @@ _PLOTS = ("plot_metric_distribution", "plot_spectrogram_pair", "plot_speed")
 __all__ = [
     "InputError", "MissingDependencyError", "make_results_table", "validate_results",
     "concat_results", "name_systems_by_run", "summarize", "compare_systems", "write_csv",
-    "write_parquet", "write_json", "read_csv_table", "to_markdown", *_PLOTS, "Section",
+    "write_parquet", "write_json", "read_csv_table", "to_markdown", "markdown_text",
+    *_PLOTS, "Section",
     "Image", "render_html", "write_html",
 ]
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 
 import numpy as np
 import pandas as pd
@@ -52,3 +53,40 @@ def format_cell(value, digits: int = 4) -> str:
 def is_numeric_column(column: pd.Series) -> bool:
     """Return True when a column holds numbers (not bools), so it is right-aligned."""
     return pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
+
+
+# OWASP's CSV-injection rule: a spreadsheet runs a cell that starts with one of these as a formula.
+_FORMULA_START = re.compile(r"'*[=+\-@\t\r]")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def csv_text(text: str) -> str:
+    """A text cell for CSV that a spreadsheet shows as text, never runs as a formula.
+
+    A cell starting with ``=``, ``+``, ``-``, ``@``, tab or carriage return gets a leading
+    apostrophe (the OWASP rule), unless it is a plain number ("-3.5" stays a number). A cell
+    already starting with apostrophes before such a character gets one more, so that
+    :func:`csv_untext` restores every cell exactly.
+
+    Examples
+    --------
+    >>> csv_text("=HYPERLINK(1)"), csv_text("-3.5"), csv_text("tiny")
+    ("'=HYPERLINK(1)", '-3.5', 'tiny')
+    """
+    if _FORMULA_START.match(text) and not _is_number(text):
+        return "'" + text
+    return text
+
+
+def csv_untext(text: str) -> str:
+    """The inverse of :func:`csv_text`: one leading apostrophe before a formula start removed."""
+    if text.startswith("'") and _FORMULA_START.match(text[1:]) and not _is_number(text[1:]):
+        return text[1:]
+    return text

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from reports.cells import csv_text, csv_untext
 from reports.errors import InputError, MissingDependencyError
 from reports.table import ALL_COLUMNS, RESULT_COLUMNS, validate_results
 
@@ -73,6 +74,10 @@ def write_csv(df: pd.DataFrame, path) -> Path:
 
     Floats are written with the shortest representation that reads back to the same float64,
     and NaN as an empty field, so :func:`read_csv_table` round-trips a results table exactly.
+    Text cells that a spreadsheet would run as a formula (starting with ``=``, ``+``, ``-``,
+    ``@``, tab or CR) get a leading apostrophe (:func:`reports.cells.csv_text`); the readers
+    here remove it again. Numeric columns are written as numbers. A line break inside a text
+    cell is written as ``\n`` (a lone CR would not be quoted and would split the record).
 
     Parameters
     ----------
@@ -87,8 +92,21 @@ def write_csv(df: pd.DataFrame, path) -> Path:
         ``path``.
     """
     buffer = io.StringIO()
-    df.to_csv(buffer, index=False, lineterminator="\n")
+    _formula_safe(df).to_csv(buffer, index=False, lineterminator="\n")
     return atomic_write_text(path, buffer.getvalue())
+
+
+def _formula_safe(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``df`` whose text cells cannot act as formulas nor split a record."""
+    text_columns = [c for c in df.columns if df[c].dtype == object
+                    or isinstance(df[c].dtype, pd.StringDtype)]
+    if not text_columns:
+        return df
+    df = df.copy()
+    for c in text_columns:
+        df[c] = df[c].map(lambda v: csv_text(v.replace("\r\n", "\n").replace("\r", "\n"))
+                          if isinstance(v, str) else v)
+    return df
 
 
 def write_parquet(df: pd.DataFrame, path) -> Path:
@@ -175,7 +193,8 @@ def read_csv_strings(path, what: str = "a CSV table", *,
     without rows too, unless ``allow_no_rows``."""
     text = _read_text(path, what)
     _check_shape(text, path, allow_no_rows)
-    return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False)
+    df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False)
+    return df.apply(lambda column: column.map(csv_untext)) if len(df) else df
 
 
 def _read_text(path, what: str) -> str:

@@ -1,6 +1,8 @@
 """A DataFrame as a GitHub-flavoured Markdown pipe table (no ``tabulate`` needed)."""
 from __future__ import annotations
 
+import html
+
 import pandas as pd
 
 from reports.cells import format_cell, is_numeric_column
@@ -22,7 +24,8 @@ def to_markdown(df: pd.DataFrame, digits: int = 4) -> str:
     str
         A pipe table ending in a newline: header, alignment row (numbers right-aligned) and one
         line per row, columns padded to equal width. ``|`` in a cell is escaped and line breaks
-        become spaces, so every row stays on one line.
+        become spaces, so every row stays on one line; ``<``, ``>`` and ``&`` become entities
+        (see :func:`markdown_text`).
 
     Raises
     ------
@@ -51,8 +54,24 @@ def to_markdown(df: pd.DataFrame, digits: int = 4) -> str:
     return "\n".join(lines) + "\n"
 
 
+def markdown_text(text) -> str:
+    """Text from users (names, notes, free-text answers) made inert in Markdown.
+
+    Markdown renderers pass raw HTML through, so ``<script>`` or ``<img onerror=...>`` in a
+    system name or a rater's comment would run in the reader's viewer. ``<``, ``>`` and ``&``
+    become HTML entities, which every renderer shows as the characters themselves.
+
+    Examples
+    --------
+    >>> markdown_text("<img src=x onerror=alert(1)>")
+    '&lt;img src=x onerror=alert(1)&gt;'
+    """
+    return html.escape(str(text), quote=False)
+
+
 def _escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\r\n", " ").replace("\n", " ")
+    text = markdown_text(text).replace("\\", "\\\\").replace("|", "\\|")
+    return text.replace("\r\n", " ").replace("\n", " ").replace("\r", " ")
 
 
 def _line(cells: list[str], widths: list[int], right: list[bool]) -> str:

@@ -142,9 +142,10 @@ def test_disjoint_utterances_of_one_system_merge_as_shards(tmp_path):
     shard2 = score_values(("a",), UTTERANCES[2:], seed=4)
     runs = [write_score_run(tmp_path / "s1", reference, {"a": gen}, shard1),
             write_score_run(tmp_path / "s2", reference, {"a": gen}, shard2)]
-    (tmp_path / "out").mkdir()
+    (tmp_path / "out").mkdir()  # an older wavebench's report (no fingerprint): --force replaces
+    (tmp_path / "out" / "report.json").write_text("{}\n")
     (tmp_path / "out" / "comparisons.csv").write_text("left by an earlier report\n")
-    result = build_report(runs, tmp_path / "out")
+    result = build_report(runs, tmp_path / "out", force=True)
     assert list(result.summary["system"].unique()) == ["a"]
     assert set(result.summary["n"]) == {len(UTTERANCES)}
     assert result.baseline is None and result.comparisons is None  # one system: nothing to compare
@@ -244,7 +245,8 @@ def test_results_csv_round_trips_and_other_tables_are_written(study):
     assert len(pd.read_csv(out / "speed.csv")) == 4
     assert {p.name for p in out.iterdir() if not p.name.endswith(".parquet")} == {
         "report.html", "report.md", "report.json", "results.csv", "summary.csv",
-        "comparisons.csv", "speed.csv"}  # and no temporary files left behind
+        "comparisons.csv", "speed.csv", "fingerprint.json"}  # and no temporary files left behind
+    assert [p.name for p in out.parent.iterdir() if p.name.startswith(".out.tmp")] == []
 
 
 def test_markdown_and_json_reports_hold_the_tables(study):
@@ -436,7 +438,8 @@ def test_unknown_baseline_lists_the_systems(study, tmp_path, wavebench):
 
 def test_output_folder_may_not_be_an_input_run(tmp_path):
     run = write_speed_run(tmp_path / "speed")
-    with pytest.raises(InputError, match=r"speed: is one of the runs being reported"):
+    with pytest.raises(InputError, match=r"speed: is or holds .*speed, one of the runs being "
+                                         r"reported"):
         build_report([run], run)
     with pytest.raises(InputError, match=r"speed: given twice"):
         build_report([run, tmp_path / "." / "speed"], tmp_path / "out")

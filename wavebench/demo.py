@@ -133,7 +133,8 @@ def run_demo(out_dir, *, steps: int = 300, clips: int = 4, seconds: float = 1.0,
     likelihood = [likelihood_record(model, "tiny_fused", p.stem, audio, [])
                   for p, audio in references.items()]
     score(reference_dir=out_dir / "references", generated=systems, out_dir=out_dir / "score",
-          oracles=("mulaw",), progress=progress, log=log, extra_records=likelihood)
+          oracles=("mulaw",), progress=progress, log=log, extra_records=likelihood,
+          force=True)  # the demo's folder is its own: a rerun (say with other --steps) replaces it
 
     stage(4, "building a blind MOS listening-test packet (tiny_fused against the mu-law oracle)")
     packet = build_mos_packet(out_dir, references, systems["tiny_fused"], rate, log)

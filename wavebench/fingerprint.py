@@ -146,3 +146,47 @@ def check_same_job(out_dir, old: dict | None, new: dict, *, force: bool, what: s
         change = f"the inputs changed: {change}"
     raise InputError(f"holds a {what} of another job; {change}. Use --force to start afresh "
                      f"(its results are replaced) or choose another -o", out_dir)
+
+
+def check_replaceable(out_dir, fingerprint: dict, *, kind: str, markers: tuple, force: bool,
+                      job_keys: tuple = ("job",)) -> None:
+    """Check that ``out_dir`` may be replaced whole by a new ``kind`` output set.
+
+    A folder that is swapped out is deleted, so only an empty folder or one this command wrote
+    (it holds ``fingerprint.json`` of the same kind, or one of ``markers`` from an older
+    wavebench) may be replaced; anything else is refused even with ``force``. A folder of
+    another job (``fingerprint``'s ``job_keys`` differ) is replaced only with ``force``.
+
+    Parameters
+    ----------
+    out_dir : path
+    fingerprint : dict
+        This run's fingerprint, with ``"kind"`` and the ``job_keys`` that identify the job.
+    kind : str
+        ``"report"``, ``"MOS analysis"``.
+    markers : tuple of str
+        File names that only this command writes (``"report.json"``).
+    force : bool
+
+    Raises
+    ------
+    InputError
+        ``out_dir`` is a file, holds other files, or holds another job's output (without
+        ``force``).
+    """
+    out_dir = Path(out_dir)
+    if not out_dir.exists() and not out_dir.is_symlink():
+        return
+    if not out_dir.is_dir() or out_dir.is_symlink():
+        raise InputError("exists and is not a folder; choose another -o", out_dir)
+    if not any(out_dir.iterdir()):
+        return
+    stored = read_fingerprint(out_dir / FINGERPRINT_FILE)
+    ours = (stored or {}).get("kind") == kind or (
+        stored is None and any((out_dir / m).is_file() for m in markers))
+    if not ours:
+        raise InputError(f"holds files that are not a {kind}; it would be replaced whole, so "
+                         f"choose a new or empty -o folder", out_dir)
+    job = {key: fingerprint.get(key) for key in job_keys}
+    old = None if stored is None else {key: stored.get(key) for key in job_keys}
+    check_same_job(out_dir, old, job, force=force, what=kind, exists=True)

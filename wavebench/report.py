@@ -16,12 +16,14 @@ import click
 import numpy as np
 import pandas as pd
 
-from reports import (Image, Section, compare_systems, render_html, summarize, to_markdown,
-                     write_csv, write_html, write_parquet)
+from reports import (Image, Section, compare_systems, markdown_text, render_html, summarize,
+                     to_markdown, write_csv, write_html, write_parquet)
 from reports.errors import InputError
 from reports.files import atomic_write_text
 from reports.table import usable
-from wavebench.runs import (RUN_FILE, Run, check_definitions, check_shards, load_runs,
+from reference_model.folders import building, locked
+from wavebench.fingerprint import FINGERPRINT_FILE, check_replaceable, files_signature
+from wavebench.runs import (MARKERS, RUN_FILE, Run, check_definitions, check_shards, load_runs,
                             merge_score_runs, merge_speed_runs)
 
 #: Best and worst utterances drawn per system: each spectrogram costs a figure.
@@ -355,7 +357,7 @@ def _report_sections(result: ReportResult, merged, runs, notes) -> list[Section]
 
 def _report_markdown(result: ReportResult, runs: Sequence[Run], title: str) -> str:
     """The report as Markdown: the same tables as the HTML page, without figures."""
-    parts = [f"# {title}", "## Runs", to_markdown(_runs_table(runs))]
+    parts = [f"# {markdown_text(title)}", "## Runs", to_markdown(_runs_table(runs))]
     if result.results is not None:
         parts += ["## Metrics", to_markdown(_metrics_table(result.results, runs)),
                   "## Summary", SUMMARY_TEXT, to_markdown(result.summary)]
@@ -366,7 +368,7 @@ def _report_markdown(result: ReportResult, runs: Sequence[Run], title: str) -> s
         shown = [c for c in SPEED_SHOWN if c in result.speed.columns]
         parts += ["## Speed", _speed_text(), to_markdown(result.speed[shown])]
     if result.notes:
-        parts += ["## Notes", "\n".join(f"- {note}" for note in result.notes)]
+        parts += ["## Notes", "\n".join(f"- {markdown_text(note)}" for note in result.notes)]
     parts.append("Figures: see report.html.")
     return "\n\n".join(p.rstrip("\n") for p in parts) + "\n"
 
@@ -398,29 +400,36 @@ def _report_json(result: ReportResult, runs: Sequence[Run], title: str) -> str:
 # --- the command -------------------------------------------------------------------------------
 
 def _check_out_dir(out_dir, runs: Sequence[Run]) -> Path:
-    """Create the output folder.
+    """Refuse an output folder that is one of the runs or holds one (it is replaced whole).
 
     Raises
     ------
     InputError
-        ``out_dir`` is a file, or one of the runs (its speed.csv would be overwritten).
+        ``out_dir`` is a file, one of the runs, or a folder that holds one.
     """
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError("exists and is not a folder; choose another -o", out_dir)
+    target = out_dir.resolve()
     for run in runs:
-        if out_dir.resolve() == run.path.resolve():
-            raise InputError("is one of the runs being reported; choose another -o", out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+        if target == run.path.resolve() or target in run.path.resolve().parents:
+            raise InputError(f"is or holds {run.path}, one of the runs being reported; "
+                             f"choose another -o", out_dir)
     return out_dir
 
 
-def _write_tables(result: ReportResult) -> None:
-    """results, summary, comparisons and speed as CSV, and Parquet where pyarrow is present.
+def report_fingerprint(runs: Sequence[Run], baseline, title, seed) -> dict:
+    """The report's job (its runs and options) and the signatures of the files read."""
+    names = (RUN_FILE, *MARKERS)
+    files = {f"{run.path.resolve()}/{name}": run.path / name
+             for run in runs for name in names if (run.path / name).is_file()}
+    return {"kind": "report", "runs": [str(run.path.resolve()) for run in runs],
+            "options": {"baseline": baseline, "title": title, "seed": seed},
+            "files": files_signature(files)}
 
-    A table this report does not have, left in the folder by an earlier report, is removed:
-    it would be read as part of this one.
-    """
+
+def _write_tables(result: ReportResult) -> None:
+    """results, summary, comparisons and speed as CSV, and Parquet where pyarrow is present."""
     out, files = result.out_dir, result.files
     parquet = importlib.util.find_spec("pyarrow") is not None
     for name, df in (("results", result.results), ("summary", result.summary),
@@ -429,13 +438,10 @@ def _write_tables(result: ReportResult) -> None:
             files[f"{name}.csv"] = write_csv(df, out / f"{name}.csv")
             if parquet:
                 files[f"{name}.parquet"] = write_parquet(df, out / f"{name}.parquet")
-        for stale in (f"{name}.csv", f"{name}.parquet"):
-            if stale not in files:
-                (out / stale).unlink(missing_ok=True)
 
 
 def build_report(run_dirs: Sequence, out_dir, *, baseline: str | None = None,
-                 title: str | None = None, seed: int = 0) -> ReportResult:
+                 title: str | None = None, seed: int = 0, force: bool = False) -> ReportResult:
     """Merge score and speed runs and write the report, its tables and one HTML page.
 
     Parameters
@@ -452,20 +458,25 @@ def build_report(run_dirs: Sequence, out_dir, *, baseline: str | None = None,
         Title of the report; default names the runs.
     seed : int
         Seed of the bootstrap resampling.
+    force : bool
+        Replace a report of other runs or options at ``out_dir`` (refused without it).
 
     Returns
     -------
     ReportResult
         The tables and the files written: report.html, report.md, report.json, results.csv,
-        summary.csv, comparisons.csv, speed.csv (and .parquet copies with pyarrow), each
-        written atomically.
+        summary.csv, comparisons.csv, speed.csv (and .parquet copies with pyarrow), and
+        fingerprint.json (the runs, options and files read). The whole set is written in a
+        temporary folder and swapped in, so ``out_dir`` always holds one complete report.
 
     Raises
     ------
     InputError
         A missing folder or one that is not a run; a missing, empty or truncated table; runs
         whose metric of one name has different definitions; shards of one scoring job that
-        overlap or are split differently; an unknown ``baseline``.
+        overlap or are split differently; an unknown ``baseline``; an ``out_dir`` that holds
+        something other than a report, or a report of other runs (without ``force``), or that
+        another run is writing.
 
     Examples
     --------
@@ -483,20 +494,38 @@ def build_report(run_dirs: Sequence, out_dir, *, baseline: str | None = None,
     if named is not None:
         result.baseline = choose_baseline(list(dict.fromkeys(named["system"])), baseline)
         result.headline = _headline_metric(list(dict.fromkeys(named["metric"])))
-    out_dir = _check_out_dir(out_dir, runs)  # only now: bad input leaves no empty folder behind
-    if named is not None:
-        result.summary = summarize(named, seed=seed)
-        if result.baseline is not None:
-            result.comparisons = _compare(named, result.baseline, notes, seed)
-    title = title or "wavebench report: " + ", ".join(n for r in runs for n in r.names)
-    _write_tables(result)
-    page = render_html(_report_sections(result, merged, runs, notes), title)
-    result.files["report.html"] = write_html(out_dir / "report.html", page)
-    result.files["report.md"] = atomic_write_text(out_dir / "report.md",
-                                                  _report_markdown(result, runs, title))
-    result.files["report.json"] = atomic_write_text(out_dir / "report.json",
-                                                    _report_json(result, runs, title))
+    out_dir = _check_out_dir(out_dir, runs)
+    fingerprint = report_fingerprint(runs, baseline, title, seed)
+    with locked(out_dir, "-o folder"):
+        check_replaceable(out_dir, fingerprint, kind="report", force=force,
+                          markers=("report.json", "report.html"), job_keys=("runs", "options"))
+        if named is not None:
+            result.summary = summarize(named, seed=seed)
+            if result.baseline is not None:
+                result.comparisons = _compare(named, result.baseline, notes, seed)
+        title = title or "wavebench report: " + ", ".join(n for r in runs for n in r.names)
+        with building(out_dir) as tmp:
+            _write_report_files(result, tmp, merged, runs, notes, title, fingerprint)
+    result.files = {name: out_dir / path.name for name, path in result.files.items()}
     return result
+
+
+def _write_report_files(result: ReportResult, folder: Path, merged, runs, notes, title,
+                        fingerprint) -> None:
+    """Write every file of the report into ``folder`` (the temporary folder swapped in later)."""
+    result.out_dir, final = folder, result.out_dir
+    try:
+        _write_tables(result)
+        page = render_html(_report_sections(result, merged, runs, notes), title)
+        result.files["report.html"] = write_html(folder / "report.html", page)
+        result.files["report.md"] = atomic_write_text(folder / "report.md",
+                                                      _report_markdown(result, runs, title))
+        result.files["report.json"] = atomic_write_text(folder / "report.json",
+                                                        _report_json(result, runs, title))
+        result.files[FINGERPRINT_FILE] = atomic_write_text(
+            folder / FINGERPRINT_FILE, json.dumps(fingerprint, indent=1) + "\n")
+    finally:
+        result.out_dir = final
 
 
 @click.command("report", context_settings={"help_option_names": ["-h", "--help"],
@@ -506,7 +535,9 @@ def build_report(run_dirs: Sequence, out_dir, *, baseline: str | None = None,
 @click.option("--baseline", default=None,
               help="System to compare the others with (default: the first non-oracle system).")
 @click.option("--title", default=None, help="Title of the report (default: the run names).")
-def report_command(run_dirs, out_dir, baseline, title):
+@click.option("--force", is_flag=True,
+              help="Replace a report of other runs or options in -o (refused without it).")
+def report_command(run_dirs, out_dir, baseline, title, force):
     """Merge score and speed runs into one report, comparison table and HTML page.
 
     \b
@@ -519,9 +550,11 @@ def report_command(run_dirs, out_dir, baseline, title):
     Writes OUT/report.html (one self-contained page: metric meanings, summary, comparisons,
     distributions, best and worst spectrograms, speed chart), report.md, report.json,
     results.csv, summary.csv, comparisons.csv and speed.csv (Parquet copies with pyarrow).
-    Runs whose metrics of one name were computed differently are refused.
+    Runs whose metrics of one name were computed differently are refused. The set is built
+    aside and swapped in whole; -o holding a report of other runs or options is refused
+    (naming the change) unless --force, and a folder holding anything else is always refused.
     """
-    result = build_report(run_dirs, out_dir, baseline=baseline, title=title)
+    result = build_report(run_dirs, out_dir, baseline=baseline, title=title, force=force)
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
     click.echo(result.describe())

@@ -8,17 +8,20 @@ the same inputs give the same outputs.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from reference_model.errors import InputError
+from reference_model.folders import building, locked
 from wavebench import tool_version
-from reports import Image, Section, render_html, to_markdown, write_csv, write_html
+from reports import (Image, Section, markdown_text, render_html, to_markdown, write_csv,
+                     write_html)
 from reports.files import atomic_write_bytes, atomic_write_text
 from wavebench.mos import analysis, analysis_plots, screening
+from wavebench.fingerprint import FINGERPRINT_FILE, check_replaceable, files_signature
 from wavebench.mos.ratings import Packet, load_packet, read_ratings, unblind
 
 NOT_REPORTED = "NOT REPORTED"
@@ -55,6 +58,22 @@ class AnalysisResult:
     pairwise: pd.DataFrame
     screening: screening.ScreeningResult
     notes: list
+
+
+def analysis_fingerprint(ratings_path: Path, packet: Packet, options: AnalysisOptions) -> dict:
+    """The analysis's job (input paths and options) and the signatures of the files read."""
+    raters = options.raters_path or ratings_path.with_name("raters.csv")
+    files = {"ratings": ratings_path, "key": packet.root / "private" / "key.json",
+             "raters": Path(raters), "screening": options.screening_path}
+    files = {name: Path(path) for name, path in files.items()
+             if path is not None and Path(path).is_file()}
+    return {"kind": "MOS analysis",
+            "inputs": {"ratings": str(ratings_path.resolve()), "packet": str(packet.root.resolve()),
+                       **{name: str(path.resolve()) for name, path in files.items()
+                          if name in ("raters", "screening")}},
+            "options": {k: v for k, v in asdict(options).items()  # paths: resolved above
+                        if k not in ("raters_path", "screening_path")},
+            "files": files_signature(files)}
 
 
 def durations(packet: Packet) -> dict:
@@ -114,7 +133,7 @@ def _ci_methods(ci: str) -> tuple[tuple, str]:
 
 
 def run_analysis(ratings_path, packet_dir, out_dir, options: AnalysisOptions = AnalysisOptions(),
-                 log=lambda line: None) -> AnalysisResult:
+                 log=lambda line: None, force: bool = False) -> AnalysisResult:
     """Analyze a listening test end to end and write the report folder.
 
     Parameters
@@ -124,10 +143,13 @@ def run_analysis(ratings_path, packet_dir, out_dir, options: AnalysisOptions = A
     packet_dir : str or os.PathLike
         The packet's output folder (``packet/`` and ``private/``).
     out_dir : str or os.PathLike
-        Report folder (created).
+        Report folder. The whole set is written aside and swapped in, so the folder always
+        holds one complete analysis; it may be new, empty or an earlier analysis.
     options : AnalysisOptions
     log : callable
         Receives progress lines.
+    force : bool
+        Replace an analysis of other inputs or options at ``out_dir`` (refused without it).
 
     Returns
     -------
@@ -137,7 +159,9 @@ def run_analysis(ratings_path, packet_dir, out_dir, options: AnalysisOptions = A
     ------
     InputError
         A swapped or missing key, ratings of another packet, an unreadable or truncated
-        ratings file, bad screening rules, or no ratings left after screening.
+        ratings file, bad screening rules, or no ratings left after screening; an ``out_dir``
+        holding something other than an analysis, an analysis of other inputs (without
+        ``force``), or one that another run is writing.
     """
     ratings_path, out_dir = Path(ratings_path), Path(out_dir)
     packet = load_packet(packet_dir)
@@ -162,14 +186,20 @@ def run_analysis(ratings_path, packet_dir, out_dir, options: AnalysisOptions = A
     if options.strict_report and len(missing):  # before anything is written
         raise InputError(f"--strict-report: {len(missing)} checklist field(s) not reported "
                          f"({', '.join(missing)}); fill the packet config's study block")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for name, table in tables.items():
-        if table is not None:
-            write_csv(table, out_dir / f"{name}.csv")
-    figures = _figures(tables, primary, screened.kept, out_dir, _scale(packet)) \
-        if options.plots else {}
-    _write_report(out_dir, packet, trials, raters_csv, tables, screened, figures, options,
-                  primary, ratings_path, checklist)
+    fingerprint = analysis_fingerprint(ratings_path, packet, options)
+    with locked(out_dir, "-o folder"):
+        check_replaceable(out_dir, fingerprint, kind="MOS analysis", force=force,
+                          markers=("report.json", "system_scores.csv"),
+                          job_keys=("inputs", "options"))
+        with building(out_dir) as tmp:
+            for name, table in tables.items():
+                if table is not None:
+                    write_csv(table, tmp / f"{name}.csv")
+            figures = _figures(tables, primary, screened.kept, tmp, _scale(packet)) \
+                if options.plots else {}
+            _write_report(tmp, packet, trials, raters_csv, tables, screened, figures, options,
+                          primary, ratings_path, checklist)
+            atomic_write_text(tmp / FINGERPRINT_FILE, json.dumps(fingerprint, indent=1) + "\n")
     return AnalysisResult(out_dir, tables["system_scores"], tables["pairwise"], screened,
                           screened.notes)
 
@@ -367,11 +397,11 @@ def _write_report(out_dir, packet, trials, raters_csv, tables, screened, figures
         sections.append(Section("Figures", images=list(figures.values())))
     title = f"MOS test {packet.packet_id}"
     write_html(out_dir / "report.html", render_html(sections, title))
-    md = [f"# {title}\n"]
+    md = [f"# {markdown_text(title)}\n"]
     for s in sections:
-        md.append(f"\n## {s.title}\n")
+        md.append(f"\n## {markdown_text(s.title)}\n")
         if s.text:
-            md.append(f"\n{s.text}\n")
+            md.append(f"\n{markdown_text(s.text)}\n")
         if s.table is not None:
             md.append("\n" + to_markdown(s.table))
     if figures:
