@@ -27,7 +27,8 @@ def format_cell(value, digits: int = 4) -> str:
     str
         Integers in full; other numbers with ``digits`` significant digits in fixed notation
         when 1e-3 <= |x| < 1e9 (so 16000.0 stays "16000"), otherwise in scientific notation;
-        NaN and None as :data:`MISSING`; anything else as ``str(value)``.
+        NaN and None as :data:`MISSING`; anything else as ``str(value)``, with control and
+        bidirectional formatting characters shown escaped (see :func:`visible_text`).
     """
     if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
         return MISSING
@@ -47,7 +48,24 @@ def format_cell(value, digits: int = 4) -> str:
             decimals = max(0, digits - 1 - math.floor(math.log10(abs(x))))
             return f"{x:.{decimals}f}"
         return f"{x:.{digits}g}"
-    return str(value)
+    return visible_text(str(value))
+
+
+def visible_text(text: str) -> str:
+    """``text`` with control and format characters written as escapes (``\\u202e``).
+
+    A right-to-left override (U+202E) or an isolate in a name would reorder the text after it
+    in a table, so that a reader sees another name or another number than the one stored.
+
+    Examples
+    --------
+    >>> visible_text("abc\u202egpj.exe")
+    'abc\\\\u202egpj.exe'
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c == " " else c.encode("unicode_escape").decode("ascii")
+                   for c in text)
 
 
 def is_numeric_column(column: pd.Series) -> bool:

@@ -60,3 +60,13 @@ def test_markdown_escapes_html_in_cells_and_text():
     assert "<" not in table and ">" not in table
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in table
     assert markdown_text("a & <b>") == "a &amp; &lt;b&gt;"
+
+
+def test_bidirectional_characters_are_shown_escaped_in_tables():
+    """A right-to-left override would make a reader see another name than the one stored."""
+    from reports import Section, render_html
+    df = pd.DataFrame({"system": ["good\u202edab"], "mean": [1.0]})
+    table = to_markdown(df)
+    page = render_html([Section("s", table=df)], "t")
+    for text in (table, page):
+        assert "\u202e" not in text and "good\\u202edab" in text
