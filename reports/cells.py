@@ -54,6 +54,9 @@ def format_cell(value, digits: int = 4) -> str:
 def visible_text(text: str) -> str:
     """``text`` with control and format characters written as escapes (``\\u202e``).
 
+    Tabs and line breaks are kept: each renderer lays them out (Markdown rows turn them into
+    spaces).
+
     A right-to-left override (U+202E) or an isolate in a name would reorder the text after it
     in a table, so that a reader sees another name or another number than the one stored.
 
@@ -64,8 +67,8 @@ def visible_text(text: str) -> str:
     """
     if text.isprintable():
         return text
-    return "".join(c if c.isprintable() or c == " " else c.encode("unicode_escape").decode("ascii")
-                   for c in text)
+    return "".join(c if c.isprintable() or c in " \t\n\r" else
+                   c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def is_numeric_column(column: pd.Series) -> bool:
