@@ -16,6 +16,7 @@ import pandas as pd
 
 from reference_model.errors import InputError
 from reference_model.folders import building, locked
+from reports.cells import csv_untext
 from wavebench import tool_version
 from reports import (Image, Section, markdown_text, render_html, to_markdown, write_csv,
                      write_html)
@@ -101,7 +102,8 @@ def _read_raters(path: Path | None, ratings_path: Path) -> pd.DataFrame | None:
     if not Path(path).is_file():
         return None
     try:
-        return pd.read_csv(path, dtype=str, keep_default_na=False)
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+        return table.apply(lambda column: column.map(csv_untext))  # write_csv's formula guard
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise InputError(f"not a readable raters CSV ({str(err).splitlines()[0]})",
                          path) from None

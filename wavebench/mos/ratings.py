@@ -10,8 +10,13 @@ import csv
 import hashlib
 import io
 import json
+import math
+import re
+from collections import Counter
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -19,6 +24,7 @@ import pandas as pd
 from reference_model.errors import InputError
 from wavebench.mos.anonymize import sha256_file
 from reports import write_csv
+from reports.cells import csv_untext
 
 #: Columns of ratings.csv, in order (MOS.md section 11).
 RATING_COLUMNS = (
@@ -34,6 +40,42 @@ TRIAL_TYPES = ("rating", "training", "gold_high", "gold_low", "trap", "repeat", 
                "bandwidth", "calibration")
 _INT_COLUMNS = ("trial_index", "n_plays", "listen_ms", "response_ms")
 _RESULTS_FORMAT = "wavebench-mos-results"
+#: Trial types answered on the rating scale; every other type (trap, headphone, bandwidth,
+#: calibration) is answered by a choice or not at all, and carries no score.
+SCORED_TYPES = ("rating", "training", "gold_high", "gold_low", "repeat")
+#: What a rater can answer, per method: (min, max, step). The manifest's scale min/max win;
+#: its step does too, except for slider methods, whose manifest step spaces the labels (20)
+#: while the page's slider answers in steps of 1.
+METHOD_SCALES = {"acr": (1, 5, 1), "dcr": (1, 5, 1), "ccr": (-3, 3, 1), "mushra": (0, 100, 1),
+                 "mushra_nmr": (0, 100, 1)}
+SLIDER_METHODS = ("mushra", "mushra_nmr")
+#: Bounds on one results file, checked before it is parsed. A page's file takes about 0.5 KB
+#: per response (a 12-page MUSHRA session is under 100 KB), so these leave ample room.
+MAX_RESULTS_BYTES = 16 * 2**20
+MAX_JSON_DEPTH = 32         # the results format nests 4 deep
+MAX_JSON_ITEMS = 500_000    # commas outside strings: bounds the objects json.loads builds
+MAX_RESPONSES = 10_000
+RESPONSE_FACTOR = 2         # responses read per answer the list asks for, at most
+MAX_INT = 2**53 - 1         # JavaScript's largest exact integer
+#: Columns of rejects.csv: one row per response left out of ratings.csv, and why.
+REJECT_COLUMNS = ("file", "rater_id", "session_id", "list_id", "response", "trial_id",
+                  "stimulus_id", "score", "rule", "reason")
+#: JSON types of the fields of a response and of the payload (null counts as absent).
+_RESPONSE_TYPES = {"trial_index": "int", "n_plays": "int", "listen_ms": "int",
+                   "response_ms": "int", "score": "number", "played_to_end": "bool",
+                   **dict.fromkeys(("trial_id", "kind", "page_id", "stimulus_id",
+                                    "stimulus_b_id", "presented_first", "choice", "answered_at",
+                                    "comment"), "str")}
+_PAYLOAD_TYPES = {"packet_id": "str", "list_id": "str", "rater_id": "str", "session_id": "str",
+                  "method": "str", "started_at": "str", "finished_at": "str",
+                  "completed": "bool", "user_agent": "str", "audio_context_rate": "int",
+                  "platform": "str", "questionnaire": "object"}
+_QUESTIONNAIRE_TYPES = dict.fromkeys(
+    ("device", "native_language", "age_band", "hearing_self_report", "comment"), "str")
+#: Python types of each JSON kind (exact: true and false are not integers), and its name.
+_JSON_KINDS = {"int": ((int,), "an integer"), "number": ((int, float), "a number"),
+               "bool": ((bool,), "true or false"), "str": ((str,), "a string"),
+               "object": ((dict,), "an object")}
 
 
 @dataclass(frozen=True)
@@ -80,23 +122,170 @@ class ImportResult:
         One row per session, columns :data:`RATER_COLUMNS`.
     notes : list of str
         What was dropped or merged, and why (one line each).
+    rejects : pd.DataFrame
+        One row per response left out of ``ratings``, columns :data:`REJECT_COLUMNS`.
     """
 
     ratings: pd.DataFrame
     raters: pd.DataFrame
     notes: list = field(default_factory=list)
+    rejects: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=list(REJECT_COLUMNS)))
 
 
-def _read_json(path: Path, what: str) -> dict:
+class Problem(NamedTuple):
+    """Why a response is rejected: a short rule name and a sentence."""
+
+    rule: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Scale:
+    """The scores a rater can give: ``lo`` to ``hi`` in steps of ``step``, held exactly.
+
+    Attributes
+    ----------
+    lo, hi, step : fractions.Fraction
+    """
+
+    lo: Fraction
+    hi: Fraction
+    step: Fraction
+
+    def __str__(self) -> str:
+        return f"{_number(self.lo)} to {_number(self.hi)} in steps of {_number(self.step)}"
+
+    def problem(self, score) -> Problem | None:
+        """Why ``score`` (an int or float) is not an answer on this scale, or None."""
+        if isinstance(score, float) and not math.isfinite(score):
+            return Problem("score_not_finite", f"score {score} is not a finite number")
+        value = _exact(score)
+        if not self.lo <= value <= self.hi:
+            return Problem("score_out_of_scale",
+                           f"score {_shown(score)} is outside the scale ({self})")
+        if (value - self.lo) % self.step:
+            return Problem("score_off_step", f"score {_shown(score)} is not on the scale ({self})")
+        return None
+
+
+def _exact(value) -> Fraction:
+    """A number as an exact fraction; a float as the decimal it prints as (0.1 is 1/10)."""
+    return Fraction(repr(float(value))) if isinstance(value, float) else Fraction(value)
+
+
+def _number(value: Fraction) -> str:
+    return str(value.numerator) if value.denominator == 1 else repr(float(value))
+
+
+def _shown(value, width: int = 40) -> str:
+    """``repr`` of a value from a file, cut to ``width`` characters."""
+    text = repr(value)
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+def answer_scale(packet: Packet) -> Scale:
+    """The scale a packet's raters answer on (see :data:`METHOD_SCALES`).
+
+    Parameters
+    ----------
+    packet : Packet
+
+    Returns
+    -------
+    Scale
+
+    Raises
+    ------
+    InputError
+        A method without a rating scale, or a manifest scale whose min, max or step is not a
+        finite number with min < max and step > 0.
+    """
+    where = packet.root / "packet" / "manifest.json"
+    method = packet.method.replace("-", "_")
+    if method not in METHOD_SCALES:
+        raise InputError(f"no rating scale is known for method {packet.method!r}; import "
+                         f"knows {', '.join(METHOD_SCALES)}", where)
+    lo, hi, step = METHOD_SCALES[method]
+    given = packet.manifest.get("scale") or {}
+    if not isinstance(given, dict):
+        raise InputError("manifest scale must be an object", where)
+    lo, hi = given.get("min", lo), given.get("max", hi)
+    if method not in SLIDER_METHODS:
+        step = given.get("step", step)
+    numbers = all(type(v) is int or (type(v) is float and math.isfinite(v))
+                  for v in (lo, hi, step))
+    if not numbers or not lo < hi or step <= 0:
+        raise InputError(f"manifest scale min {lo!r}, max {hi!r}, step {step!r}: need finite "
+                         "numbers with min < max and step > 0", where)
+    return Scale(_exact(lo), _exact(hi), _exact(step))
+
+
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)', re.DOTALL)
+_NOT_STRUCTURE = bytes(sorted(set(range(256)) - set(b"[]{},")))
+_DEPTH_STEP = np.zeros(256, np.int8)
+_DEPTH_STEP[list(b"[{")], _DEPTH_STEP[list(b"]}")] = 1, -1
+
+
+def json_shape(raw: bytes, chunk: int = 1 << 20) -> tuple[int, int]:
+    """Nesting depth and number of commas of a JSON text, outside strings, without parsing.
+
+    Parameters
+    ----------
+    raw : bytes
+        The text (any bytes; invalid JSON gives some bounded answer).
+    chunk : int
+        Brackets summed at a time (bounds the memory of the running depth).
+
+    Returns
+    -------
+    (int, int)
+        The deepest bracket nesting and the number of commas.
+    """
+    # An unterminated string runs to the end, so every match succeeds at once: linear time.
+    structure = _JSON_STRING.sub(b"", raw).translate(None, _NOT_STRUCTURE)
+    steps = _DEPTH_STEP[np.frombuffer(structure, np.uint8)]
+    depth = deepest = 0
+    for start in range(0, steps.size, chunk):
+        run = np.cumsum(steps[start:start + chunk], dtype=np.int64) + depth
+        deepest, depth = max(deepest, int(run.max())), int(run[-1])
+    return deepest, structure.count(b",")
+
+
+def _read_bytes(path: Path, what: str, max_bytes: int | None) -> bytes:
     if not path.is_file():
         raise InputError(f"no {what} here" if not path.exists() else "not a file", path)
     try:
-        data = json.loads(path.read_bytes().decode("utf-8"))
+        with open(path, "rb") as f:
+            raw = f.read() if max_bytes is None else f.read(max_bytes + 1)
+    except OSError as err:
+        raise InputError(f"cannot read {what}: {err.strerror}", path) from None
+    if max_bytes is not None and len(raw) > max_bytes:
+        raise InputError(f"{what} is larger than {max_bytes // 2**20} MiB, far more than a "
+                         "listening session writes; not read", path)
+    return raw
+
+
+def _read_json(path: Path, what: str, *, max_bytes: int | None = None,
+               max_items: int | None = None) -> dict:
+    """A JSON object from a file, its size, nesting and item count checked before parsing."""
+    raw = _read_bytes(path, what, max_bytes)
+    depth, items = json_shape(raw)
+    if depth > MAX_JSON_DEPTH:
+        raise InputError(f"{what} is nested {depth} levels deep; at most {MAX_JSON_DEPTH} "
+                         "are read", path)
+    if max_items is not None and items > max_items:
+        raise InputError(f"{what} holds {items} JSON items; at most {max_items} are read", path)
+    try:
+        data = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise InputError(f"{what} is not UTF-8 text", path) from None
     except json.JSONDecodeError as err:
         raise InputError(f"{what} is not valid JSON (truncated or edited?): {err.msg} at "
                          f"line {err.lineno} column {err.colno}", path) from None
+    except ValueError as err:  # an integer of more than 4300 digits
+        raise InputError(f"{what} is not valid JSON: {str(err).splitlines()[0]}",
+                         path) from None
     if not isinstance(data, dict):
         raise InputError(f"{what} must be a JSON object, got {type(data).__name__}", path)
     return data
@@ -164,14 +353,35 @@ def payload_checksum(payload: dict) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _check_results(data: dict, path: Path, packet: Packet) -> dict:
+def _check_types(obj: dict, types: dict, what: str, path: Path) -> None:
+    """Every field of ``types`` present in ``obj`` and not null has its JSON type."""
+    for name, kind in types.items():
+        value = obj.get(name)
+        allowed, described = _JSON_KINDS[kind]
+        if value is not None and type(value) not in allowed:
+            raise InputError(f"{what}: {name} {_shown(value)} is not {described}", path)
+
+
+def answers_per_list(packet: Packet) -> dict:
+    """list_id -> responses the list asks for: one per trial, one per stimulus of a page."""
+    asked = {}
+    for trial in packet.key["trials"].values():
+        asked[trial["list_id"]] = asked.get(trial["list_id"], 0) \
+            + max(1, len(trial.get("stimuli") or ()))
+    return asked
+
+
+def _check_results(data: dict, path: Path, packet: Packet, asked: dict) -> dict:
     if data.get("format") != _RESULTS_FORMAT or not isinstance(data.get("payload"), dict):
-        raise InputError(f"not a wavebench results file (format {data.get('format')!r}, "
+        raise InputError(f"not a wavebench results file (format {_shown(data.get('format'))}, "
                          f"expected {_RESULTS_FORMAT!r} with a payload)", path)
     payload = data["payload"]
     if payload_checksum(payload) != data.get("checksum"):
         raise InputError("checksum does not match the responses; the file was edited or "
                          "truncated", path)
+    _check_types(payload, _PAYLOAD_TYPES, "payload", path)
+    _check_types(payload.get("questionnaire") or {}, _QUESTIONNAIRE_TYPES, "questionnaire",
+                 path)
     if payload.get("packet_id") != packet.packet_id:
         raise InputError(f"results are from packet {payload.get('packet_id')!r}, not "
                          f"{packet.packet_id!r}; pass the packet they were collected with", path)
@@ -184,33 +394,120 @@ def _check_results(data: dict, path: Path, packet: Packet) -> dict:
     for name in ("rater_id", "session_id"):
         if not str(payload.get(name, "")).strip():
             raise InputError(f"payload has an empty {name}", path)
+    n, list_id = len(payload["responses"]), payload["list_id"]
+    limit = min(MAX_RESPONSES, RESPONSE_FACTOR * asked.get(list_id, 0))
+    if n > limit:
+        raise InputError(f"{n} responses for list {list_id}, which asks for "
+                         f"{asked.get(list_id, 0)} answers; at most {limit} are read (a "
+                         "stuffed or corrupt file?)", path)
     return payload
 
 
-def _response_rows(payload: dict, path: Path, packet: Packet) -> list[dict]:
-    trials, stimuli = packet.key["trials"], packet.key["stimuli"]
-    rows = []
+def _response_trial(resp, k: int, list_id: str, path: Path, packet: Packet) -> dict:
+    """The key's trial of response ``k``, after checking the response's JSON types and ids."""
+    if not isinstance(resp, dict):
+        raise InputError(f"response {k} is not an object", path)
+    _check_types(resp, _RESPONSE_TYPES, f"response {k}", path)
+    if resp.get("trial_index") is None:
+        raise InputError(f"response {k} has no trial_index", path)
+    trial = packet.key["trials"].get(resp.get("trial_id"))
+    if trial is None or trial.get("list_id") != list_id:
+        raise InputError(f"response {k}: trial {_shown(resp.get('trial_id'))} is not in list "
+                         f"{list_id} of this packet", path)
+    for name in ("stimulus_id", "stimulus_b_id"):
+        anon = resp.get(name) or ""
+        if anon and anon not in packet.key["stimuli"]:
+            raise InputError(f"response {k}: unknown stimulus {_shown(anon)}", path)
+    return trial
+
+
+def _answer_problem(score, trial_type: str, scale: Scale) -> Problem | None:
+    """Why ``score`` (None when not given) cannot answer a trial of ``trial_type``, or None."""
+    if trial_type not in SCORED_TYPES:
+        return None if score is None else Problem(
+            "score_unexpected", f"a {trial_type} trial takes no score, got {_shown(score)}")
+    if score is None:
+        return Problem("score_missing", f"a {trial_type} trial without a score")
+    return scale.problem(score)
+
+
+def _stimulus_problem(trial_id: str, trial: dict, stimulus_id: str,
+                      stimulus_b_id: str) -> Problem | None:
+    """Why the stimuli of an answer are not those of its trial, or None."""
+    own = list(trial.get("stimuli") or ())
+    if stimulus_id not in own:
+        return Problem("foreign_stimulus",
+                       f"stimulus {stimulus_id!r} is not one of trial {trial_id}'s")
+    if stimulus_b_id and stimulus_b_id not in own + [trial.get("reference")]:
+        return Problem("foreign_stimulus",
+                       f"second stimulus {stimulus_b_id!r} is not one of trial {trial_id}'s")
+    return None
+
+
+def _integer_problem(name: str, value: int) -> Problem | None:
+    if 0 <= value <= MAX_INT:
+        return None
+    return Problem("integer_out_of_range", f"{name} {_shown(value)} is outside 0 to 2**53-1")
+
+
+def _response_problem(resp: dict, trial: dict, scale: Scale) -> Problem | None:
+    """Why a well-typed response is no answer to its trial, or None."""
+    integers = (_integer_problem(name, resp[name]) for name in _INT_COLUMNS
+                if resp.get(name) is not None)
+    return (_answer_problem(resp.get("score"), trial.get("trial_type", "rating"), scale)
+            or _stimulus_problem(resp["trial_id"], trial, resp.get("stimulus_id") or "",
+                                 resp.get("stimulus_b_id") or "")
+            or next(filter(None, integers), None))
+
+
+def _trial_problems(rows: list, problems: list) -> list:
+    """Each row's problem once answers are counted per trial.
+
+    Answers of a trial (for MUSHRA, of one stimulus of a page) given more than once are all
+    rejected, and a trial with any rejected answer loses all of them: a page counts whole or
+    not at all.
+    """
+    counts = Counter((row["trial_id"], row["stimulus_id"]) for row in rows)
+
+    def counted(row, problem):
+        n = counts[row["trial_id"], row["stimulus_id"]]
+        if problem or n == 1:
+            return problem
+        return Problem("duplicate_answer", f"trial {row['trial_id']} answered {n} times "
+                       f"for stimulus {row['stimulus_id']!r}")
+
+    problems = [counted(row, problem) for row, problem in zip(rows, problems)]
+    rejected = {row["trial_id"] for row, problem in zip(rows, problems) if problem}
+    lost = {tid: Problem("trial_rejected", f"another answer of trial {tid} was rejected")
+            for tid in rejected}
+    return [problem or lost.get(row["trial_id"]) for row, problem in zip(rows, problems)]
+
+
+def _response_rows(payload: dict, path: Path, packet: Packet,
+                   scale: Scale) -> tuple[list, list]:
+    """(rows for ratings.csv, rows for rejects.csv) of one results file's responses."""
+    session = {"packet_id": payload["packet_id"], "rater_id": payload["rater_id"],
+               "session_id": payload["session_id"], "list_id": payload["list_id"]}
+    rows, problems = [], []
     for k, resp in enumerate(payload["responses"]):
-        if not isinstance(resp, dict):
-            raise InputError(f"response {k} is not an object", path)
-        trial = trials.get(resp.get("trial_id"))
-        if trial is None or trial.get("list_id") != payload["list_id"]:
-            raise InputError(f"response {k}: trial {resp.get('trial_id')!r} is not in list "
-                             f"{payload['list_id']} of this packet", path)
-        for name in ("stimulus_id", "stimulus_b_id"):
-            anon = resp.get(name) or ""
-            if anon and anon not in stimuli:
-                raise InputError(f"response {k}: unknown stimulus {anon!r}", path)
-        row = {name: resp.get(name, "") for name in RATING_COLUMNS}
-        row.update(packet_id=payload["packet_id"], rater_id=str(payload["rater_id"]),
-                   session_id=str(payload["session_id"]), list_id=payload["list_id"],
-                   trial_type=trial.get("trial_type", "rating"), method=packet.method)
-        score = resp.get("score")
-        if score is not None and (isinstance(score, bool) or not isinstance(score, (int, float))):
-            raise InputError(f"response {k}: score {score!r} is not a number", path)
-        row["score"] = np.nan if score is None else float(score)
+        trial = _response_trial(resp, k, payload["list_id"], path, packet)
+        row = {name: "" if resp.get(name) is None else resp[name] for name in RATING_COLUMNS}
+        row.update(session, trial_type=trial.get("trial_type", "rating"), method=packet.method,
+                   score=resp.get("score"))
         rows.append(row)
-    return rows
+        problems.append(_response_problem(resp, trial, scale))
+    kept, rejects = [], []
+    for k, (row, problem) in enumerate(zip(rows, _trial_problems(rows, problems))):
+        score = row["score"]
+        if problem is None:
+            kept.append(dict(row, score=np.nan if score is None else float(score)))
+        else:
+            rejects.append({
+                "file": str(path), "rater_id": row["rater_id"], "session_id": row["session_id"],
+                "list_id": row["list_id"], "response": k, "trial_id": row["trial_id"],
+                "stimulus_id": row["stimulus_id"],
+                "score": "" if score is None else _shown(score), **problem._asdict()})
+    return kept, rejects
 
 
 def _rater_row(data: dict, payload: dict) -> dict:
@@ -231,8 +528,35 @@ def _rater_row(data: dict, payload: dict) -> dict:
         "code_ok": code == str(data.get("checksum", ""))[: len(code)] and bool(code)}
 
 
+def _reject_note(rejects: pd.DataFrame, n_sessions: int) -> str:
+    """One line summing up the rejects."""
+    trials = rejects[["session_id", "trial_id"]].drop_duplicates()
+    rules = rejects["rule"].value_counts()
+    return (f"rejected {len(rejects)} responses ({len(trials)} trials) in "
+            f"{rejects['session_id'].nunique()} of {n_sessions} sessions: "
+            f"{', '.join(f'{rule} {n}' for rule, n in rules.items())}; listed in rejects.csv "
+            "beside the ratings (a session missing a trial is incomplete, which screening "
+            "excludes by default)")
+
+
+def _repeated_rater_notes(raters: pd.DataFrame) -> list:
+    """A note for each rater id seen under several session ids (as screening will see it)."""
+    from wavebench.mos.screening import DEFAULT_RULES, repeated_sessions
+
+    sessions = raters.rename(columns={"started_at": "answered_at"})
+    return repeated_sessions(sessions, DEFAULT_RULES["repeated_rater"]["threshold"])[1]
+
+
 def import_results(paths, packet: Packet) -> ImportResult:
     """Import the offline page's results files into the canonical ratings schema.
+
+    A file is refused when it cannot be a results file of this packet (see the errors
+    below). Within a readable file, a response whose well-typed value no rater could have
+    given is rejected, with every other answer of its trial: a score that is not finite,
+    outside the scale or off its step (:func:`answer_scale`), a missing score on a rated
+    trial or a score on a choice trial, a stimulus that is not the trial's, an integer
+    outside 0 to 2**53-1, and a trial (or a page's stimulus) answered more than once. The
+    rejects are returned in :attr:`ImportResult.rejects` and summed up in one note.
 
     Parameters
     ----------
@@ -245,21 +569,28 @@ def import_results(paths, packet: Packet) -> ImportResult:
     -------
     ImportResult
         Ratings sorted by session and trial index; a file whose session was already imported
-        with the same checksum is skipped with a note.
+        with the same checksum is skipped with a note, and a rater id seen under several
+        session ids gets a note.
 
     Raises
     ------
     InputError
-        No files, an unreadable, truncated or edited file (checksum mismatch), results of
-        another packet, an unknown list, trial or stimulus, or two different files for the
-        same session.
+        No files; a file over :data:`MAX_RESULTS_BYTES`, nested deeper than
+        :data:`MAX_JSON_DEPTH` or holding more than :data:`MAX_JSON_ITEMS` items; an
+        unreadable, truncated or edited file (checksum mismatch); results of another packet;
+        an unknown list, trial or stimulus; a field of the wrong JSON type (an integer field
+        holding 3.0 or true included); more responses than :data:`RESPONSE_FACTOR` times
+        what the list asks for, or than :data:`MAX_RESPONSES`; or two different files for
+        the same session.
     """
     if not paths:
         raise InputError("no results files given")
-    rows, sessions, seen, notes = [], [], {}, []
+    scale, asked = answer_scale(packet), answers_per_list(packet)
+    rows, rejects, sessions, seen, notes = [], [], [], {}, []
     for p in map(Path, paths):
-        data = _read_json(p, "results file")
-        payload = _check_results(data, p, packet)
+        data = _read_json(p, "results file", max_bytes=MAX_RESULTS_BYTES,
+                          max_items=MAX_JSON_ITEMS)
+        payload = _check_results(data, p, packet, asked)
         sid = str(payload["session_id"])
         if sid in seen:
             if seen[sid][1] == data["checksum"]:
@@ -268,12 +599,18 @@ def import_results(paths, packet: Packet) -> ImportResult:
             raise InputError(f"session {sid} also comes from {seen[sid][0]} with different "
                              "responses; remove one of them", p)
         seen[sid] = (p, data["checksum"])
-        rows += _response_rows(payload, p, packet)
+        kept, rejected = _response_rows(payload, p, packet, scale)
+        rows += kept
+        rejects += rejected
         sessions.append(_rater_row(data, payload))
     ratings = pd.DataFrame(rows, columns=list(RATING_COLUMNS))
     ratings = ratings.sort_values(["session_id", "trial_index"], kind="stable")
     raters = pd.DataFrame(sessions, columns=list(RATER_COLUMNS))
-    return ImportResult(ratings.reset_index(drop=True), raters, notes)
+    rejects = pd.DataFrame(rejects, columns=list(REJECT_COLUMNS))
+    notes += _repeated_rater_notes(raters)
+    if len(rejects):
+        notes.append(_reject_note(rejects, len(raters)))
+    return ImportResult(ratings.reset_index(drop=True), raters, notes, rejects)
 
 
 def read_ratings(path, packet: Packet) -> pd.DataFrame:
@@ -296,8 +633,11 @@ def read_ratings(path, packet: Packet) -> pd.DataFrame:
     ------
     InputError
         Missing, empty or truncated file, missing columns, a value of the wrong type, a
-        packet id other than the packet's, or trials/stimuli the key does not know (a key
-        swapped for one of another packet).
+        packet id other than the packet's, trials/stimuli the key does not know (a key
+        swapped for one of another packet), or a row that import would have rejected (a
+        hand-edited file): a score off the scale or its step, a rated trial without a score
+        or a choice trial with one, a stimulus not of its trial, a trial answered twice in a
+        session, or an integer column holding other than digits from 0 to 2**53-1.
     """
     path = Path(path)
     if not path.is_file():
@@ -314,6 +654,7 @@ def read_ratings(path, packet: Packet) -> pd.DataFrame:
         df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
     except pd.errors.ParserError as err:
         raise InputError(f"not a readable CSV ({str(err).splitlines()[0]})", path) from None
+    df = df.apply(lambda column: column.map(csv_untext))  # write_csv's formula guard, undone
     missing = [c for c in RATING_COLUMNS if c not in df.columns]
     if missing:
         raise InputError(f"missing column(s) {', '.join(missing)}; is this a ratings.csv "
@@ -350,17 +691,48 @@ def _typed_ratings(df: pd.DataFrame, path: Path, packet: Packet) -> pd.DataFrame
                          f"{df['score'][bad].iloc[0]!r} is not a number", path)
     df["score"] = score.astype(float)
     for name in _INT_COLUMNS:
-        values = pd.to_numeric(df[name].replace("", "0"), errors="coerce")
-        if values.isna().any():
-            raise InputError(f"line {int(np.flatnonzero(values.isna())[0]) + 2}: {name} is "
-                             "not an integer (truncated file?)", path)
-        df[name] = values.astype(int)
+        df[name] = _csv_integers(df[name], name, path)
     df["played_to_end"] = df["played_to_end"].str.lower().isin(["true", "1", "yes"])
     bad_type = sorted(set(df["trial_type"]) - set(TRIAL_TYPES))
     if bad_type:
         raise InputError(f"unknown trial_type {bad_type[0]!r}; expected one of "
                          f"{', '.join(TRIAL_TYPES)}", path)
+    _check_answers(df, path, packet)
     return df
+
+
+def _csv_integers(column: pd.Series, name: str, path: Path) -> pd.Series:
+    """A column of whole numbers from 0 to :data:`MAX_INT` (empty reads as 0)."""
+    text = column.replace("", "0")
+    ok = text.str.fullmatch(r"\d{1,16}")
+    values = pd.to_numeric(text.where(ok, "0")).astype(np.int64)
+    bad = ~ok | (values > MAX_INT)
+    if bad.any():
+        raise InputError(f"line {int(np.flatnonzero(bad)[0]) + 2}: {name} is not an integer "
+                         "from 0 to 2**53-1 (truncated file?)", path)
+    return values
+
+
+def _check_answers(df: pd.DataFrame, path: Path, packet: Packet) -> None:
+    """The checks of import on a ratings table: each score on the scale where the trial
+    takes one, the trial's own stimuli, and one answer per trial (or page stimulus)."""
+    scale, trials, memo = answer_scale(packet), packet.key["trials"], {}
+    columns = (df[c].tolist() for c in ("trial_id", "score", "stimulus_id", "stimulus_b_id"))
+    for line, (trial_id, score, stimulus, stimulus_b) in enumerate(zip(*columns), start=2):
+        trial = trials[trial_id]
+        kind = trial.get("trial_type", "rating")
+        score = None if math.isnan(score) else score  # an empty field ("nan" was refused)
+        if (kind, score) not in memo:  # a few distinct scores; the check is exact, not fast
+            memo[kind, score] = _answer_problem(score, kind, scale)
+        problem = memo[kind, score] or _stimulus_problem(trial_id, trial, stimulus, stimulus_b)
+        if problem:
+            raise InputError(f"line {line}: {problem.reason}", path)
+    again = df.duplicated(["session_id", "trial_id", "stimulus_id"])
+    if again.any():
+        row = df[again].iloc[0]
+        raise InputError(f"line {int(np.flatnonzero(again)[0]) + 2}: trial {row['trial_id']} "
+                         f"answered again in session {row['session_id']} (stimulus "
+                         f"{row['stimulus_id']!r}); one answer per trial", path)
 
 
 def check_answer(row_expected, score: float, choice: str) -> bool:
@@ -420,8 +792,9 @@ def unblind(ratings: pd.DataFrame, packet: Packet) -> pd.DataFrame:
     return df
 
 
-def write_ratings(result: ImportResult, ratings_path, raters_path=None) -> tuple[Path, Path]:
-    """Write ratings.csv and raters.csv atomically.
+def write_ratings(result: ImportResult, ratings_path, raters_path=None,
+                  rejects_path=None) -> tuple[Path, Path]:
+    """Write ratings.csv, raters.csv and rejects.csv atomically.
 
     Parameters
     ----------
@@ -431,19 +804,33 @@ def write_ratings(result: ImportResult, ratings_path, raters_path=None) -> tuple
         Destination of the ratings.
     raters_path : str or os.PathLike, optional
         Destination of the sessions table; default ``raters.csv`` beside the ratings.
+    rejects_path : str or os.PathLike, optional
+        Destination of the rejected responses; default ``rejects.csv`` beside the ratings.
+        It is written even when empty, so no earlier import's rejects are left beside
+        these ratings.
 
     Returns
     -------
     (pathlib.Path, pathlib.Path)
-        The two paths written.
+        The ratings and raters paths written.
+
+    Raises
+    ------
+    InputError
+        Two of the three destinations are the same file.
     """
     ratings_path = Path(ratings_path)
     raters_path = Path(raters_path) if raters_path else ratings_path.with_name("raters.csv")
+    rejects_path = Path(rejects_path) if rejects_path else ratings_path.with_name("rejects.csv")
     if raters_path.resolve() == ratings_path.resolve():
         raise InputError("ratings and raters would be the same file; name the ratings "
                          "file something other than raters.csv", ratings_path)
+    if rejects_path.resolve() in (ratings_path.resolve(), raters_path.resolve()):
+        raise InputError("rejects would overwrite the ratings or raters; name the ratings "
+                         "file something other than rejects.csv", rejects_path)
     out = result.ratings.copy()
     out["played_to_end"] = out["played_to_end"].map(lambda v: "true" if v else "false")
     write_csv(out, ratings_path)
     write_csv(result.raters, raters_path)
+    write_csv(result.rejects, rejects_path)
     return ratings_path, raters_path

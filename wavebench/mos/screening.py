@@ -1,9 +1,10 @@
 """Pre-registered rater screening (MOS.md 12.2): objective session checks, flags, a waterfall log.
 
 The rules and thresholds are fixed in a file before unblinding (``screening.yaml``); the
-sha256 of the resolved rules goes into the report. Objective checks exclude sessions by
-default; agreement-with-consensus rules (leave-one-out correlation, BT.500 kurtosis, per-vote
-z) only flag by default, because excluding on agreement pushes results toward the consensus.
+sha256 of the resolved rules goes into the report. Objective checks (a rater id seen under
+several session ids among them) exclude sessions by default; agreement-with-consensus rules
+(leave-one-out correlation, BT.500 kurtosis, per-vote z) only flag by default, because
+excluding on agreement pushes results toward the consensus.
 """
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ from reference_model.errors import InputError
 
 #: Rules in the order they are applied, with their default settings.
 DEFAULT_RULES = {
+    # A rater's sessions beyond their first `threshold`, and any repeat of a list they took.
+    "repeated_rater": {"threshold": 1, "exclude": True},
     "incomplete_session": {"exclude": True},
     "not_played_to_end": {"exclude": True},
     "headphone_check": {"threshold": 5 / 6, "exclude": True},   # share correct, at least
@@ -34,9 +37,9 @@ DEFAULT_RULES = {
     "kurtosis_bt500": {"exclude": False},
     "vote_z": {"threshold": 3.29, "exclude": False},            # per-vote |z| (P.808)
 }
-OBJECTIVE_RULES = ("incomplete_session", "not_played_to_end", "headphone_check", "trap_failed",
-                   "gold_correct", "min_variance", "fast_response", "hidden_reference",
-                   "mid_anchor")
+OBJECTIVE_RULES = ("repeated_rater", "incomplete_session", "not_played_to_end",
+                   "headphone_check", "trap_failed", "gold_correct", "min_variance",
+                   "fast_response", "hidden_reference", "mid_anchor")
 #: MUSHRA page scores that count as a failure of the hidden reference / the mid anchor.
 HIDDEN_REF_MIN, MID_ANCHOR_MAX = 90.0, 90.0
 RATER_RULES = ("loo_correlation", "kurtosis_bt500")
@@ -166,8 +169,42 @@ def mushra_fail_rates(df: pd.DataFrame) -> pd.DataFrame:
     return out.reindex(sorted(df["rater_id"].unique()))
 
 
+def repeated_sessions(df: pd.DataFrame, allowed: float) -> tuple[set, list]:
+    """Sessions of a rater id seen under several session ids that do not count.
+
+    A rater's sessions are taken in order of their first answer (then session id). A session
+    does not count when the rater already has ``allowed`` earlier sessions, or already took
+    its list (the rater has heard its items).
+
+    Parameters
+    ----------
+    df : pd.DataFrame
+        Ratings with rater_id, session_id, list_id and answered_at.
+    allowed : float
+        Sessions a rater may take (1 unless the design gives raters several lists).
+
+    Returns
+    -------
+    (set, list of str)
+        The session ids that fail, and one note per rater id with several sessions.
+    """
+    first = df.groupby("session_id").agg(rater_id=("rater_id", "first"),
+                                         list_id=("list_id", "first"),
+                                         at=("answered_at", "min")).reset_index()
+    first = first.sort_values(["at", "session_id"], kind="stable")
+    failing = (first.groupby("rater_id").cumcount() >= allowed) \
+        | first.duplicated(["rater_id", "list_id"])
+    notes = []
+    for rater, s in first.groupby("rater_id", sort=True):
+        if len(s) > 1:
+            shown = ", ".join(s["session_id"].iloc[:5]) + (", ..." if len(s) > 5 else "")
+            notes.append(f"rater {rater} answered under {len(s)} session ids ({shown}); "
+                         f"repeated_rater fails {int(failing[s.index].sum())} of them")
+    return set(first.loc[failing, "session_id"]), notes
+
+
 def _session_checks(df: pd.DataFrame, rules: dict, list_sizes: dict, durations: dict,
-                    completed: dict, method: str) -> pd.DataFrame:
+                    completed: dict, method: str, repeated: set) -> pd.DataFrame:
     """Per session, a True column for each objective rule it fails."""
     rates = mushra_fail_rates(df[df["trial_type"].isin(RATED_TYPES)]) \
         if method.startswith("mushra") else None
@@ -180,6 +217,7 @@ def _session_checks(df: pd.DataFrame, rules: dict, list_sizes: dict, durations: 
         expected = list_sizes.get(s["list_id"].iloc[0], 0)
         scored = s.loc[~s["trial_type"].isin(("training", "calibration")), "trial_id"]
         out[sid] = {
+            "repeated_rater": sid in repeated,
             "incomplete_session": (not completed.get(sid, True))
             or scored.nunique() < expected,
             "not_played_to_end": not bool(rated["played_to_end"].all()),
@@ -313,7 +351,10 @@ def screen(df: pd.DataFrame, rules: dict, rules_sha256: str, *, list_sizes: dict
     if not durations:
         notes.append("fast_response skipped: no stimulus durations (packet/stimuli not found)")
     rated = df[df["trial_type"].isin(RATED_TYPES) & df["score"].notna()]
-    checks = _session_checks(df, rules, list_sizes, durations, completed or {}, method)
+    repeated, repeat_notes = repeated_sessions(df, rules["repeated_rater"]["threshold"])
+    notes += repeat_notes
+    checks = _session_checks(df, rules, list_sizes, durations, completed or {}, method,
+                             repeated)
     remaining = set(checks.index)
     log = [_log_row("none", rules, set(), set(), 0, remaining, rated)]
     for rule in OBJECTIVE_RULES:
