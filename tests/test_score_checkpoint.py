@@ -68,3 +68,23 @@ def test_mel_model_copy_synthesis_is_scored_and_resumes(tmp_path, references):
     again = score_checkpoint(path, **kwargs)
     assert [w.stat().st_mtime_ns for w in wavs] == stamp  # nothing regenerated
     pd.testing.assert_frame_equal(pd.read_csv(again.per_utterance), table)
+
+
+def test_another_checkpoint_on_the_same_folder_is_refused_before_work(tmp_path, references):
+    """The likelihoods in nll.jsonl belong to one checkpoint: another one may not reuse them."""
+    path, _ = checkpoint(tmp_path, SMALL)
+    out = tmp_path / "out"
+    first = score_checkpoint(path, reference_dir=references, out_dir=out, progress=False,
+                             log=lambda _: None)
+    before = pd.read_csv(first.per_utterance)["value"].tolist()
+    torch.manual_seed(1)
+    other = WaveNet(SMALL)
+    save_checkpoint(path, config=SMALL, model_state=other.state_dict())  # same name, new weights
+    with pytest.raises(InputError, match=r"holds a score run of another checkpoint"):
+        score_checkpoint(path, reference_dir=references, out_dir=out, progress=False,
+                         log=lambda _: None)
+    again = score_checkpoint(path, reference_dir=references, out_dir=out, progress=False,
+                             log=lambda _: None, force=True)
+    assert again.n_resumed == 0
+    after = pd.read_csv(again.per_utterance)["value"].tolist()
+    assert after != before  # recomputed with the new weights, not the old nll.jsonl

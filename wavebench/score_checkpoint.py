@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -14,7 +15,8 @@ from reference_model.features import log_mel
 from reference_model.likelihood import bits_per_sample, target_log_probs
 from wavebench.pairs import keyed_files
 from wavebench.runinfo import file_hash
-from wavebench.score import read_done, score, trim_partial_line
+from wavebench.fingerprint import read_fingerprint
+from wavebench.score import SETTINGS_FILE, read_done, score, trim_partial_line
 
 NLL_FILE = "nll.jsonl"
 
@@ -39,13 +41,16 @@ def copy_synthesis(model, audio, *, sampler: str, seed: int, temperature: float)
 
 def score_checkpoint(checkpoint, *, reference_dir, out_dir, system=None, metrics=None,
                      oracles=(), jobs=1, sampler="fused", seed=0, temperature=1.0,
-                     progress=True, log=print):
+                     progress=True, log=print, force=False):
     """Score a checkpoint against reference recordings.
 
     Every model gets ``nll_bits`` (teacher-forced, bits per sample, lower is better). A
     mel-conditioned model also resynthesizes each reference from its own mel frames (written to
     ``OUT/generated/SYSTEM``) and the pair metrics score that copy against the reference.
-    Both steps resume: finished likelihoods and generated files are kept.
+    Both steps resume: finished likelihoods and generated files are kept, as long as the
+    checkpoint is the one they came from (its hash is in the run's fingerprint; another
+    checkpoint on the same ``out_dir`` is refused before any work). ``force`` discards them and
+    starts afresh.
     """
     out_dir = Path(out_dir)
     model, payload = load_checkpoint(checkpoint)
@@ -61,11 +66,17 @@ def score_checkpoint(checkpoint, *, reference_dir, out_dir, system=None, metrics
     if not want_nll and not synthesize:
         raise InputError(f"nothing to score for {system}: choose --metrics nll_bits or a "
                          "mel-conditioned checkpoint", checkpoint)
+    checkpoint_hash = file_hash(checkpoint)
     out_dir.mkdir(parents=True, exist_ok=True)
     nll_path = out_dir / NLL_FILE
+    generated_dir = out_dir / "generated" / system
+    if force:
+        nll_path.unlink(missing_ok=True)
+        shutil.rmtree(generated_dir, ignore_errors=True)
+    else:
+        _check_same_checkpoint(out_dir, checkpoint_hash, checkpoint)
     trim_partial_line(nll_path)  # a kill mid-line must not swallow the next record
     done = {utterance: record for (_, utterance), record in read_done(nll_path).items()}
-    generated_dir = out_dir / "generated" / system
     records = []
     for key, path in tqdm(sorted(keyed_files(reference_dir).items()), disable=not progress,
                           desc="checkpoint", unit="utt"):
@@ -87,4 +98,15 @@ def score_checkpoint(checkpoint, *, reference_dir, out_dir, system=None, metrics
     return score(reference_dir=reference_dir, generated=generated, out_dir=out_dir,
                  metrics=pair_metrics if (generated or oracles) else (), oracles=oracles,
                  jobs=jobs, progress=progress, log=log, extra_records=records,
-                 checkpoint_hash=file_hash(checkpoint))
+                 checkpoint_hash=checkpoint_hash, force=force)
+
+
+def _check_same_checkpoint(out_dir: Path, checkpoint_hash: str, checkpoint) -> None:
+    """Refuse to resume likelihoods and copies made by another checkpoint (before any work)."""
+    info = read_fingerprint(out_dir / SETTINGS_FILE) or {}
+    old = (info.get("fingerprint") or {}).get("checkpoint_hash") if isinstance(
+        info.get("fingerprint"), dict) else None
+    if old and old != checkpoint_hash:
+        raise InputError(f"holds a score run of another checkpoint (sha256 {old}, not "
+                         f"{checkpoint_hash} of {checkpoint}); use --force to start afresh or "
+                         f"choose another -o", out_dir)
