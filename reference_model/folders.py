@@ -29,9 +29,14 @@ _AT_FDCWD = -100
 _UNOWNED_AGE_S = 24 * 3600
 
 
+def _absolute(path) -> Path:
+    """``path`` made absolute, so that ``.`` and ``..`` have a name and a parent."""
+    return Path(os.path.abspath(path))
+
+
 def temp_sibling(path, kind: str = "tmp") -> Path:
     """A hidden name beside ``path`` owned by this process: ``.NAME.<kind>-<pid>-<hex>``."""
-    path = Path(path)
+    path = _absolute(path)
     return path.with_name(f".{path.name}.{kind}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
 
 
@@ -58,8 +63,8 @@ def clear_stale(path) -> list[Path]:
     list of Path
         What was removed.
     """
-    path = Path(path)
-    parent = path.parent if str(path.parent) else Path(".")
+    path = _absolute(path)
+    parent = path.parent
     if not parent.is_dir():
         return []
     pattern = re.compile(rf"^\.{re.escape(path.name)}\.(tmp|old)-(?:(\d+)-)?[0-9a-f]+(\..*)?$")
@@ -106,7 +111,7 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(err, os.strerror(err), str(b))
 
 
-def swap_in(tmp, dest, *, keep_old: Path | None = None) -> None:
+def swap_in(tmp, dest) -> None:
     """Put the finished folder ``tmp`` at ``dest``, replacing what was there in one step.
 
     Where the kernel supports it the two folders are exchanged atomically, so every reader sees
@@ -118,11 +123,11 @@ def swap_in(tmp, dest, *, keep_old: Path | None = None) -> None:
     tmp : str or Path
         The new folder, on the same file system as ``dest``.
     dest : str or Path
-        Destination; an existing folder there is replaced.
-    keep_old : Path or None
-        Where to move the replaced folder instead of deleting it (a backup).
+        Destination; an existing folder there is replaced (and deleted). A caller that must
+        keep it makes its backup before the swap: moving the old set after the swap would
+        leave it, for a moment, under a temporary name that a later run clears.
     """
-    tmp, dest = Path(tmp), Path(dest)
+    tmp, dest = _absolute(tmp), _absolute(dest)
     if not dest.exists() and not dest.is_symlink():
         os.replace(tmp, dest)
         return
@@ -134,14 +139,11 @@ def swap_in(tmp, dest, *, keep_old: Path | None = None) -> None:
         old = temp_sibling(dest, "old")
         os.replace(dest, old)
         os.replace(tmp, dest)
-    if keep_old is not None:
-        os.replace(old, keep_old)
-    else:
-        shutil.rmtree(old, ignore_errors=True)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 @contextlib.contextmanager
-def building(dest, *, keep_old: Path | None = None):
+def building(dest):
     """Yield an empty temporary folder beside ``dest``; swap it in if the block succeeds.
 
     Stale temporary siblings of ``dest`` left by killed runs are removed first. On an exception
@@ -152,14 +154,14 @@ def building(dest, *, keep_old: Path | None = None):
     >>> with building("report") as tmp:   # doctest: +SKIP
     ...     (tmp / "results.csv").write_text(text)
     """
-    dest = Path(dest)
+    dest = _absolute(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     clear_stale(dest)
     tmp = temp_sibling(dest)
     tmp.mkdir()
     try:
         yield tmp
-        swap_in(tmp, dest, keep_old=keep_old)
+        swap_in(tmp, dest)
     except BaseException:
         _remove(tmp)
         raise
@@ -178,7 +180,7 @@ def locked(dest, what: str = "output folder"):
     InputError
         Another live process holds the lock.
     """
-    dest = Path(dest)
+    dest = _absolute(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     lock_path = dest.with_name(f".{dest.name}.lock")
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)

@@ -81,10 +81,12 @@ def build_mos_packet(out_dir: Path, references: dict, generated: Path, rate: int
                             level="lufs:-23", question="How natural does this audio sound?")
     try:
         result = build_packet([f"tiny_fused={generated}", f"oracle_mulaw={oracle}"],
-                              out_dir / "mos", options)
+                              out_dir / "mos", options, force=True)  # a rerun keeps the old one
     except InputError as exc:
         log(f"  MOS packet skipped: {exc}")
         return None
+    if result.backup:
+        log(f"  the earlier demo packet, key included, is kept in {result.backup}")
     page = result.out_dir / "packet" / "index.html"
     log(f"  {result.n_lists} rater lists, {result.minutes_per_session:.1f} min per session: {page}")
     return page

@@ -1,7 +1,12 @@
 """Click commands ``wavebench mos import`` and ``wavebench mos analyze``."""
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import click
+
+from reference_model.errors import InputError
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -27,14 +32,65 @@ def import_command(results, packet_dir, source, out_path, raters_path):
     """
     from wavebench.mos.ratings import import_results, load_packet, write_ratings
 
+    out = Path(out_path)
+    check_import_outputs(results, packet_dir, {
+        "-o": out, ("--raters" if raters_path else "raters.csv beside -o"):
+            Path(raters_path) if raters_path else out.with_name("raters.csv"),
+        "rejects.csv beside -o": out.with_name("rejects.csv")})
     packet = load_packet(packet_dir)
     result = import_results(results, packet)
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
     ratings, raters = write_ratings(result, out_path, raters_path)
+    if len(result.rejects):
+        click.echo(f"{len(result.rejects)} responses rejected (not counted), listed in "
+                   f"{ratings.with_name('rejects.csv')}", err=True)
     click.echo(f"imported {len(result.ratings)} judgements from {len(result.raters)} sessions "
                f"({result.raters['rater_id'].nunique()} raters) into {ratings}; sessions in "
                f"{raters}")
+
+
+def check_import_outputs(results, packet_dir, outputs: dict) -> None:
+    """Refuse an output of ``mos import`` that is one of its inputs or lies inside the packet.
+
+    Paths are compared resolved (links followed) and, where both exist, as the same file (hard
+    links), so ``-o victim.json`` or ``-o PACKET/private/key.json`` never destroys what
+    cannot be collected again.
+
+    Parameters
+    ----------
+    results : sequence of str
+        The results files being imported.
+    packet_dir : str
+        ``--packet``: the packet's output folder, or its ``packet/`` subfolder.
+    outputs : dict
+        Option name (``-o``, ``--raters``, ...) -> the file it would write.
+
+    Raises
+    ------
+    InputError
+        One line naming the output and what it would overwrite.
+    """
+    root = Path(packet_dir)
+    if (root / "manifest.json").is_file() and not (root / "packet").is_dir():
+        root = root.parent  # OUT/packet given: the key sits in OUT/private
+    root = root.resolve()
+    for option, out in outputs.items():
+        target = Path(out).resolve()
+        for given in results:
+            if target == Path(given).resolve() or _same_file(out, given):
+                raise InputError(f"{option} is the results file {given} being imported; write "
+                                 "the output elsewhere", out)
+        if target.is_relative_to(root):
+            raise InputError(f"{option} is inside the packet folder {root}; write the output "
+                             "outside it (the packet holds its key and is replaced whole)", out)
+
+
+def _same_file(a, b) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet)
+        return False
 
 
 @click.command("analyze", context_settings=CONTEXT)
@@ -66,15 +122,21 @@ def import_command(results, packet_dir, source, out_path, raters_path):
                    "papers report; they ignore clustering and never decide significance).")
 @click.option("--strict-report", is_flag=True,
               help="Fail when a reporting-checklist field is NOT REPORTED.")
+@click.option("--force", is_flag=True,
+              help="Replace an analysis of other inputs or options in -o (refused without it).")
 def analyze_command(ratings, packet_dir, out_dir, screening_path, ci, generalize, correction,
                     alpha, baseline, compare_anchors, n_boot, seed, raters_path, no_plots,
-                    raw_tests, strict_report):
+                    raw_tests, strict_report, force):
     """Screen raters, estimate MOS with intervals, test pairs and write the report.
 
     \b
     Example:
       wavebench mos analyze ratings.csv --packet mos_out -o mos_report
       xdg-open mos_report/report.html
+
+    The report folder is written aside and swapped in whole, so an interrupted run leaves the
+    earlier analysis complete; -o holding an analysis of other inputs or options is refused,
+    naming the change, unless --force, and a folder holding anything else is always refused.
     """
     from wavebench.mos.analysis_report import AnalysisOptions, run_analysis
 
@@ -84,7 +146,7 @@ def analyze_command(ratings, packet_dir, out_dir, screening_path, ci, generalize
                               raters_path=raters_path, plots=not no_plots,
                               raw_tests=raw_tests, strict_report=strict_report)
     result = run_analysis(ratings, packet_dir, out_dir, options,
-                          log=lambda line: click.echo(line, err=True))
+                          log=lambda line: click.echo(line, err=True), force=force)
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
     excluded = int(result.screening.sessions["excluded"].sum())

@@ -62,10 +62,16 @@ def _read_items(value: str):
               "below 5/6 are screened out (for crowdsourced tests).")
 @click.option("--config", "config_path", default=None,
               help="YAML file of packet settings (MOS.md 14); options given here win.")
+@click.option("--force", is_flag=True,
+              help="Replace an earlier packet at --out. The old one, private key included, is "
+                   "kept beside it as OUT.replaced-<UTC time> (hard links: no extra space).")
 def packet(systems, out_dir, reference, method, seed, votes, trials_per_session, items, holdout,
            level, sample_rate, bit_depth, anchors, gold, traps, downmix, exports,
-           headphone_check, config_path):
+           headphone_check, config_path, force):
     """Build a blind, balanced, level-aligned listening-test packet from folders of audio.
+
+    The packet is built beside --out and swapped in when complete, so an interrupted run leaves
+    the earlier packet whole. A packet with a private key is replaced only with --force.
 
     \b
     Example:
@@ -91,7 +97,7 @@ def packet(systems, out_dir, reference, method, seed, votes, trials_per_session,
                  if ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE}
         from_file = packet_options_from_config(read_config(config_path), config_path)
         opt = replace(opt, **{k: v for k, v in from_file.items() if k not in given})
-    result = build_packet(list(systems), out_dir, opt)
+    result = build_packet(list(systems), out_dir, opt, force=force)
     for note in result.notes:
         click.echo(note, err=True)
     click.echo(f"packet {result.packet_id}: {result.n_lists} lists (one per rater session), "

@@ -6,12 +6,14 @@ import io
 import json
 import os
 import shutil
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from reference_model.audio import atomic_path, atomic_write_bytes
+from reference_model.audio import atomic_write_bytes
+from reference_model.folders import building, locked, temp_sibling
 from wavebench import tool_version
 from wavebench.mos.exports import check_exports, trials_csv
 from reference_model.errors import InputError
@@ -78,6 +80,7 @@ class PacketResult:
     sample_rate: int
     minutes_per_session: float
     notes: list = field(default_factory=list)
+    backup: Path | None = None  # where the replaced packet went (``--force`` over a packet)
 
 
 def _check_options(opt: PacketOptions) -> None:
@@ -143,17 +146,27 @@ def _anchors(opt: PacketOptions, reference: str | None, rate: int, names: list) 
     return wanted
 
 
-def build_packet(systems: list, out_dir, options: PacketOptions | None = None) -> PacketResult:
+def build_packet(systems: list, out_dir, options: PacketOptions | None = None, *,
+                 force: bool = False) -> PacketResult:
     """Build ``OUT/packet``, ``OUT/private`` and ``OUT/packet.zip`` from folders of audio.
+
+    The three are built in a temporary folder beside ``OUT`` and swapped in at the end, under a
+    lock on ``OUT``: a run killed at any moment leaves the earlier packet whole (the next run
+    removes the temporary folder).
 
     Parameters
     ----------
     systems : list of str
         ``NAME=DIR`` for each system; items are matched by relative path without extension.
     out_dir : str or Path
-        Output folder; an earlier packet there is replaced, anything else is refused.
+        Output folder: absent, empty, or an earlier packet (replaced only with ``force``);
+        anything else is refused.
     options : PacketOptions or None
         Method, reference, seed, votes, levels, anchors and checks (defaults: ACR, P.56 -26 dBov).
+    force : bool
+        Replace an earlier packet. Its private key is what unblinds its ratings, so the whole
+        old folder is kept as ``NAME.replaced-<UTC time>`` beside ``OUT`` (``backup`` of the
+        result).
 
     Returns
     -------
@@ -163,11 +176,21 @@ def build_packet(systems: list, out_dir, options: PacketOptions | None = None) -
     ------
     InputError
         One line for the first input problem (mismatched items listed per system, unreadable,
-        silent, clipped, NaN or too-short clips, too many MUSHRA conditions, bad options).
+        silent, clipped, NaN or too-short clips, too many MUSHRA conditions, bad options), an
+        earlier packet without ``force``, or another run building the same ``OUT``.
     """
     opt = options or PacketOptions()
     _check_options(opt)
     out_dir = Path(out_dir)
+    if out_dir.name in ("", ".", ".."):  # "--out ." names no sibling to build beside
+        out_dir = Path(os.path.abspath(out_dir))
+    with locked(out_dir, "--out"):
+        replacing = _replaceable(out_dir, force)
+        return _build(systems, out_dir, opt, replacing)
+
+
+def _build(systems: list, out_dir: Path, opt: PacketOptions, replacing: bool) -> PacketResult:
+    """Everything of :func:`build_packet` once ``out_dir`` is locked and may be replaced."""
     notes: list = []
     names, reference, items, clips = _load(systems, opt, notes)
     rate = packet_rate(opt.sample_rate, [c.sample_rate for c in clips.values()])
@@ -205,21 +228,66 @@ def build_packet(systems: list, out_dir, options: PacketOptions | None = None) -
         notes.append(f"true-peak guard: global level lowered by {levels['reduction_db']:.2f} dB "
                      f"to keep every stimulus below -1 dBTP")
     pid = packet_id(secret)
-    with atomic_path(_fresh(out_dir)) as tmp:
+    backup = None
+    with building(out_dir) as tmp:  # packet/, private/ and packet.zip are swapped in together
         _write_all(tmp, ctx, lists, levels, rate, pid, secret, systems)
+        if replacing:  # last, so that a failed build leaves no backup behind
+            backup = _keep_old(out_dir)
+    if backup is not None:
+        notes.append(f"note: the replaced packet, its private key included, is kept in {backup}")
     durations = [len(s.audio) / rate for s in stim.items.values() if s.folder == "stimuli"]
     per_session = max(len(v) for v in lists.values()) * (float(np.mean(durations)) * 1.6 + 5.0)
-    return PacketResult(out_dir, pid, len(lists), len(stim.items), rate, per_session / 60, notes)
+    return PacketResult(out_dir, pid, len(lists), len(stim.items), rate, per_session / 60, notes,
+                        backup)
 
 
-def _fresh(out_dir: Path) -> Path:
-    """Clear an earlier packet at ``out_dir``; refuse to overwrite a folder that is not one."""
-    if out_dir.exists():
-        if not out_dir.is_dir() or (any(out_dir.iterdir())
-                                    and not (out_dir / "private" / "key.json").is_file()):
-            raise InputError("exists and is not an earlier packet; choose another --out", out_dir)
-        shutil.rmtree(out_dir)
-    return out_dir
+def _replaceable(out_dir: Path, force: bool) -> bool:
+    """Whether ``out_dir`` holds an earlier packet to replace; refuse what may not be replaced.
+
+    Raises
+    ------
+    InputError
+        ``out_dir`` is a file or a link, a non-empty folder that is not a packet, or a packet
+        with a private key while ``force`` is off.
+    """
+    if out_dir.is_symlink() or (out_dir.exists() and not out_dir.is_dir()):
+        raise InputError("exists and is not a folder; choose another --out", out_dir)
+    if not out_dir.exists() or not any(out_dir.iterdir()):
+        return False
+    if not (out_dir / "private" / "key.json").is_file():
+        raise InputError("exists and is not an earlier packet; choose another --out", out_dir)
+    if not force:
+        raise InputError("holds a packet whose private key unblinds its ratings; choose another "
+                         f"--out, or pass --force to replace it (the old packet is then kept as "
+                         f"{out_dir.name}.replaced-<UTC time>)", out_dir)
+    return True
+
+
+def _keep_old(out_dir: Path) -> Path:
+    """Keep the packet at ``out_dir`` as ``NAME.replaced-<UTC time>`` beside it, before the swap.
+
+    The copy is made of hard links (no extra space where the file system has them) under a
+    temporary name first, and renamed before the swap, so a run
+    killed at any moment leaves the old key at ``out_dir``, in the backup, or both; a backup moved
+    aside only after the swap would sit under a temporary name that later runs clear.
+    """
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    backup = out_dir.with_name(f"{out_dir.name}.replaced-{stamp}")
+    n = 1
+    while backup.exists() or backup.is_symlink():  # two --force runs within one second
+        backup, n = out_dir.with_name(f"{out_dir.name}.replaced-{stamp}-{n}"), n + 1
+    tmp = temp_sibling(out_dir)
+    shutil.copytree(out_dir, tmp, symlinks=True, copy_function=_link_or_copy)
+    os.rename(tmp, backup)
+    return backup
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    """Hard-link ``src`` to ``dst``, or copy it where the file system has no hard links."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
 
 
 def _fixed_trials(ctx: dict, holdout: list) -> dict:

@@ -1,7 +1,6 @@
 """Check a built packet: integrity, balance, leaks and the key commitment (``mos validate``)."""
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,6 +10,7 @@ import soundfile as sf
 
 from reference_model.errors import InputError
 from wavebench.mos.anonymize import sha256_file
+from wavebench.mos.ratings import _read_json
 
 MIN_LEAK_LENGTH = 4  # shorter names match by chance (in base32 ids); reported as unchecked
 
@@ -59,55 +59,166 @@ def validate_packet(path) -> ValidationReport:
     Raises
     ------
     InputError
-        If there is no manifest or it is not valid JSON.
+        If there is no manifest, the manifest or key is not JSON of the expected structure
+        (the file and field are named), or the manifest or key names a path outside the packet.
     """
     packet, private = _locate(path)
-    try:
-        manifest = json.loads((packet / "manifest.json").read_text())
-    except json.JSONDecodeError as err:
-        raise InputError(f"manifest.json is not valid JSON: {err}", packet) from None
-    report = ValidationReport(packet_id=manifest.get("packet_id", ""))
-    _integrity(packet, manifest, report)
-    _wav_format(packet, manifest, report)
+    manifest = _manifest(packet)
+    report = ValidationReport(packet_id=manifest["packet_id"])
+    files = _packet_files(packet, report)
+    _integrity(packet, manifest, files, report)
+    _wav_format(packet, manifest, files, report)
     if private is None:
         report.warnings.append("no private/ folder beside the packet: balance, leak and key "
                                "checks skipped")
         return report
-    key = json.loads((private / "key.json").read_text())
-    if sha256_file(private / "key.json") != manifest.get("key_commitment"):
+    key = _key(packet, private)
+    if sha256_file(private / "key.json") != manifest["key_commitment"]:
         report.errors.append("private/key.json does not match manifest key_commitment "
                              "(a swapped or edited key)")
+    unlisted = sorted(s["file"] for s in key["stimuli"].values()
+                      if s["file"] not in manifest["files"])
+    if unlisted:
+        report.errors.append(f"private/key.json: stimulus file {unlisted[0]} is not in the "
+                             f"manifest ({len(unlisted)} such files)")
     _balance(key, report)
-    _leaks(packet, key, report)
+    _leaks(packet, key, files, report)
     if not report.errors:  # durations need every stimulus readable
         _durations(packet, key, report)
     return report
 
 
-def _integrity(packet: Path, manifest: dict, report: ValidationReport) -> None:
+# The fields each check reads, and their JSON types: anything else is refused before use.
+_MANIFEST_FIELDS = {"packet_id": str, "key_commitment": str, "sample_rate": int,
+                    "bit_depth": int, "channels": int, "files": dict, "audio": dict,
+                    "lists": dict}
+_LIST_TRIAL_FIELDS = {"kind": str, "stimuli": list}
+_KEY_FIELDS = {"method": str, "votes": int, "conditions": list, "stimuli": dict, "trials": dict}
+_KEY_STIMULUS_FIELDS = {"system": str, "item": str, "role": str, "source": str, "file": str}
+_KEY_TRIAL_FIELDS = {"list_id": str, "trial_type": str, "item": str,
+                     "condition": (str, type(None)), "filler": bool}
+_JSON_NAMES = {str: "a string", int: "an integer", bool: "true or false", dict: "an object",
+               list: "a list", type(None): "null", float: "a number"}
+
+
+def _manifest(packet: Path) -> dict:
+    """The manifest, its structure checked and its paths kept inside ``packet``."""
+    path = packet / "manifest.json"
+    manifest = _read_json(path, "packet manifest")
+    _fields(manifest, _MANIFEST_FIELDS, path)
+    for rel, digest in manifest["files"].items():
+        _inside(packet, rel, path, "files")
+        _expect(digest, str, path, f"files[{rel!r}]")
+    for anon, rel in manifest["audio"].items():
+        _expect(rel, str, path, f"audio[{anon!r}]")
+        _inside(packet, rel, path, "audio")
+    for list_id, trials in manifest["lists"].items():
+        _expect(trials, list, path, f"lists[{list_id!r}]")
+        for n, trial in enumerate(trials):
+            _record(trial, _LIST_TRIAL_FIELDS, path, f"lists[{list_id!r}][{n}]")
+            _strings(trial["stimuli"], path, f"lists[{list_id!r}][{n}].stimuli")
+    return manifest
+
+
+def _key(packet: Path, private: Path) -> dict:
+    """The private key, its structure checked and its stimulus files kept inside ``packet``."""
+    path = private / "key.json"
+    key = _read_json(path, "packet key")
+    _fields(key, _KEY_FIELDS, path)
+    _strings(key["conditions"], path, "conditions")
+    for anon, stimulus in key["stimuli"].items():
+        _record(stimulus, _KEY_STIMULUS_FIELDS, path, f"stimuli[{anon!r}]")
+        _inside(packet, stimulus["file"], path, f"stimuli[{anon!r}].file")
+    for trial_id, trial in key["trials"].items():
+        _record(trial, _KEY_TRIAL_FIELDS, path, f"trials[{trial_id!r}]")
+    return key
+
+
+def _is(value, kinds: tuple) -> bool:
+    # bool is an int to Python but not to a JSON schema: true is no vote count
+    return any(isinstance(value, k) and not (k is int and isinstance(value, bool))
+               for k in kinds)
+
+
+def _expect(value, kinds, path: Path, name: str) -> None:
+    """Raise a one-line InputError naming ``path`` and ``name`` unless ``value`` is ``kinds``."""
+    kinds = kinds if isinstance(kinds, tuple) else (kinds,)
+    if not _is(value, kinds):
+        got = next((n for k, n in _JSON_NAMES.items() if _is(value, (k,))),
+                   type(value).__name__)
+        raise InputError(f"{name} must be {' or '.join(_JSON_NAMES[k] for k in kinds)}, got "
+                         f"{got}; is this a wavebench packet?", path)
+
+
+def _fields(doc: dict, spec: dict, path: Path, where: str = "") -> None:
+    """Every field of ``spec`` present in ``doc`` with its type."""
+    for name, kinds in spec.items():
+        if name not in doc:
+            raise InputError(f"{where}{name} is missing; is this a wavebench packet?", path)
+        _expect(doc[name], kinds, path, f"{where}{name}")
+
+
+def _record(value, spec: dict, path: Path, name: str) -> None:
+    """``value`` is an object with the fields of ``spec``."""
+    _expect(value, dict, path, name)
+    _fields(value, spec, path, f"{name}.")
+
+
+def _strings(values: list, path: Path, name: str) -> None:
+    """Every element of ``values`` is a string."""
+    for n, value in enumerate(values):
+        _expect(value, str, path, f"{name}[{n}]")
+
+
+def _inside(packet: Path, rel: str, path: Path, name: str) -> None:
+    """Refuse a path that is absolute, climbs with ``..`` or resolves (links too) outside."""
+    try:
+        inside = (packet / rel).resolve().is_relative_to(packet.resolve())
+    except (OSError, RuntimeError, ValueError):  # a link loop, a NUL byte, a lone surrogate
+        inside = False
+    if not inside or not rel or rel.startswith(("/", "\\")) \
+            or ".." in rel.replace("\\", "/").split("/"):
+        raise InputError(f"{name} entry {rel!r} is not a relative path inside the packet "
+                         "(absolute, with '..' or through a link out of it)", path)
+
+
+def _packet_files(packet: Path, report: ValidationReport) -> list[Path]:
+    """The files in the packet, sorted; a link to a file outside it is an error, never read."""
+    root, files = packet.resolve(), []
+    for p in sorted(packet.rglob("*")):
+        if not p.is_file():
+            continue
+        if not p.resolve().is_relative_to(root):
+            report.errors.append(f"{p.relative_to(packet).as_posix()}: a link to a file "
+                                 "outside the packet")
+            continue
+        files.append(p)
+    return files
+
+
+def _integrity(packet: Path, manifest: dict, files: list, report: ValidationReport) -> None:
     """Every listed file present with its hash; no unlisted files."""
-    listed = manifest.get("files", {})
+    listed = manifest["files"]
     for rel, digest in sorted(listed.items()):
         p = packet / rel
         if not p.is_file():
             report.errors.append(f"{rel}: listed in the manifest but missing")
         elif sha256_file(p) != digest:
             report.errors.append(f"{rel}: sha256 differs from the manifest (file changed)")
-    present = {p.relative_to(packet).as_posix() for p in packet.rglob("*") if p.is_file()}
+    present = {p.relative_to(packet).as_posix() for p in files}
     for rel in sorted(present - set(listed) - {"manifest.json"}):
         report.errors.append(f"{rel}: in the packet but not in the manifest")
     report.n_files = len(present)
 
 
-def _wav_format(packet: Path, manifest: dict, report: ValidationReport) -> None:
+def _wav_format(packet: Path, manifest: dict, files: list, report: ValidationReport) -> None:
     """Every WAV has the manifest's rate, bit depth and channel count (two channels for the
     headphone check's tones)."""
-    want = (manifest.get("sample_rate"), f"PCM_{manifest.get('bit_depth')}",
-            manifest.get("channels"))
-    audio = manifest.get("audio") or {}
-    stereo = {audio.get(anon) for trials in (manifest.get("lists") or {}).values()
-              for t in trials if t.get("kind") == "headphone" for anon in t.get("stimuli", [])}
-    for p in sorted(packet.rglob("*.wav")):
+    want = (manifest["sample_rate"], f"PCM_{manifest['bit_depth']}", manifest["channels"])
+    audio = manifest["audio"]
+    stereo = {audio.get(anon) for trials in manifest["lists"].values()
+              for t in trials if t["kind"] == "headphone" for anon in t["stimuli"]}
+    for p in (p for p in files if p.suffix == ".wav"):
         try:
             info = sf.info(str(p))
         except (sf.LibsndfileError, RuntimeError) as exc:
@@ -166,13 +277,11 @@ def _leak_strings(key: dict) -> tuple[set, set]:
     return look, short
 
 
-def _leaks(packet: Path, key: dict, report: ValidationReport) -> None:
+def _leaks(packet: Path, key: dict, files: list, report: ValidationReport) -> None:
     """No system name, source path or folder name in any file of the packet (any case)."""
     look, short = _leak_strings(key)
-    needles = sorted({t.lower().encode() for t in look})
-    for p in sorted(packet.rglob("*")):
-        if not p.is_file():
-            continue
+    needles = sorted({t.lower().encode(errors="surrogatepass") for t in look})
+    for p in files:
         data = p.read_bytes().lower()
         for needle in needles:
             if needle in data:
