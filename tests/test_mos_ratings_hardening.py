@@ -459,3 +459,27 @@ def test_a_formula_rater_id_is_written_as_text_and_read_back_exactly(study, tmp_
         assert text.count("'=HYPERLINK") == text.count("=HYPERLINK") > 0  # every one guarded
     back = R.read_ratings(ratings, study["loaded"])
     assert set(back["rater_id"]) == {payload["rater_id"]}
+
+
+@pytest.mark.parametrize("edit, field", [
+    (lambda key: key.update(trials=list(key["trials"])), "trials must be an object"),
+    (lambda key: key.update(trials={t: "x" for t in key["trials"]}), "must be an object"),
+    (lambda key: key.update(stimuli=[]), "stimuli must be an object"),
+])
+def test_a_key_of_the_wrong_shape_is_one_line_even_with_a_matching_commitment(
+        study, tmp_path, edit, field):
+    """Someone who edits the key and re-commits it in the manifest gets a line, not a crash."""
+    import hashlib
+    import shutil
+    root = tmp_path / "pk"
+    shutil.copytree(study["root"] / "pk", root)
+    key_path, manifest_path = root / "private" / "key.json", root / "packet" / "manifest.json"
+    key = json.loads(key_path.read_text())
+    edit(key)
+    key_path.write_text(json.dumps(key))
+    manifest = json.loads(manifest_path.read_text())
+    manifest["key_commitment"] = hashlib.sha256(key_path.read_bytes()).hexdigest()
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(InputError, match=field) as caught:
+        R.load_packet(root)
+    assert "key.json" in str(caught.value) and "\n" not in str(caught.value)

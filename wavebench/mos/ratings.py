@@ -307,8 +307,9 @@ def load_packet(packet_dir) -> Packet:
     Raises
     ------
     InputError
-        A missing or unreadable manifest or key, or a key whose sha256 differs from the
-        manifest's ``key_commitment`` (a key from another packet or an edited key).
+        A missing or unreadable manifest or key, a key whose sha256 differs from the
+        manifest's ``key_commitment`` (a key from another packet or an edited key), or a
+        manifest or key whose containers have the wrong JSON types.
     """
     root = Path(packet_dir)
     if (root / "manifest.json").is_file() and not (root / "packet").is_dir():
@@ -330,6 +331,8 @@ def load_packet(packet_dir) -> Packet:
                          f"..., manifest commits to {str(manifest['key_commitment'])[:12]}...); "
                          "a key from another packet or an edited key", key_path)
     key = _read_json(key_path, "packet key")
+    from wavebench.mos.validate import check_import_shape  # validate reads through this module
+    check_import_shape(manifest, manifest_path, key, key_path)
     if key.get("packet_id") != manifest["packet_id"] or "stimuli" not in key \
             or "trials" not in key:
         raise InputError(f"key is for packet {key.get('packet_id')!r}, not "

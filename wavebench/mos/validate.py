@@ -104,7 +104,19 @@ _JSON_NAMES = {str: "a string", int: "an integer", bool: "true or false", dict: 
 def _manifest(packet: Path) -> dict:
     """The manifest, its structure checked and its paths kept inside ``packet``."""
     path = packet / "manifest.json"
-    manifest = _read_json(path, "packet manifest")
+    return check_manifest(_read_json(path, "packet manifest"), packet, path)
+
+
+def check_manifest(manifest, packet: Path, path: Path) -> dict:
+    """Check a loaded manifest's structure and keep its paths inside ``packet``; return it.
+
+    Raises
+    ------
+    InputError
+        One line naming ``path`` and the first field that is missing or of the wrong type, or
+        a path that leaves the packet.
+    """
+    _expect(manifest, dict, path, "the manifest")
     _fields(manifest, _MANIFEST_FIELDS, path)
     for rel, digest in manifest["files"].items():
         _inside(packet, rel, path, "files")
@@ -123,7 +135,12 @@ def _manifest(packet: Path) -> dict:
 def _key(packet: Path, private: Path) -> dict:
     """The private key, its structure checked and its stimulus files kept inside ``packet``."""
     path = private / "key.json"
-    key = _read_json(path, "packet key")
+    return check_key(_read_json(path, "packet key"), packet, path)
+
+
+def check_key(key, packet: Path, path: Path) -> dict:
+    """Check a loaded private key's structure (see :func:`check_manifest`); return it."""
+    _expect(key, dict, path, "the key")
     _fields(key, _KEY_FIELDS, path)
     _strings(key["conditions"], path, "conditions")
     for anon, stimulus in key["stimuli"].items():
@@ -132,6 +149,31 @@ def _key(packet: Path, private: Path) -> dict:
     for trial_id, trial in key["trials"].items():
         _record(trial, _KEY_TRIAL_FIELDS, path, f"trials[{trial_id!r}]")
     return key
+
+
+def check_import_shape(manifest, manifest_path: Path, key, key_path: Path) -> None:
+    """The containers that ``mos import`` and ``analyze`` walk have their JSON types.
+
+    Lighter than :func:`check_manifest` and :func:`check_key` (which ``mos validate`` applies):
+    only ``lists`` (an object of lists of objects) and the key's ``stimuli`` and ``trials``
+    (objects of objects) are read there.
+
+    Raises
+    ------
+    InputError
+        One line naming the file and the first container of the wrong type.
+    """
+    _expect(manifest, dict, manifest_path, "the manifest")
+    _expect(manifest.get("lists"), dict, manifest_path, "lists")
+    for list_id, trials in manifest["lists"].items():
+        _expect(trials, list, manifest_path, f"lists[{list_id!r}]")
+        for n, trial in enumerate(trials):
+            _expect(trial, dict, manifest_path, f"lists[{list_id!r}][{n}]")
+    _expect(key, dict, key_path, "the key")
+    for name in ("stimuli", "trials"):
+        _expect(key.get(name), dict, key_path, name)
+        for entry_id, entry in key[name].items():
+            _expect(entry, dict, key_path, f"{name}[{entry_id!r}]")
 
 
 def _is(value, kinds: tuple) -> bool:
