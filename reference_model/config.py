@@ -11,6 +11,45 @@ from reference_model.errors import InputError
 COND_KINDS = ("none", "mel", "speaker", "mel+speaker")
 UPSAMPLE_KINDS = ("transposed", "repeat")
 
+# Upper bounds far above every preset (the largest has 5 blocks of 10 layers and 1.2 million
+# parameters), so that an edited checkpoint or TOML file is refused by arithmetic before
+# anything is allocated: 10^6 blocks or 10^9 classes would ask for terabytes, and 64 layers
+# for a dilation of 2^63.
+LIMITS = {"blocks": 64, "layers": 16, "kernel_size": 16, "residual_channels": 4096,
+          "dilation_channels": 4096, "skip_channels": 4096, "end_channels": 4096,
+          "classes": 65536, "sample_rate": 384000, "n_mels": 512, "hop_length": 8192,
+          "n_speakers": 65536, "speaker_dim": 1024}
+MAX_RECEPTIVE_FIELD = 2 ** 20  # samples: 65 s at 16 kHz
+MAX_PARAMETERS = 100_000_000  # 400 MB of float32 weights
+
+
+def shown(value) -> str:
+    """``repr(value)`` for a message, short even for an integer of thousands of digits (whose
+    ``str`` Python refuses beyond 4300 digits)."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10 ** 18:
+        return f"an integer of about 10^{int(abs(value).bit_length() * 0.30103)}"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def upsample_factors(hop: int, largest: int = 8) -> list[int]:
+    """Split ``hop`` into factors no larger than ``largest`` where its primes allow (256 -> 8, 8, 4)."""
+    primes, n, p = [], hop, 2
+    while n > 1:
+        while n % p == 0:
+            primes.append(p)
+            n //= p
+        p += 1
+    factors: list[int] = []
+    for prime in sorted(primes, reverse=True):
+        for i, f in enumerate(factors):
+            if f * prime <= largest:
+                factors[i] = f * prime
+                break
+        else:
+            factors.append(prime)
+    return sorted(factors, reverse=True) or [1]
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -44,21 +83,41 @@ class ModelConfig:
         for name in positive:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise InputError(f"config: {name} must be a positive integer, got {value!r}")
+                raise InputError(f"config: {name} must be a positive integer, got {shown(value)}")
         if not isinstance(self.kernel_size, int) or self.kernel_size < 2:
-            raise InputError(f"config: kernel_size must be an integer >= 2, got {self.kernel_size!r}")
+            raise InputError(f"config: kernel_size must be an integer >= 2, "
+                             f"got {shown(self.kernel_size)}")
         if not isinstance(self.classes, int) or self.classes < 2:
-            raise InputError(f"config: classes must be an integer >= 2, got {self.classes!r}")
+            raise InputError(f"config: classes must be an integer >= 2, got {shown(self.classes)}")
         if self.cond not in COND_KINDS:
-            raise InputError(f"config: cond must be one of {', '.join(COND_KINDS)}, got {self.cond!r}")
+            raise InputError(f"config: cond must be one of {', '.join(COND_KINDS)}, "
+                             f"got {shown(self.cond)}")
         if self.upsample not in UPSAMPLE_KINDS:
             raise InputError(f"config: upsample must be one of {', '.join(UPSAMPLE_KINDS)}, "
-                             f"got {self.upsample!r}")
+                             f"got {shown(self.upsample)}")
         if not isinstance(self.n_speakers, int) or isinstance(self.n_speakers, bool) \
                 or self.n_speakers < 0:
-            raise InputError(f"config: n_speakers must be an integer >= 0, got {self.n_speakers!r}")
+            raise InputError(f"config: n_speakers must be an integer >= 0, "
+                             f"got {shown(self.n_speakers)}")
         if self.uses_speaker and self.n_speakers < 1:
             raise InputError("config: cond includes 'speaker' but n_speakers is 0; set n_speakers")
+        self._check_size()
+
+    def _check_size(self) -> None:
+        """Refuse values beyond :data:`LIMITS`, then a receptive field or parameter count beyond
+        :data:`MAX_RECEPTIVE_FIELD` or :data:`MAX_PARAMETERS`, all by arithmetic alone."""
+        for name, limit in LIMITS.items():
+            if getattr(self, name) > limit:
+                raise InputError(f"config: {name} must be at most {limit}, "
+                                 f"got {shown(getattr(self, name))}")
+        if self.receptive_field > MAX_RECEPTIVE_FIELD:
+            raise InputError(f"config: receptive field of {self.receptive_field} samples (from "
+                             f"blocks, layers and kernel_size) exceeds the limit of "
+                             f"{MAX_RECEPTIVE_FIELD}")
+        count = parameter_count(self)
+        if count > MAX_PARAMETERS:
+            raise InputError(f"config: the model would have {count:,} parameters, more than "
+                             f"the limit of {MAX_PARAMETERS:,}")
 
     @property
     def uses_mel(self) -> bool:
@@ -83,6 +142,28 @@ class ModelConfig:
 
     def replace(self, **changes) -> "ModelConfig":
         return config_from_dict({**self.to_dict(), **changes}, source="config")
+
+
+def parameter_count(config: ModelConfig) -> int:
+    """The number of parameters of ``WaveNet(config)``, by arithmetic: nothing is built.
+
+    Equals ``count_parameters(WaveNet(config))`` (a bias in every convolution and projection).
+    """
+    c, d2 = config, 2 * config.dilation_channels
+    layer = (c.residual_channels * d2 * c.kernel_size + d2            # dilated conv
+             + (c.dilation_channels + 1) * (c.residual_channels + c.skip_channels))  # res, skip
+    if c.uses_mel:
+        layer += (c.n_mels + 1) * d2
+    if c.uses_speaker:
+        layer += (c.speaker_dim + 1) * d2
+    total = ((c.classes + 1) * c.residual_channels                     # start
+             + c.blocks * c.layers * layer
+             + (c.skip_channels + 1) * c.end_channels + (c.end_channels + 1) * c.classes)
+    if c.uses_mel and c.upsample == "transposed":
+        total += sum(c.n_mels * c.n_mels * f + c.n_mels for f in upsample_factors(c.hop_length))
+    if c.uses_speaker:
+        total += c.n_speakers * c.speaker_dim
+    return total
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,10 @@ Each manifest entry gives the file's ``offset`` and ``length`` in the two arrays
 """
 import hashlib
 import json
-import os
+import math
+import re
 import shutil
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +22,9 @@ import soundfile as sf
 from tqdm.auto import tqdm
 
 from reference_model.audio import find_audio_files, load_audio
+from reference_model.config import shown
 from reference_model.errors import InputError
+from reference_model.folders import building, clear_stale, locked
 from reference_model.mulaw import mu_law_encode
 
 FORMAT = "wavebench-prepared"
@@ -30,7 +32,14 @@ VERSION = 1
 NORMALIZE = (None, "peak", "loudness")
 PEAK_TARGET = 0.95  # headroom below full scale, so mu-law's top codes are not all clipped
 LOUDNESS_DBFS = -20.0
-_ENTRY_KEYS = {"path", "offset", "length", "split", "speaker"}  # what load_prepared reads
+# What prepare and load_prepared read from each manifest entry.
+_ENTRY_KEYS = ("path", "sha256", "size", "mtime_ns", "duration", "offset", "length", "split",
+               "speaker", "notes")
+SPLITS = ("train", "valid")
+# A clip may be a few samples longer than its file's duration times the rate (resampling
+# rounds up); anything beyond this slack means the manifest was edited.
+_LENGTH_SLACK = 1.01, 64
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass
@@ -87,7 +96,10 @@ def prepare(audio_dir, out_dir, *, sample_rate=16000, trim_db=None, normalize=No
     mu-law encoded. Files are split into train and validation by a seeded hash of their
     relative path, so adding a file never moves another. Speakers are the first folder of
     each relative path ("" for files at the top). Nothing is written unless every file reads
-    cleanly; the store is built in a temporary folder and renamed into place, manifest last.
+    cleanly; the store is built in a temporary folder and swapped into place, manifest last.
+    ``out_dir`` is locked for the run, and temporary folders that killed runs left beside it
+    are removed first. An existing manifest that fails validation (see
+    :func:`check_manifest`) is not reused: the store is prepared again, with a note saying why.
 
     Parameters
     ----------
@@ -120,7 +132,8 @@ def prepare(audio_dir, out_dir, *, sample_rate=16000, trim_db=None, normalize=No
     ------
     InputError
         Bad options, a missing or empty ``audio_dir``, fewer than 2 files, any unreadable
-        file (named), or an ``out_dir`` that is something else.
+        file (named), an ``out_dir`` that is something else, or another prepare writing to
+        ``out_dir`` now.
 
     Examples
     --------
@@ -136,20 +149,16 @@ def prepare(audio_dir, out_dir, *, sample_rate=16000, trim_db=None, normalize=No
     _check_out_dir(out_dir)
     rels = [f.relative_to(audio_dir).as_posix() for f in files]
     stats = [f.stat() for f in files]
-    old = _reusable_manifest(out_dir, options, audio_dir, rels, stats)
-    if old is not None:
-        return _result(out_dir, old, reused=True)
-    tmp = out_dir.with_name(f".{out_dir.name}.tmp-{uuid.uuid4().hex[:12]}")
-    try:
-        tmp.mkdir(parents=True)
-        entries = _write_store(tmp, files, rels, stats, options, progress)
-        manifest = _manifest(options, entries)
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
-        _swap_into_place(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return _result(out_dir, manifest, reused=False)
+    with locked(out_dir, "output folder for the prepared dataset"):
+        clear_stale(out_dir)  # temporary folders of runs that were killed
+        old, note = _reusable_manifest(out_dir, options, audio_dir, rels, stats)
+        if old is not None:
+            return _result(out_dir, old, reused=True)
+        with building(out_dir) as tmp:
+            entries = _write_store(tmp, files, rels, stats, options, progress)
+            manifest = _manifest(options, entries)
+            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    return _result(out_dir, manifest, reused=False, notes=[note] if note else [])
 
 
 def _options(sample_rate, trim_db, normalize, valid_fraction, seed, classes) -> dict:
@@ -192,30 +201,36 @@ def _file_sha256(path: Path) -> str:
 
 
 def _reusable_manifest(out_dir, options, audio_dir, rels, stats):
-    """The existing manifest if it was made from these files with these options, else None.
+    """The existing manifest if it was made from these files with these options, else None;
+    and a note when one was there but is damaged (then it is prepared again, not trusted).
 
     Size and modification time identify an unchanged file cheaply; where only the time
     differs (a copy, a ``touch``) the sha256 decides, so that alone forces no re-preparation.
+
+    Returns
+    -------
+    (dict or None, str or None)
     """
     manifest = _read_manifest(out_dir)
     if (manifest is None or manifest.get("version") != VERSION
             or manifest.get("options") != options):
-        return None
+        return None, None
     try:
-        old = manifest["files"]
-        if [e["path"] for e in old] != rels:
-            return None
-        for entry, rel, st in zip(old, rels, stats):
-            if entry["size"] != st.st_size:
-                return None
-            if (entry["mtime_ns"] != st.st_mtime_ns
-                    and entry["sha256"] != _file_sha256(audio_dir / rel)):
-                return None
-    except (KeyError, TypeError):  # a damaged manifest is never reused
-        return None
-    if not (out_dir / "audio.npy").is_file() or not (out_dir / "codes.npy").is_file():
-        return None
-    return manifest
+        check_manifest(manifest)
+        _open_store(out_dir / "audio.npy", np.dtype("<f4"), _store_length(manifest))
+        _open_store(out_dir / "codes.npy", np.dtype("u1"), _store_length(manifest))
+    except (ManifestError, InputError) as exc:
+        return None, f"{out_dir}: {exc}; not reused, prepared again"
+    old = manifest["files"]
+    if [e["path"] for e in old] != rels:
+        return None, None
+    for entry, rel, st in zip(old, rels, stats):
+        if entry["size"] != st.st_size:
+            return None, None
+        if (entry["mtime_ns"] != st.st_mtime_ns
+                and entry["sha256"] != _file_sha256(audio_dir / rel)):
+            return None, None
+    return manifest, None
 
 
 def _write_store(folder: Path, files, rels, stats, options, progress) -> list:
@@ -337,28 +352,11 @@ def _fingerprint(options: dict, entries: list) -> str:
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _swap_into_place(tmp: Path, out_dir: Path) -> None:
-    """Rename the finished store onto ``out_dir``, moving an older store aside first.
-
-    A rename cannot replace a non-empty folder, so an old store is renamed away, the new one
-    renamed in, and only then the old one deleted.
-    """
-    if out_dir.is_dir() and not any(out_dir.iterdir()):
-        out_dir.rmdir()
-    if not out_dir.exists():
-        os.replace(tmp, out_dir)
-        return
-    old = out_dir.with_name(f".{out_dir.name}.old-{uuid.uuid4().hex[:12]}")
-    os.replace(out_dir, old)
-    os.replace(tmp, out_dir)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def _result(out_dir: Path, manifest: dict, reused: bool) -> PrepareResult:
-    """Summarize a manifest as a PrepareResult."""
+def _result(out_dir: Path, manifest: dict, reused: bool, notes=()) -> PrepareResult:
+    """Summarize a manifest as a PrepareResult, after ``notes`` on the run itself."""
     files = manifest["files"]
     rate = manifest["sample_rate"]
-    notes = [f"{e['path']}: {note}" for e in files for note in e["notes"]]
+    notes = [*notes, *(f"{e['path']}: {note}" for e in files for note in e["notes"])]
     n_valid = sum(e["split"] == "valid" for e in files)
     return PrepareResult(out_dir=out_dir, reused=reused, n_files=len(files),
                          n_train=len(files) - n_valid, n_valid=n_valid,
@@ -398,8 +396,9 @@ def load_prepared(data_dir) -> AudioSet:
     Raises
     ------
     InputError
-        If the folder is missing, is not a prepared dataset, has another format version, or
-        its store files are missing, truncated or inconsistent with the manifest.
+        If the folder is missing, is not a prepared dataset, has another format version, a
+        manifest that fails :func:`check_manifest` (an edited offset, say), or store files
+        that are missing, truncated or inconsistent with the manifest.
 
     Examples
     --------
@@ -410,7 +409,7 @@ def load_prepared(data_dir) -> AudioSet:
     data_dir = Path(data_dir)
     manifest = _checked_manifest(data_dir)
     files = manifest["files"]
-    total = sum(e["length"] for e in files)
+    total = _store_length(manifest)
     audio = _open_store(data_dir / "audio.npy", np.dtype("<f4"), total)
     codes = _open_store(data_dir / "codes.npy", np.dtype("u1"), total)
     speakers = sorted({e["speaker"] for e in files})
@@ -447,15 +446,103 @@ def _checked_manifest(data_dir: Path) -> dict:
     if manifest.get("version") != VERSION:
         raise InputError(f"prepared with format version {manifest.get('version')!r}; this "
                          f"wavebench reads version {VERSION}: {hint} again", data_dir)
-    missing = [k for k in ("sample_rate", "classes", "fingerprint", "files") if k not in manifest]
-    if missing:
-        raise InputError(f"manifest.json lacks {', '.join(missing)}; {hint} again", data_dir)
-    for i, entry in enumerate(manifest["files"]):
-        if (not isinstance(entry, dict) or not _ENTRY_KEYS <= entry.keys()
-                or entry["split"] not in ("train", "valid")):
-            raise InputError(f"manifest.json file entry {i} is damaged (needs "
-                             f"{', '.join(sorted(_ENTRY_KEYS))}); {hint} again", data_dir)
+    try:
+        check_manifest(manifest)
+    except ManifestError as exc:
+        raise InputError(f"{exc}; {hint} again", data_dir) from None
     return manifest
+
+
+class ManifestError(ValueError):
+    """A manifest whose structure or values are not what :func:`prepare` writes."""
+
+
+def check_manifest(manifest: dict) -> None:
+    """Validate a manifest's structure and values, so that an edited one is never trusted.
+
+    The options must be valid and agree with the top-level rate and classes; every entry must
+    have its fields with the right types, lie in the store right after the one before
+    (offsets are contiguous from 0, lengths positive), be no longer than its file's duration
+    allows, and have a known split; paths must be unique; and the fingerprint must be the
+    hash of the manifest's own options and files. The store's size is checked against the
+    sum of the lengths when the store is opened.
+
+    Raises
+    ------
+    ManifestError
+        The first problem, naming manifest.json and the entry (index and path).
+    """
+    missing = [k for k in ("sample_rate", "classes", "fingerprint", "files", "options")
+               if k not in manifest]
+    if missing:
+        raise ManifestError(f"manifest.json lacks {', '.join(missing)}")
+    options = manifest["options"]
+    try:
+        valid = _options(**options) == options
+    except (InputError, TypeError, ValueError, OverflowError):
+        valid = False
+    if not valid:
+        raise ManifestError(f"manifest.json options are damaged: {shown(options)}")
+    for key in ("sample_rate", "classes"):
+        if type(manifest[key]) is not int or manifest[key] != options[key]:
+            raise ManifestError(f"manifest.json {key} {shown(manifest[key])} differs from its "
+                                f"options' {options[key]}")
+    files = manifest["files"]
+    if not isinstance(files, list) or not files:
+        raise ManifestError("manifest.json files must be a non-empty list of entries")
+    offset, seen = 0, set()
+    for i, entry in enumerate(files):
+        problem = _entry_problem(entry, offset, options["sample_rate"])
+        name = entry.get("path") if isinstance(entry, dict) else None
+        if problem is None and name in seen:
+            problem = "its path is listed twice"
+        if problem is not None:
+            where = f" ({name})" if isinstance(name, str) else ""
+            raise ManifestError(f"manifest.json file entry {i}{where} is damaged: {problem}")
+        seen.add(name)
+        offset += entry["length"]
+    if manifest["fingerprint"] != _fingerprint(options, files):
+        raise ManifestError("manifest.json fingerprint does not match its own options and files")
+
+
+def _entry_problem(entry, offset: int, rate: int) -> str | None:
+    """What is wrong with one manifest entry that should start at ``offset``, or None."""
+    if not isinstance(entry, dict):
+        return f"it is a {type(entry).__name__}, not an object"
+    missing = [k for k in _ENTRY_KEYS if k not in entry]
+    if missing:
+        return f"it lacks {', '.join(missing)}"
+    for key in ("path", "speaker"):
+        if not isinstance(entry[key], str) or (key == "path" and not entry[key]):
+            return f"{key} must be a text, got {shown(entry[key])}"
+    if not isinstance(entry["sha256"], str) or not _SHA256.fullmatch(entry["sha256"]):
+        return f"sha256 must be 64 hex digits, got {shown(entry['sha256'])}"
+    for key in ("size", "mtime_ns", "offset", "length"):
+        if not isinstance(entry[key], int) or isinstance(entry[key], bool):
+            return f"{key} must be a whole number, got {shown(entry[key])}"
+    if entry["offset"] != offset:
+        return (f"offset must be {offset} (where the clip before it ends in the store), "
+                f"got {shown(entry['offset'])}")
+    if entry["length"] < 1 or entry["size"] < 0:
+        return f"length and size must be positive, got {entry['length']} and {entry['size']}"
+    duration = entry["duration"]
+    if (not isinstance(duration, (int, float)) or isinstance(duration, bool)
+            or not math.isfinite(duration) or duration <= 0):
+        return f"duration must be a positive number of seconds, got {shown(duration)}"
+    scale, slack = _LENGTH_SLACK
+    if entry["length"] > duration * rate * scale + slack:
+        return (f"length of {entry['length']} samples is more than its duration of "
+                f"{duration:g} s holds at {rate} Hz")
+    if entry["split"] not in SPLITS:
+        return f"split must be one of {', '.join(SPLITS)}, got {shown(entry['split'])}"
+    if not isinstance(entry["notes"], list) or not all(isinstance(n, str) for n in entry["notes"]):
+        return "notes must be a list of texts"
+    return None
+
+
+def _store_length(manifest: dict) -> int:
+    """Samples in the store of a checked manifest: where its last clip ends."""
+    return sum(e["length"] for e in manifest["files"])
 
 
 def _open_store(path: Path, dtype: np.dtype, length: int) -> np.ndarray:

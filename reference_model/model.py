@@ -5,32 +5,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from reference_model.config import ModelConfig
+from reference_model.config import ModelConfig, upsample_factors
 from reference_model.errors import InputError
 
 # Log-mel frames (natural log, floor ln 1e-5 = -11.5) are brought near zero mean and unit
 # scale before the network sees them: raw values of about -5 +- 3 summed by each 1x1
 # projection would saturate the gates at initialization.
 MEL_SHIFT, MEL_SCALE = 4.0, 4.0
-
-
-def upsample_factors(hop: int, largest: int = 8) -> list[int]:
-    """Split ``hop`` into factors no larger than ``largest`` where its primes allow (256 -> 8, 8, 4)."""
-    primes, n, p = [], hop, 2
-    while n > 1:
-        while n % p == 0:
-            primes.append(p)
-            n //= p
-        p += 1
-    factors: list[int] = []
-    for prime in sorted(primes, reverse=True):
-        for i, f in enumerate(factors):
-            if f * prime <= largest:
-                factors[i] = f * prime
-                break
-        else:
-            factors.append(prime)
-    return sorted(factors, reverse=True) or [1]
 
 
 class ResidualLayer(nn.Module):
@@ -163,3 +144,14 @@ class WaveNet(nn.Module):
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def state_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """The shape of every tensor in ``WaveNet(config).state_dict()``, without allocating any.
+
+    The model is built on PyTorch's ``meta`` device, where tensors have shapes but no storage,
+    so a checkpoint's weights can be compared with its config before the real model exists.
+    """
+    with torch.device("meta"):
+        model = WaveNet(config)
+    return {key: tuple(value.shape) for key, value in model.state_dict().items()}

@@ -16,8 +16,9 @@ from tqdm.auto import tqdm
 
 from reference_model.audio import atomic_path
 from reference_model.batches import Cropper, example_length
-from reference_model.checkpoint import read_checkpoint, save_checkpoint
-from reference_model.config import ModelConfig, config_from_dict
+from reference_model.checkpoint import (first_sentence, read_checkpoint, save_checkpoint,
+                                        stored_config)
+from reference_model.config import ModelConfig
 from reference_model.distributed import Processes
 from reference_model.errors import InputError
 from reference_model.model import WaveNet
@@ -293,9 +294,14 @@ def train(model_config: ModelConfig, config: TrainConfig, data, out_dir, *, resu
 
 
 def restore(path, model, optimizer, ema_model, model_config, data, state) -> dict:
-    """Load a checkpoint into the live objects and return the loop state it recorded."""
+    """Load a checkpoint into the live objects and return the loop state it recorded.
+
+    ``read_checkpoint`` has compared the stored weights with the stored config; what else the
+    checkpoint holds (optimizer state, RNG state, counters) is refused in one line when it
+    does not fit either.
+    """
     payload = read_checkpoint(path)
-    stored = config_from_dict(payload["config"], source=str(path))
+    stored = stored_config(payload, path)
     if stored != model_config:
         changed = [k for k, v in stored.to_dict().items() if model_config.to_dict()[k] != v]
         raise InputError(f"checkpoint model config differs from this run's in {', '.join(changed)}",
@@ -305,16 +311,43 @@ def restore(path, model, optimizer, ema_model, model_config, data, state) -> dic
                          f"{payload.get('data_fingerprint')} != {data.fingerprint})", path)
     model.load_state_dict(payload["model"])
     if payload.get("optimizer"):
-        optimizer.load_state_dict(payload["optimizer"])
+        with restoring(path, "optimizer state"):
+            optimizer.load_state_dict(payload["optimizer"])
+            check_optimizer_state(optimizer)
     if ema_model is not None:
         ema_model.load_state_dict(payload.get("ema_state") or payload["model"])
-    if payload.get("rng"):
-        torch.set_rng_state(payload["rng"]["torch"])
-    return {"step": int(payload.get("step", 0)),
-            "best_val_loss": float(payload.get("best_val_loss", math.inf)),
-            "evals_since_best": int(payload.get("evals_since_best", 0)),
-            "history": list(payload.get("history", [])),
-            "initial_val_bits": payload.get("initial_val_bits")}
+    with restoring(path, "training state (step, RNG, history)"):
+        if payload.get("rng"):
+            torch.set_rng_state(payload["rng"]["torch"])
+        return {"step": int(payload.get("step", 0)),
+                "best_val_loss": float(payload.get("best_val_loss", math.inf)),
+                "evals_since_best": int(payload.get("evals_since_best", 0)),
+                "history": list(payload.get("history", [])),
+                "initial_val_bits": payload.get("initial_val_bits")}
+
+
+@contextlib.contextmanager
+def restoring(path, what: str):
+    """Turn a failure to restore ``what`` from the checkpoint at ``path`` into one InputError."""
+    try:
+        yield
+    except InputError:
+        raise
+    except (ValueError, TypeError, KeyError, IndexError, RuntimeError) as exc:
+        reason = first_sentence(str(exc)) or type(exc).__name__
+        raise InputError(f"cannot restore the {what}: {reason}", path) from None
+
+
+def check_optimizer_state(optimizer: torch.optim.Optimizer) -> None:
+    """Refuse per-parameter optimizer state (moments, momentum) shaped unlike its parameter,
+    which ``load_state_dict`` accepts but the first step would fail on."""
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            for name, value in optimizer.state.get(param, {}).items():
+                if (isinstance(value, torch.Tensor) and value.dim() > 0
+                        and value.shape != param.shape):
+                    raise ValueError(f"{name} has shape {list(value.shape)} for a parameter of "
+                                     f"shape {list(param.shape)}")
 
 
 def append_log(out_dir: Path, record: dict) -> None:

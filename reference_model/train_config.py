@@ -5,7 +5,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-from reference_model.config import check_keys
+from reference_model.config import check_keys, shown
 from reference_model.errors import InputError
 
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
@@ -49,6 +49,7 @@ class TrainConfig:
     audio_seconds: float = 0.0  # TensorBoard: a generated clip this long at each validation
 
     def __post_init__(self):
+        check_types(self)
         for name in ("steps", "batch_size", "crop", "accumulate", "eval_every", "eval_batches",
                      "checkpoint_every", "patience"):
             value = getattr(self, name)
@@ -79,6 +80,17 @@ class TrainConfig:
 
     def replace(self, **changes) -> "TrainConfig":
         return train_config_from_dict({**self.to_dict(), **changes})
+
+
+def check_types(config: TrainConfig) -> None:
+    """Refuse a value whose type is not its field's (from an edited checkpoint or TOML file),
+    before a comparison with it fails with a TypeError. An integer may stand for a float."""
+    for spec in dataclasses.fields(config):
+        value, kind = getattr(config, spec.name), type(spec.default)
+        allowed = (int, float) if kind is float else kind
+        if not isinstance(value, allowed) or (isinstance(value, bool) and kind is not bool):
+            raise InputError(f"train config: {spec.name} must be of type {kind.__name__}, "
+                             f"got {shown(value)}")
 
 
 def train_config_from_dict(data: dict, source: str = "train config") -> TrainConfig:

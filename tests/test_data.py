@@ -51,6 +51,11 @@ def _all(data):
     return {u.name: u for u in data.train + data.valid}
 
 
+def _entries(folder):
+    """Names in ``folder`` other than prepare's lock files (``.NAME.lock``, kept by design)."""
+    return sorted(p.name for p in folder.iterdir() if not p.name.endswith(".lock"))
+
+
 def test_manifest_fields(corpus, tmp_path):
     out = tmp_path / "data"
     result = prepare(corpus, out, progress=False)
@@ -81,7 +86,7 @@ def test_manifest_fields(corpus, tmp_path):
     assert result.seconds == pytest.approx(offsets[-1] / RATE)
     assert "bob/b1.wav: mixed 2 channels to mono" in result.notes
     assert sorted(p.name for p in out.iterdir()) == ["audio.npy", "codes.npy", "manifest.json"]
-    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp dirs
+    assert [n for n in _entries(tmp_path) if n.startswith(".")] == []  # no temp dirs
 
 
 def test_loaded_audio_and_codes_match_the_files(corpus, tmp_path):
@@ -201,7 +206,7 @@ def test_prepare_is_reused_until_an_input_changes(corpus, tmp_path):
     np.testing.assert_array_equal(_all(load_prepared(out))["alice/a1.wav"].audio,
                                   load_audio(corpus / "alice/a1.wav").audio)
     assert not prepare(corpus, out, seed=5, progress=False).reused
-    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    assert [n for n in _entries(tmp_path) if n.startswith(".")] == []
 
 
 def test_fingerprint_is_stable(corpus, tmp_path):
@@ -248,7 +253,7 @@ def test_one_bad_file_stops_the_run_and_writes_nothing(corpus, tmp_path):
     with pytest.raises(InputError, match=_err(bad, "cannot read as audio")):
         prepare(corpus, out, progress=False)
     assert not out.exists()
-    assert list(out.parent.iterdir()) == []  # no temporary folder left either
+    assert _entries(out.parent) == []  # no temporary folder left either
 
 
 def test_failed_reprepare_keeps_the_previous_store(corpus, tmp_path):
@@ -260,7 +265,7 @@ def test_failed_reprepare_keeps_the_previous_store(corpus, tmp_path):
         prepare(corpus, out, progress=False)
     assert (out / "manifest.json").read_bytes() == before
     assert len(_all(load_prepared(out))) == 6
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["audio", "data"]
+    assert _entries(tmp_path) == ["audio", "data"]
 
 
 def test_refuses_to_overwrite_other_folders(corpus, tmp_path):
@@ -344,7 +349,8 @@ def test_load_prepared_damaged_entry(prepared):
     m = _manifest(prepared)
     m["files"][2]["split"] = "test"
     (prepared / "manifest.json").write_text(json.dumps(m))
-    with pytest.raises(InputError, match=_err(prepared, "file entry 2 is damaged")):
+    with pytest.raises(InputError, match=_err(prepared, r"file entry 2 \(alice/a3.wav\) is "
+                                                        r"damaged: split must be one of")):
         load_prepared(prepared)
 
 

@@ -1,6 +1,7 @@
 """Orchestration of `wavebench prepare` and `wavebench train`: choose data, configs, resume."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import torch
@@ -9,13 +10,12 @@ from reference_model.config import architecture, get_preset, load_toml, model_co
 from reference_model.data import is_prepared, load_prepared, prepare
 from reference_model.embedded import embedded_audioset
 from reference_model.errors import InputError
-from reference_model.checkpoint import read_checkpoint
+from reference_model.checkpoint import read_checkpoint, stored_config
 from reference_model.distributed import (Processes, as_peer_lost, processes_from_env, start,
                                          stop)
 from reference_model.sample import resolve_device
 from reference_model.train import TrainResult, train
 from reference_model.train_config import train_config_from_dict
-from reference_model.config import config_from_dict
 
 
 RESUMABLE = ("steps", "max_minutes", "device", "threads", "audio_seconds")
@@ -74,25 +74,26 @@ def resolve_run(*, out_dir, preset="tiny", config_file=None, resume=None,
     """The model config, train config and checkpoint path a run will use.
 
     ``resume`` continues a run from a checkpoint (``"auto"``: ``out_dir/last.pt`` when it
-    exists, else a new run) with its stored configs; only the settings in ``RESUMABLE`` may
-    change on resume. A preset the user named (``preset_given``) must describe the
+    exists, or the newest readable step checkpoint when it cannot be read, see
+    :func:`auto_resume`; else a new run) with its stored configs; only the settings in
+    ``RESUMABLE`` may change on resume. A preset the user named (``preset_given``) must describe the
     checkpoint's model.
     """
     out_dir = Path(out_dir)
     model_overrides, train_overrides = dict(model_overrides or {}), dict(train_overrides or {})
     if resume == "auto":
-        resume = out_dir / "last.pt"
-        if not resume.exists():
-            log(f"no {resume} yet: starting a new run")
-            resume = None
+        resume, payload = auto_resume(out_dir, log)
+    elif resume is not None:
+        payload = read_checkpoint(resume)
     if resume is None:
         model, tconf = build_configs(preset, config_file, model_overrides, train_overrides)
         return model, tconf, None
-    payload = read_checkpoint(resume)
-    model = config_from_dict(payload["config"], str(resume))
+    model = stored_config(payload, resume)
     if preset_given:
         check_preset_matches(model, preset, model_overrides.get("cond"), resume)
-    stored = dict(payload.get("train_config") or {})
+    stored = payload.get("train_config") or {}
+    if not isinstance(stored, dict):
+        raise InputError("checkpoint's 'train_config' entry is not a dict of settings", resume)
     # settings that change how long or where a run goes on, never what it computes
     live = {k: train_overrides[k] for k in RESUMABLE if train_overrides.get(k) is not None}
     ignored = sorted(k for k, v in {**train_overrides, **model_overrides}.items()
@@ -103,6 +104,51 @@ def resolve_run(*, out_dir, preset="tiny", config_file=None, resume=None,
     tconf = train_config_from_dict({**stored, **live}, str(resume))
     log(f"resuming from {resume} at step {payload.get('step', 0)}")
     return model, tconf, Path(resume)
+
+
+STEP_CHECKPOINT = re.compile(r"step_(\d+)\.pt")
+
+
+def auto_resume(out_dir: Path, log=print):
+    """What ``--resume auto`` continues from: ``(path, contents)``, or ``(None, None)`` for a
+    new run.
+
+    ``out_dir/last.pt`` when it can be read; when it cannot (a kill or a full disk cut it
+    short), the newest readable ``out_dir/checkpoints/step_*.pt``, saying which and why.
+
+    Raises
+    ------
+    InputError
+        ``last.pt`` is unreadable and no step checkpoint can stand in for it.
+    """
+    last = out_dir / "last.pt"
+    if not last.exists():
+        log(f"no {last} yet: starting a new run")
+        return None, None
+    try:
+        return last, read_checkpoint(last)
+    except InputError as exc:
+        problem = str(exc)
+    for candidate in step_checkpoints(out_dir / "checkpoints"):
+        try:
+            payload = read_checkpoint(candidate)
+        except InputError as exc:
+            log(f"warning: {exc}; trying an older step checkpoint")
+            continue
+        log(f"warning: {problem}; resuming from {candidate} instead, the newest readable "
+            "step checkpoint")
+        return candidate, payload
+    raise InputError(f"{problem}; and {out_dir / 'checkpoints'} holds no readable step_*.pt "
+                     "to resume from instead (move last.pt away to start a new run)")
+
+
+def step_checkpoints(folder: Path) -> list[Path]:
+    """``folder``'s ``step_N.pt`` files, newest (highest N) first."""
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir()
+             if (m := STEP_CHECKPOINT.fullmatch(p.name)) and p.is_file()]
+    return [p for _, p in sorted(found, reverse=True)]
 
 
 def check_preset_matches(model, preset: str, cond, checkpoint) -> None:
