@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from metrics.checks import HOP, InputError, check_pair
-from metrics.framing import frames
+from metrics.framing import framewise
 from metrics.mel_cepstrum import mcep
 
 #: Mel-cepstrum (order, alpha) per sampling rate.
@@ -54,12 +54,20 @@ def mel_cepstra(audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.nda
         c0 first (natural-log units).
     energy_db : np.ndarray [shape=(n_frames,)]
         Energy of each windowed frame in dB (for :func:`mcd_speech`).
+
+    Computed :data:`~metrics.framing.CHUNK_FRAMES` frames at a time; only these per-frame
+    results are kept, so memory stays bounded on long audio.
     """
     order, alpha = mcep_settings(sample_rate)
-    windowed = frames(audio * INT16_SCALE, FRAME_LENGTH, HOP) * np.hamming(FRAME_LENGTH)
-    with np.errstate(divide="ignore"):
-        energy_db = 10.0 * np.log10(np.sum(windowed ** 2, axis=1))
-    return mcep(windowed, order=order, alpha=alpha, eps=1e-6), energy_db
+    window = np.hamming(FRAME_LENGTH)
+
+    def analyse(framed: np.ndarray):
+        windowed = framed * INT16_SCALE * window
+        with np.errstate(divide="ignore"):
+            energy_db = 10.0 * np.log10(np.sum(windowed ** 2, axis=1))
+        return mcep(windowed, order=order, alpha=alpha, eps=1e-6), energy_db
+
+    return framewise(analyse, audio, length=FRAME_LENGTH, hop=HOP)
 
 
 def cdist(c1: np.ndarray, c2: np.ndarray, *, per_frame: bool = False):

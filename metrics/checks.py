@@ -44,12 +44,14 @@ class InputError(ValueError):
         super().__init__(f"{self.path}: {message}" if self.path else message)
 
 
-#: Statuses a scoring run gives a metric that raised :class:`InputError` on one pair (the run
-#: goes on; other metrics of the pair may still have values).
+#: Statuses a scoring run gives a metric that raised :class:`InputError` on one pair, or ran out
+#: of memory on it (the run goes on; other metrics of the pair may still have values).
 INPUT_REASONS = {
     "length_mismatch": "the two lengths differ by more than the metric allows (misaligned "
                        "audio; mcd_dtw aligns)",
     "unsupported_rate": "the metric has no settings for this sample rate",
+    "too_long": "the pair is longer than the metric can score within its memory bound",
+    "out_of_memory": "the metric ran out of memory on this pair (see the run's notes)",
     "bad_input": "audio the metric cannot use (see the run's notes)",
 }
 
@@ -84,7 +86,10 @@ def check_sample_rate(sample_rate) -> int:
 
 
 def check_audio(audio, name: str) -> np.ndarray:
-    """Return ``audio`` as a 1-D float64 array, or raise :class:`InputError`.
+    """Return ``audio`` as a 1-D float array, or raise :class:`InputError`.
+
+    The array is not converted: a float32 hour is 230 MB, its float64 copy 460 MB more, so the
+    metrics convert the samples they are working on (see :func:`metrics.framing.framewise`).
 
     Parameters
     ----------
@@ -95,7 +100,8 @@ def check_audio(audio, name: str) -> np.ndarray:
 
     Returns
     -------
-    np.ndarray [shape=(n,)], float64
+    np.ndarray [shape=(n,)], float
+        ``audio`` itself (as an array), in its own float dtype.
 
     Raises
     ------
@@ -111,10 +117,11 @@ def check_audio(audio, name: str) -> np.ndarray:
     if array.ndim != 1:
         raise InputError(f"{name}: array of shape {array.shape}; metrics take mono 1-D audio: "
                          "mix the channels down first")
-    if not np.all(np.isfinite(array)):
+    if array.size and not (np.isfinite(np.min(array)) and np.isfinite(np.max(array))):
+        # min and max are NaN if any sample is, and infinite if any is: no per-sample temporary
         bad = int(np.count_nonzero(~np.isfinite(array)))
         raise MetricUnavailable(f"nonfinite_{name}", f"{bad} of {array.size} samples")
-    return array.astype(np.float64, copy=False)
+    return array
 
 
 def check_pair(reference, generated, sample_rate, *, max_length_difference: int | None = HOP,
@@ -135,8 +142,9 @@ def check_pair(reference, generated, sample_rate, *, max_length_difference: int 
 
     Returns
     -------
-    reference, generated : np.ndarray [shape=(min(n_ref, n_gen),)], float64
-        Trimmed only when ``max_length_difference`` is not None.
+    reference, generated : np.ndarray [shape=(min(n_ref, n_gen),)], float
+        Views of the inputs in their own float dtype (not copied to float64); trimmed only
+        when ``max_length_difference`` is not None.
     sample_rate : int
 
     Raises
@@ -150,18 +158,52 @@ def check_pair(reference, generated, sample_rate, *, max_length_difference: int 
     sample_rate = check_sample_rate(sample_rate)
     reference = check_audio(reference, "reference")
     generated = check_audio(generated, "generated")
-    difference = abs(reference.size - generated.size)
     if max_length_difference is not None:
-        if difference > max_length_difference:
-            raise InputError(
-                f"reference and generated lengths differ by {difference} samples ({reference.size} "
-                f"vs {generated.size}; more than one hop, {max_length_difference}); check alignment",
-                reason="length_mismatch")
+        check_lengths(reference.size, generated.size, max_length_difference)
         n = min(reference.size, generated.size)
         reference, generated = reference[:n], generated[:n]
     shortest = min(reference.size, generated.size)
     if shortest < min_length:
         raise MetricUnavailable("too_short", f"{shortest} samples, fewer than {min_length}")
-    if np.max(np.abs(reference)) <= SILENCE_PEAK:
-        raise MetricUnavailable("silent_reference", f"peak {np.max(np.abs(reference)):.3g}")
+    peak = _peak(reference)
+    if peak <= SILENCE_PEAK:
+        raise MetricUnavailable("silent_reference", f"peak {peak:.3g}")
     return reference, generated, sample_rate
+
+
+def check_lengths(n_reference: int, n_generated: int, max_difference: int = HOP) -> None:
+    """Raise :class:`InputError` ``length_mismatch`` if two lengths differ by more than allowed.
+
+    Parameters
+    ----------
+    n_reference, n_generated : int
+        Lengths in samples at one rate.
+    max_difference : int
+        Largest allowed difference (default one hop, 256).
+    """
+    difference = abs(n_reference - n_generated)
+    if difference > max_difference:
+        raise InputError(
+            f"reference and generated lengths differ by {difference} samples ({n_reference} "
+            f"vs {n_generated}; more than one hop, {max_difference}); check alignment",
+            reason="length_mismatch")
+
+
+def _peak(audio: np.ndarray) -> float:
+    """max |audio|, without the temporary array ``np.abs`` would make of the whole signal."""
+    return float(max(np.max(audio), -np.min(audio)))
+
+
+def allocation_failed(error: BaseException) -> bool:
+    """Whether ``error`` is an allocator's failure rather than a bug.
+
+    ``MemoryError`` (NumPy's ``_ArrayMemoryError`` among them, and C++ ``std::bad_alloc`` as
+    pybind11 and nanobind translate it), or a ``RuntimeError`` whose message says an allocator
+    failed (PyTorch's "DefaultCPUAllocator: can't allocate memory", CUDA "out of memory").
+    """
+    if isinstance(error, MemoryError):
+        return True
+    text = str(error)
+    return isinstance(error, RuntimeError) and (
+        type(error).__name__ == "OutOfMemoryError" or "bad_alloc" in text
+        or "can't allocate memory" in text or "out of memory" in text.lower())

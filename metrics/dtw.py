@@ -5,7 +5,14 @@ import numpy as np
 import scipy.spatial.distance
 
 from metrics.cepstral_distance import FRAME_LENGTH, KUBICHEK, mel_cepstra
-from metrics.checks import check_pair
+from metrics.checks import HOP, InputError, check_pair
+from metrics.framing import frame_count
+
+#: Most cells of the DTW grid (reference frames x generated frames) ``mcd_dtw`` allocates: its
+#: cost and accumulated-cost matrices take 16 bytes a cell, 1 GiB at this bound, which is about
+#: 2 minutes of 16 kHz audio against 2 minutes. Longer pairs are refused, not attempted: exact
+#: DTW needs the whole grid.
+MAX_DTW_CELLS = 2 ** 26
 
 
 def dtw_path(cost: np.ndarray) -> tuple[float, np.ndarray]:
@@ -68,15 +75,27 @@ def mcd_dtw(*, reference: np.ndarray, generated: np.ndarray, sample_rate: int) -
     Raises
     ------
     InputError
-        Bad arrays or an unsupported rate.
+        Bad arrays, an unsupported rate, or ``too_long``: a grid of more than
+        :data:`MAX_DTW_CELLS` cells (refused before anything is allocated).
     MetricUnavailable
         ``too_short``, ``silent_reference``, ``nonfinite_*``.
     """
     reference, generated, sample_rate = check_pair(reference, generated, sample_rate,
                                                    max_length_difference=None,
                                                    min_length=FRAME_LENGTH)
+    _check_grid_size(*(frame_count(x.size, FRAME_LENGTH, HOP) for x in (reference, generated)))
     ref = mel_cepstra(reference, sample_rate)[0][:, 1:]
     gen = mel_cepstra(generated, sample_rate)[0][:, 1:]
     cost = KUBICHEK * scipy.spatial.distance.cdist(ref, gen)  # Euclidean, every pair of frames
     _, path = dtw_path(cost)
     return float(np.mean(cost[path[:, 0], path[:, 1]]))
+
+
+def _check_grid_size(n_reference: int, n_generated: int) -> None:
+    """Refuse a DTW grid beyond :data:`MAX_DTW_CELLS` with :class:`InputError` ``too_long``."""
+    cells = n_reference * n_generated
+    if cells > MAX_DTW_CELLS:
+        raise InputError(f"exact DTW of {n_reference} x {n_generated} frames needs {cells} cells "
+                         f"({16 * cells / 2 ** 30:.1f} GiB), more than mcd_dtw allocates "
+                         f"({MAX_DTW_CELLS} cells, {16 * MAX_DTW_CELLS / 2 ** 30:.0f} GiB); "
+                         "score shorter clips", reason="too_long")

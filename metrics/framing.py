@@ -1,7 +1,22 @@
-"""Framing and short-time spectra shared by the frame-based metrics."""
+"""Framing and short-time spectra shared by the frame-based metrics, computed in bounded memory.
+
+A frame-based metric reduces per-frame values (a spectrum, a cepstrum, a distance) to one number.
+Its working arrays are many times larger than the audio (a 1024-sample frame every 256 samples
+holds each sample four times, and its spectrum twice more), so :func:`framewise` computes the
+per-frame values :data:`CHUNK_FRAMES` frames at a time, from a float64 copy of just the samples
+those frames cover, and keeps only the per-frame results. Each frame's result is computed by the
+same operations whatever chunk it falls in (NumPy's FFT transforms each row alone, and
+:func:`rowwise_product` replaces matrix products whose rounding depends on the row count), so
+the values do not depend on :data:`CHUNK_FRAMES`: chunked equals unchunked, bit for bit.
+"""
 from __future__ import annotations
 
 import numpy as np
+
+#: Frames computed at once by :func:`framewise`: the working memory of a frame-based metric is a
+#: few times this many frames (tens of MB for 1024-sample frames), whatever the audio's length.
+#: Read at each call, so a test may lower it to exercise chunk boundaries.
+CHUNK_FRAMES = 4096
 
 
 def frames(audio: np.ndarray, length: int, hop: int) -> np.ndarray:
@@ -21,36 +36,106 @@ def frames(audio: np.ndarray, length: int, hop: int) -> np.ndarray:
     return np.lib.stride_tricks.sliding_window_view(audio, length)[::hop]
 
 
+def frame_count(n: int, length: int, hop: int, pad: int = 0) -> int:
+    """Number of frames :func:`framewise` takes from ``n`` samples padded by ``pad`` each side."""
+    return 1 + (n + 2 * pad - length) // hop
+
+
+def chunk_bounds(count: int, per_frame: int = 1) -> list[tuple[int, int]]:
+    """``(start, stop)`` of consecutive chunks covering ``range(count)``.
+
+    Each chunk holds :data:`CHUNK_FRAMES` frames of ``per_frame`` items (samples, say).
+    """
+    size = CHUNK_FRAMES * per_frame
+    return [(start, min(start + size, count)) for start in range(0, count, size)]
+
+
+def padded_span(audio: np.ndarray, start: int, stop: int, pad: int = 0) -> np.ndarray:
+    """Samples [start, stop) of ``audio`` reflect-padded by ``pad``, as a new float64 array.
+
+    The same samples as ``np.pad(audio, pad, mode="reflect")[start:stop]`` (the edge sample is
+    not repeated; ``pad < len(audio)``), without padding or converting the whole signal.
+    """
+    low, high = start - pad, stop - pad
+    if low >= 0 and high <= audio.size:
+        return audio[low:high].astype(np.float64)
+    index = np.abs(np.arange(low, high))
+    index = np.where(index >= audio.size, 2 * (audio.size - 1) - index, index)
+    return audio[index].astype(np.float64)
+
+
+def framewise(function, *signals: np.ndarray, length: int, hop: int, pad: int = 0):
+    """``function`` of the frames of ``signals``, computed chunk by chunk and concatenated.
+
+    Parameters
+    ----------
+    function : callable
+        Takes one frames array per signal (``[frames, length]``, float64, read-only views) and
+        returns an array, or a tuple of arrays, with one row per frame.
+    *signals : np.ndarray [shape=(n,)], float
+        Signals of one length (a checked, trimmed pair), any float dtype.
+    length, hop : int
+        Frame length and hop in samples.
+    pad : int
+        Reflect padding on each side (``np.pad(..., mode="reflect")``), as centred STFTs use.
+
+    Returns
+    -------
+    np.ndarray or tuple of np.ndarray
+        ``function`` of all frames at once: frame t covers samples [t hop, t hop + length) of the
+        padded signals. Working memory is that of :data:`CHUNK_FRAMES` frames.
+    """
+    count = frame_count(signals[0].size, length, hop, pad)
+    if len({signal.size for signal in signals}) != 1 or count < 1:
+        raise ValueError(f"framewise needs signals of one length, at least one frame long; got "
+                         f"{[signal.size for signal in signals]} samples for {length}-sample "
+                         f"frames with {pad} padding")
+    parts = []
+    for first, stop in chunk_bounds(count):
+        span = first * hop, (stop - 1) * hop + length
+        parts.append(function(*(frames(padded_span(signal, *span, pad), length, hop)
+                                for signal in signals)))
+    if isinstance(parts[0], tuple):
+        return tuple(np.concatenate(column) for column in zip(*parts, strict=True))
+    return np.concatenate(parts)
+
+
+def rowwise_product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b.T``, each row rounded the same way however many rows ``a`` has.
+
+    BLAS picks kernels by matrix shape, so a row of ``a @ b.T`` can round differently in a
+    product of 7 rows than in one of 4096. Here ``a`` is a stack of one-row matrices: NumPy's
+    ``matmul`` makes one BLAS product of one fixed shape per row, so a row's result does not
+    depend on which rows are computed with it, and chunked results equal unchunked ones (at
+    about the speed of the plain product).
+
+    Parameters
+    ----------
+    a : np.ndarray [shape=(m, k)]
+    b : np.ndarray [shape=(n, k)]
+
+    Returns
+    -------
+    np.ndarray [shape=(m, n)]
+    """
+    return np.matmul(a[:, None, :], b.T)[:, 0, :]
+
+
 def hann(length: int) -> np.ndarray:
     """Periodic Hann window (as ``torch.hann_window`` and ``scipy.signal.get_window('hann')``)."""
     return 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(length) / length)
 
 
-def stft_power(audio: np.ndarray, *, n_fft: int, hop: int, win_length: int | None = None,
-               center: bool = True) -> np.ndarray:
-    """Power spectrogram |STFT|^2 with a periodic Hann window, as ``torch.stft`` computes it.
-
-    Parameters
-    ----------
-    audio : np.ndarray [shape=(n,)]
-    n_fft, hop : int
-        FFT length and hop in samples.
-    win_length : int, optional
-        Window length (default ``n_fft``); a shorter window is zero-padded on both sides to
-        ``n_fft``, as torch does.
-    center : bool
-        Reflect-pad ``n_fft // 2`` samples on each side so that frame t is centred on t hop;
-        needs ``n > n_fft // 2``.
-
-    Returns
-    -------
-    np.ndarray [shape=(n_frames, n_fft // 2 + 1)]
-    """
+def stft_window(n_fft: int, win_length: int | None = None) -> np.ndarray:
+    """Periodic Hann window of ``win_length`` centred in ``n_fft`` samples, as ``torch.stft``."""
     win_length = n_fft if win_length is None else win_length
     window = np.zeros(n_fft)
     start = (n_fft - win_length) // 2
     window[start:start + win_length] = hann(win_length)
-    if center:
-        audio = np.pad(audio, n_fft // 2, mode="reflect")
-    spectrum = np.fft.rfft(frames(audio, n_fft, hop) * window)
+    return window
+
+
+def power_spectrum(framed: np.ndarray, window: np.ndarray) -> np.ndarray:
+    """|rfft(frame x window)|^2 of each row of ``framed``, as re^2 + im^2."""
+    spectrum = np.fft.rfft(framed * window)
     return spectrum.real ** 2 + spectrum.imag ** 2

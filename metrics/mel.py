@@ -6,13 +6,15 @@ from functools import lru_cache
 import numpy as np
 
 from metrics.checks import check_pair
-from metrics.framing import frames, hann
+from metrics.framing import framewise, hann, rowwise_product
 
 N_FFT = 1024
 HOP_LENGTH = 256
 N_MELS = 80
 #: HiFi-GAN clamps mel magnitudes at 1e-5 before the logarithm (about -100 dB).
 LOG_FLOOR = 1e-5
+#: Reflect padding on each side: (n_fft - hop) / 2, so that there are n // hop frames.
+PAD = (N_FFT - HOP_LENGTH) // 2
 
 
 def _hz_to_mel(hz):
@@ -58,12 +60,19 @@ def mel_filterbank(sample_rate: int, n_fft: int = N_FFT, n_mels: int = N_MELS, f
     return weights
 
 
+def _log_mel_rows(framed: np.ndarray, sample_rate: int) -> np.ndarray:
+    """HiFi-GAN log-mel magnitudes of frames ``[frames, 1024]``: one row of 80 per frame."""
+    spectrum = np.fft.rfft(framed * hann(N_FFT))
+    magnitude = np.sqrt(spectrum.real ** 2 + spectrum.imag ** 2 + 1e-9)
+    return np.log(np.maximum(rowwise_product(magnitude, mel_filterbank(sample_rate)), LOG_FLOOR))
+
+
 def log_mel(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     """HiFi-GAN log-mel spectrogram of ``audio``.
 
     Reflect padding of (n_fft - hop) / 2 on each side, no centering, periodic Hann window of
     1024, hop 256, magnitude sqrt(re^2 + im^2 + 1e-9), 80 Slaney bands from 0 to sr / 2,
-    ln max(M, 1e-5).
+    ln max(M, 1e-5). Computed :data:`~metrics.framing.CHUNK_FRAMES` frames at a time.
 
     Parameters
     ----------
@@ -76,15 +85,17 @@ def log_mel(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     np.ndarray [shape=(n // 256, 80)]
         Natural-log mel magnitudes, one row per frame.
     """
-    pad = (N_FFT - HOP_LENGTH) // 2
-    padded = np.pad(audio, pad, mode="reflect")
-    spectrum = np.fft.rfft(frames(padded, N_FFT, HOP_LENGTH) * hann(N_FFT))
-    magnitude = np.sqrt(spectrum.real ** 2 + spectrum.imag ** 2 + 1e-9)
-    return np.log(np.maximum(magnitude @ mel_filterbank(sample_rate).T, LOG_FLOOR))
+    return framewise(lambda framed: _log_mel_rows(framed, sample_rate), audio, length=N_FFT,
+                     hop=HOP_LENGTH, pad=PAD)
 
 
 def mel_l1(*, reference: np.ndarray, generated: np.ndarray, sample_rate: int) -> float:
     """Mean absolute difference of HiFi-GAN log-mel spectrograms (nats); lower is better.
+
+    The spectrograms are never held whole: each chunk of frames (see
+    :func:`~metrics.framing.framewise`) contributes the sum of |difference| over each frame's
+    bands, and the mean is the total of those sums over frames x bands. Memory stays bounded on
+    long audio; the value differs from a mean over the whole matrix by rounding only.
 
     Parameters
     ----------
@@ -115,4 +126,10 @@ def mel_l1(*, reference: np.ndarray, generated: np.ndarray, sample_rate: int) ->
     """
     reference, generated, sample_rate = check_pair(reference, generated, sample_rate,
                                                    min_length=N_FFT)
-    return float(np.mean(np.abs(log_mel(reference, sample_rate) - log_mel(generated, sample_rate))))
+
+    def frame_sums(ref: np.ndarray, gen: np.ndarray) -> np.ndarray:
+        difference = _log_mel_rows(ref, sample_rate) - _log_mel_rows(gen, sample_rate)
+        return np.sum(np.abs(difference), axis=1)
+
+    sums = framewise(frame_sums, reference, generated, length=N_FFT, hop=HOP_LENGTH, pad=PAD)
+    return float(np.sum(sums) / (sums.size * N_MELS))

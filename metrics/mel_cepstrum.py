@@ -3,9 +3,10 @@
 SPTK's ``mcep`` (Tokuda et al., 1994) fits the mel-cepstrum of each windowed frame by Newton-Raphson
 iterations, one frame at a time in C. Every step of it is linear in its input except one
 element-wise exponential and one small linear solve, so here the linear steps become matrices that
-are built once per (frame length, order, alpha) and applied to all frames with one matrix product,
-and the solves are batched. The result matches SPTK (as wrapped by pysptk) to about 1e-12, including
-its iteration count: each frame stops by SPTK's own rule.
+are built once per (frame length, order, alpha) and applied to all frames at once (with
+:func:`~metrics.framing.rowwise_product`, so that a frame's cepstrum does not depend on which
+other frames share the product), and the solves are batched. The result matches SPTK (as wrapped
+by pysptk) to about 1e-12, including its iteration count: each frame stops by SPTK's own rule.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from functools import lru_cache
 import numpy as np
 
 from metrics.checks import InputError
+from metrics.framing import rowwise_product
 
 
 @lru_cache(maxsize=1)
@@ -197,15 +199,15 @@ def _newton(frames, init, to_log_spectrum, to_gradient, alpha_powers, eps, min_i
     """SPTK's initial estimate and Newton-Raphson loop for all frames (see :func:`mcep`)."""
     periodogram = np.abs(np.fft.rfft(frames)) ** 2 + eps
     log_periodogram = np.log(periodogram)
-    mc = log_periodogram @ init.T
+    mc = rowwise_product(log_periodogram, init)
     # SPTK's first reference value is c[0] of the halved cepstrum (kept for identical stopping)
-    previous = log_periodogram @ _halved_c0_row(frames.shape[1])
+    previous = rowwise_product(log_periodogram, _halved_c0_row(frames.shape[1])[None, :])[:, 0]
     active = np.arange(frames.shape[0])
     for iteration in range(1, max_iter + 1):
         if active.size == 0:
             break
-        model = np.exp(2.0 * (mc[active] @ to_log_spectrum.T))
-        r = (periodogram[active] / model) @ to_gradient.T
+        model = np.exp(2.0 * rowwise_product(mc[active], to_log_spectrum))
+        r = rowwise_product(periodogram[active] / model, to_gradient)
         if iteration >= min_iter:
             with np.errstate(divide="ignore", invalid="ignore"):
                 done = np.abs((r[:, 0] - previous[active]) / r[:, 0]) < threshold

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from metrics.cepstral_distance import c0_rmse_db, mcd, mcd_speech, mel_cepstral_scores
-from metrics.checks import InputError, MetricUnavailable
+from metrics.checks import InputError, MetricUnavailable, allocation_failed
 from metrics.dtw import mcd_dtw
 from metrics.intelligibility import estoi, intelligibility_scores, stoi
 from metrics.likelihood import nll_bits
@@ -22,6 +22,8 @@ from metrics.spectral import lsd, mrstft
 PAIR_INPUTS = ("reference", "generated", "sample_rate")
 #: Status of a result that has a value.
 OK = "ok"
+#: Status of a metric that ran out of memory on a pair (one of the ``INPUT_REASONS``).
+OUT_OF_MEMORY = "out_of_memory"
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,10 @@ class MetricSpec:
         A function of the same inputs that returns this metric together with others (for
         example ``mcd`` and ``c0_rmse_db`` from one mel-cepstral analysis) as a dict by name;
         :func:`score_pair` calls it once for all of them.
+    aligned : bool
+        Whether the metric compares the two signals sample for sample, so that their lengths
+        may differ by at most one hop (:data:`~metrics.checks.HOP`); False for a metric that
+        aligns them itself (``mcd_dtw``). A scorer can check lengths before resampling with it.
     """
 
     name: str
@@ -68,6 +74,7 @@ class MetricSpec:
     description: str
     inputs: tuple[str, ...] = PAIR_INPUTS
     joint: Callable[..., dict] | None = None
+    aligned: bool = True
 
     def evaluate(self, **inputs) -> MetricResult:
         """Compute the metric; NaN with the reason where it has no value for this input.
@@ -98,7 +105,7 @@ METRICS: dict[str, MetricSpec] = {spec.name: spec for spec in (
     _spec("mcd_speech", "dB", False, mcd_speech, "MCD over frames within 40 dB of the loudest "
           "reference frame", joint=mel_cepstral_scores),
     _spec("mcd_dtw", "dB", False, mcd_dtw, "MCD along the exact DTW alignment (for unaligned "
-          "output; lower than frame-aligned MCD by construction)"),
+          "output; lower than frame-aligned MCD by construction)", aligned=False),
     _spec("mel_l1", "nats", False, mel_l1, "HiFi-GAN validation mel error: mean |ln mel_ref - "
           "ln mel_gen|, 80 Slaney bands, 1024 / 256"),
     _spec("mrstft", "", False, mrstft, "multi-resolution STFT distance (spectral convergence + "
@@ -142,7 +149,9 @@ def score_pair(names=DEFAULT_METRICS, *, reference, generated,
     gets NaN and the reason as its status: a :data:`~metrics.checks.REASONS` reason, or, when
     the metric raised :class:`InputError` (lengths beyond its tolerance, a rate it has no
     settings for), the error's :data:`~metrics.checks.INPUT_REASONS` reason with the message
-    in ``detail``. The other metrics of the pair are computed all the same.
+    in ``detail``; a metric that runs out of memory (see
+    :func:`~metrics.checks.allocation_failed`) gets ``out_of_memory``. The other metrics of the
+    pair are computed all the same.
 
     Parameters
     ----------
@@ -185,6 +194,12 @@ def score_pair(names=DEFAULT_METRICS, *, reference, generated,
                       for other in group}
         except InputError as error:
             shared = {other.name: MetricResult(float("nan"), error.reason, str(error))
+                      for other in group}
+        except (MemoryError, RuntimeError) as error:
+            if not allocation_failed(error):
+                raise  # a bug: its traceback is what a report needs
+            detail = " ".join(f"out of memory ({type(error).__name__}: {error})".split())
+            shared = {other.name: MetricResult(float("nan"), OUT_OF_MEMORY, detail)
                       for other in group}
         results.update({s.name: shared[s.name] for s in specs if s.name in shared})
     return {spec.name: results[spec.name] for spec in specs}

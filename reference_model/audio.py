@@ -5,7 +5,7 @@ import re
 import shutil
 import uuid
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +15,10 @@ import soxr
 from reference_model.errors import InputError
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".aiff", ".aif", ".mp3")
+MAX_SAMPLES = 2 ** 31  # 8 GiB of float32: about 12 hours of 48 kHz stereo
+#: Sample rates wavebench reads, in Hz. Outside them a header is corrupt or hostile: a file that
+#: says 1 Hz would be resampled 16000-fold to meet a 16 kHz reference.
+MIN_RATE, MAX_RATE = 1000, 768_000
 
 # Bits per sample of the integer subtypes. soundfile scales by 2^(bits-1), so the largest
 # positive code reads as 1 - 2^-(bits-1) and the most negative as -1; a threshold half a step
@@ -60,7 +64,8 @@ def load_audio(path, sample_rate=None, *, allow_silent=False, min_samples=1,
         A file soundfile can read (WAV, FLAC, OGG, AIFF, MP3, ...); MP3 files that soundfile
         cannot read go through audioread instead.
     sample_rate : int or None
-        Target rate in Hz; ``None`` keeps the file's rate. Resampling uses soxr (VHQ).
+        Target rate in Hz; ``None`` keeps the file's rate. Resampling uses soxr (VHQ), on the
+        float32 mono signal (see :func:`resample_audio`).
     allow_silent : bool
         Accept a file whose samples are all zero.
     allow_nonfinite : bool
@@ -79,9 +84,11 @@ def load_audio(path, sample_rate=None, *, allow_silent=False, min_samples=1,
     ------
     InputError
         ``"<path>: <problem>"`` for a missing path, a directory, an empty or unreadable file,
-        no samples, fewer than ``min_samples`` samples, NaN or Inf samples, or all-zero audio
-        (also channels that cancel when mixed; both unless ``allow_silent``); a plain
-        message for a ``sample_rate`` that is not a positive whole number.
+        a rate outside [:data:`MIN_RATE`, :data:`MAX_RATE`] (refused before the samples are
+        read), no samples, fewer than ``min_samples`` samples, NaN or Inf samples, all-zero
+        audio (also channels that cancel when mixed; both unless ``allow_silent``), or a
+        resample to more than :data:`MAX_SAMPLES` samples; a plain message for a
+        ``sample_rate`` that is not a positive whole number.
 
     Examples
     --------
@@ -98,7 +105,7 @@ def load_audio(path, sample_rate=None, *, allow_silent=False, min_samples=1,
     if data.shape[0] == 0:
         raise InputError(f"no samples ({subtype}, {channels} channel(s) at {rate} Hz, "
                          f"0 frames)", path)
-    finite = bool(np.isfinite(data).all())
+    finite = _all_finite(data)
     if not finite and not allow_nonfinite:
         _check_finite(data, path)
     if not allow_silent and not np.any(data):
@@ -109,20 +116,69 @@ def load_audio(path, sample_rate=None, *, allow_silent=False, min_samples=1,
     if channels > 1:
         notes.append(f"mixed {channels} channels to mono")
         _check_mix(audio, data, path, allow_silent)
-    target = rate if sample_rate is None else int(sample_rate)
     if not finite:
         notes.append(f"{int((~np.isfinite(audio)).sum())} NaN or Inf samples")
-        if target != rate:  # a resampler would smear them over the whole clip
-            raise InputError(f"NaN or Inf samples at {rate} Hz cannot be resampled to {target} Hz",
-                             path)
-    if target != rate:
-        audio = soxr.resample(audio, rate, target, quality="VHQ")
-        notes.append(f"resampled {rate} -> {target} Hz (soxr VHQ)")
-    if len(audio) < min_samples:
-        raise InputError(f"only {len(audio)} samples at {target} Hz "
-                         f"({len(audio) / target:.4f} s); need at least {min_samples}", path)
-    return LoadedAudio(np.ascontiguousarray(audio, dtype=np.float32), target, rate, channels,
+    clip = LoadedAudio(np.ascontiguousarray(audio, dtype=np.float32), rate, rate, channels,
                        subtype, tuple(notes))
+    if sample_rate is not None:
+        clip = resample_audio(clip, int(sample_rate), path)
+    if len(clip.audio) < min_samples:
+        raise InputError(f"only {len(clip.audio)} samples at {clip.sample_rate} Hz "
+                         f"({len(clip.audio) / clip.sample_rate:.4f} s); need at least "
+                         f"{min_samples}", path)
+    return clip
+
+
+def resampled_length(frames: int, rate: int, target: int) -> int:
+    """Samples that soxr makes of ``frames`` samples resampled from ``rate`` to ``target`` Hz.
+
+    soxr rounds ``frames * target / rate`` to the nearest whole sample, halves up; computed here
+    in integers, so a length can be checked (and a resample refused) before any work.
+    """
+    return (2 * frames * target + rate) // (2 * rate)
+
+
+def resample_audio(clip: LoadedAudio, sample_rate: int, path=None, *,
+                   max_samples: int = MAX_SAMPLES) -> LoadedAudio:
+    """``clip`` resampled to ``sample_rate`` with soxr (VHQ) and noted; ``clip`` if already there.
+
+    Parameters
+    ----------
+    clip : LoadedAudio
+    sample_rate : int
+        Target rate in Hz.
+    path : str or Path, optional
+        The file ``clip`` came from, to name in errors.
+    max_samples : int
+        Most samples the result may have; the length is known from the rates, so a resample
+        beyond it is refused before anything is allocated.
+
+    Returns
+    -------
+    LoadedAudio
+        float32 audio at ``sample_rate``; ``original_rate`` is still the file's.
+
+    Raises
+    ------
+    InputError
+        The result would exceed ``max_samples``, or ``clip`` has NaN or Inf samples (a
+        resampler would smear them over the whole clip).
+    """
+    rate = clip.sample_rate
+    if sample_rate == rate:
+        return clip
+    n = resampled_length(clip.audio.size, rate, sample_rate)
+    if n > max_samples:
+        raise InputError(f"{clip.audio.size} samples at {rate} Hz resampled to {sample_rate} Hz "
+                         f"would be {n} samples, more than wavebench holds ({max_samples}); is "
+                         f"the {rate} Hz in the header right?", path)
+    if not _all_finite(clip.audio):
+        raise InputError(f"NaN or Inf samples at {rate} Hz cannot be resampled to "
+                         f"{sample_rate} Hz", path)
+    audio = soxr.resample(clip.audio, rate, sample_rate, quality="VHQ")
+    return replace(clip, audio=np.ascontiguousarray(audio, dtype=np.float32),
+                   sample_rate=sample_rate,
+                   notes=clip.notes + (f"resampled {rate} -> {sample_rate} Hz (soxr VHQ)",))
 
 
 def _check_is_file(path: Path) -> None:
@@ -135,13 +191,18 @@ def _check_is_file(path: Path) -> None:
         raise InputError("empty file (0 bytes)", path)
 
 
-MAX_SAMPLES = 2 ** 31  # 8 GiB of float32: about 12 hours of 48 kHz stereo
+def _check_rate(rate: int, path: Path) -> None:
+    """Raise InputError for a rate outside [:data:`MIN_RATE`, :data:`MAX_RATE`]."""
+    if not MIN_RATE <= rate <= MAX_RATE:
+        raise InputError(f"the header says {rate} Hz; wavebench reads {MIN_RATE} to {MAX_RATE} "
+                         "Hz (corrupt header?)", path)
 
 
 def _read(path: Path):
     """Decode ``path`` to float32 frames ``[n, channels]``; return (frames, rate, subtype)."""
     try:
         with sf.SoundFile(str(path)) as f:
+            _check_rate(int(f.samplerate), path)
             if f.frames * f.channels > MAX_SAMPLES:
                 raise InputError(f"header claims {f.frames} frames x {f.channels} channels, more "
                                  f"than wavebench reads ({MAX_SAMPLES} samples); corrupt header?",
@@ -175,6 +236,7 @@ def _read_mp3_fallback(path: Path, sf_problem: str):
             said = "no backend could decode it (it needs ffmpeg or GStreamer for MP3)"
         raise InputError(f"cannot read as audio: soundfile says: {sf_problem}; the MP3 "
                          f"fallback (audioread) says: {said}", path) from None
+    _check_rate(rate, path)
     frames = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
     return frames.reshape(-1, channels), rate, "MP3"
 
@@ -201,6 +263,11 @@ def _one_line(err, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _all_finite(data: np.ndarray) -> bool:
+    """Whether no sample is NaN or infinite (min and max would be), without a per-sample mask."""
+    return bool(np.isfinite(np.min(data)) and np.isfinite(np.max(data)))
+
+
 def _check_finite(data: np.ndarray, path: Path) -> None:
     """Raise InputError naming how many samples are NaN or infinite and where the first one is."""
     finite = np.isfinite(data)
@@ -216,10 +283,12 @@ def _check_finite(data: np.ndarray, path: Path) -> None:
 def _range_notes(data: np.ndarray, subtype: str) -> list:
     """Notes on full-scale (likely clipped) frames and float samples beyond [-1, 1]."""
     notes = []
-    peak = float(np.max(np.abs(data)))
+    peak = float(max(np.max(data), -np.min(data)))  # NaN if any sample is; no |data| copy
     bits = _INT_BITS.get(subtype)
     full_scale = 1.0 - 1.5 / 2 ** (bits - 1) if bits else 1.0
-    n_full = int(np.count_nonzero(np.any(np.abs(data) >= full_scale, axis=1)))
+    n_full = 0
+    if not peak < full_scale:  # count only when there can be some: it takes temporary copies
+        n_full = int(np.count_nonzero(np.any(np.abs(data) >= full_scale, axis=1)))
     if n_full:
         notes.append(f"{n_full} samples at full scale (clipped?)")
     if peak > 1.0:

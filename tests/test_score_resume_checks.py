@@ -144,3 +144,16 @@ def test_bad_system_names_are_refused_before_scoring(sets, tmp_path, capsys, ite
     err = capsys.readouterr().err.strip()
     assert code == 1 and problem in err and len(err.splitlines()) == 1
     assert not (tmp_path / "S" / "rows.jsonl").exists()  # refused before any work
+
+
+def die_like_an_oom_kill(task):
+    """Stands in for score_task in a worker: the process vanishes, as under the OOM killer."""
+    os._exit(9)
+
+
+def test_a_killed_worker_is_one_line_not_a_traceback(sets, tmp_path, monkeypatch):
+    import wavebench.score as score_module
+    ref, gen, _ = sets
+    monkeypatch.setattr(score_module, "score_task", die_like_an_oom_kill)
+    with pytest.raises(InputError, match=r"a scoring worker was killed .*fewer --jobs"):
+        run(ref, gen, tmp_path / "S", jobs=2)

@@ -318,7 +318,8 @@ def main(argv=None) -> int:
         click.echo(f"{rank_prefix()}error: {where}{exc.strerror or exc}", err=True)
         code = 1
     except (MemoryError, RuntimeError) as exc:
-        if not (isinstance(exc, MemoryError) or allocation_failed(exc)):
+        from metrics.checks import allocation_failed
+        if not allocation_failed(exc):
             raise  # a bug: its traceback is what a report needs
         if debug:
             traceback.print_exc()
@@ -328,13 +329,6 @@ def main(argv=None) -> int:
                    f"smaller batch", err=True)
         code = 1
     return code
-
-
-def allocation_failed(exc: BaseException) -> bool:
-    """Whether a RuntimeError is an allocator's failure (PyTorch CPU/CUDA, C++ bad_alloc)."""
-    text = str(exc)
-    return (type(exc).__name__ == "OutOfMemoryError" or "bad_alloc" in text
-            or "can't allocate memory" in text or "out of memory" in text.lower())
 
 
 def entry() -> None:

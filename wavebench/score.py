@@ -5,6 +5,7 @@ import hashlib
 import json
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -289,6 +290,10 @@ def run_tasks(tasks, rows_path: Path, jobs: int, progress: bool):
                 try:
                     for future in as_completed(futures):
                         yield keep(future.result())
+                except BrokenProcessPool:
+                    raise InputError("a scoring worker was killed (most likely by the kernel, "
+                                     "out of memory); rerun with fewer --jobs to resume from "
+                                     "the rows already saved", rows_path.parent) from None
                 except BaseException:
                     for future in futures:
                         future.cancel()

@@ -11,8 +11,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from metrics import score_pair
-from reference_model.audio import load_audio
+from metrics import InputError as MetricInputError
+from metrics import MetricResult, get_metric, score_pair
+from metrics.checks import allocation_failed, check_lengths
+from metrics.registry import OUT_OF_MEMORY
+from reference_model.audio import LoadedAudio, load_audio, resample_audio, resampled_length
 from reference_model.errors import InputError
 from reference_model.mulaw import mu_law_decode, mu_law_encode
 
@@ -40,32 +43,96 @@ def oracle_audio(kind: str, reference: np.ndarray) -> np.ndarray:
 
 
 def score_task(task: Task) -> dict:
-    """Load a pair and score it; runs in a worker process. Unusable files raise InputError."""
-    ref = load_audio(task.reference, allow_silent=True, allow_nonfinite=True)
+    """Load a pair and score it; runs in a worker process.
+
+    Unusable files raise InputError, and so does running out of memory while reading,
+    resampling or encoding one (one line naming the file); a metric that runs out of memory on
+    the pair gets the status ``out_of_memory`` and a note naming the file, as a metric's input
+    error gets its status.
+    """
+    ref = _load(task.reference)
     notes = [f"{task.utterance}: reference {n}" for n in ref.notes]
     if task.oracle:
-        generated = oracle_audio(task.oracle, ref.audio)
+        with _out_of_memory_names(task.reference):
+            generated = oracle_audio(task.oracle, ref.audio)
+        results = score_pair(task.metrics, reference=ref.audio, generated=generated,
+                             sample_rate=ref.sample_rate)
     else:
-        # read once: at the reference's rate (resampled, with a note), or as it is to refuse
-        gen = load_audio(task.generated, None if task.strict_rate else ref.sample_rate,
-                         allow_silent=True, allow_nonfinite=True)
-        if gen.sample_rate != ref.sample_rate:
-            raise InputError(f"{gen.sample_rate} Hz but the reference is at {ref.sample_rate} "
-                             "Hz (--strict-rate refuses to resample)", task.generated)
-        notes += [f"{task.utterance}: {task.system} {n}" for n in gen.notes]
-        generated = gen.audio
-    results = score_pair(task.metrics, reference=ref.audio, generated=generated,
-                         sample_rate=ref.sample_rate)
+        results, gen_notes = _score_generated(task, ref)
+        notes += [f"{task.utterance}: {task.system} {n}" for n in gen_notes]
     rows = [{"metric": name, "value": r.value, "status": r.status} for name, r in results.items()]
     failed = {}  # one note per distinct error, naming the metrics it stopped
     for name, r in results.items():
         if r.detail:
-            failed.setdefault(r.detail, []).append(name)
+            where = f" ({task.generated or task.reference})" if r.status == OUT_OF_MEMORY else ""
+            failed.setdefault(r.detail + where, []).append(name)
     notes += [f"{task.utterance}: {task.system}: {', '.join(names)}: {detail}"
               for detail, names in failed.items()]
     for row in rows:
         row.update(system=task.system, utterance=task.utterance)
     return {"system": task.system, "utterance": task.utterance, "rows": rows, "notes": notes}
+
+
+def _load(path: str) -> LoadedAudio:
+    """A file at its own rate, as scoring takes it (silent and NaN audio are scored as such)."""
+    with _out_of_memory_names(path):
+        return load_audio(path, allow_silent=True, allow_nonfinite=True)
+
+
+def _score_generated(task: Task, ref: LoadedAudio) -> tuple[dict, tuple]:
+    """The metrics of ``task`` on its generated file, read at its own rate and resampled to the
+    reference's only if a metric needs it.
+
+    The length the generated audio will have at the reference's rate is known before it is
+    resampled. If it differs from the reference's by more than one hop, the metrics that compare
+    aligned signals get ``length_mismatch`` at once, and the audio is resampled (within
+    :data:`~reference_model.audio.MAX_SAMPLES`) only if a metric that aligns the two itself
+    (``mcd_dtw``) is asked for. Only one copy of the generated audio is kept while the metrics
+    run.
+
+    Returns
+    -------
+    results : dict[str, MetricResult]
+        By metric name, in the order of ``task.metrics``.
+    notes : tuple of str
+        The generated file's notes (resampling among them).
+    """
+    gen = _load(task.generated)
+    if gen.sample_rate != ref.sample_rate and task.strict_rate:
+        raise InputError(f"{gen.sample_rate} Hz but the reference is at {ref.sample_rate} Hz "
+                         "(--strict-rate refuses to resample)", task.generated)
+    refused = {}
+    if gen.sample_rate != ref.sample_rate:
+        at_reference_rate = resampled_length(gen.audio.size, gen.sample_rate, ref.sample_rate)
+        try:
+            check_lengths(ref.audio.size, at_reference_rate)
+        except MetricInputError as mismatch:
+            detail = (f"{mismatch} (at {ref.sample_rate} Hz; found before resampling from "
+                      f"{gen.sample_rate} Hz)")
+            refused = {name: MetricResult(float("nan"), mismatch.reason, detail)
+                       for name in task.metrics if get_metric(name).aligned}
+    names = [name for name in task.metrics if name not in refused]
+    results = {}
+    if names:
+        with _out_of_memory_names(task.generated):
+            gen = resample_audio(gen, ref.sample_rate, task.generated)  # drops the file's copy
+        results = score_pair(names, reference=ref.audio, generated=gen.audio,
+                             sample_rate=ref.sample_rate)
+    results.update(refused)
+    return {name: results[name] for name in task.metrics}, gen.notes
+
+
+@contextlib.contextmanager
+def _out_of_memory_names(path: str):
+    """Turn an allocator's failure inside the block into one InputError line naming ``path``."""
+    try:
+        yield
+    except (MemoryError, RuntimeError) as error:
+        if not allocation_failed(error):
+            raise  # a bug: its traceback is what a report needs
+        detail = " ".join(f"{type(error).__name__}: {error}".split())[:160]
+        raise InputError(f"out of memory loading it ({detail}); score it with fewer --jobs, or "
+                         "shorten it", path) from None
 
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
