@@ -8,9 +8,12 @@ On a shared machine one sampler timed after another sees different loads, so eve
 each sampler once, in rotating order, after one untimed warm-up each; the table gives the median
 and the best of the repeats (aggregate samples/s = batch x steps / wall time of the sampling
 loop) and the load average around the run. ``--before`` times another version of
-``reference_model/fused.py`` (for example ``git show REV:reference_model/fused.py > old.py``)
-through its ``run_fused``, so before/after figures come from one run. ``--compile-time`` times
-the first ``fused`` call in fresh processes: with an empty numba cache, then with it filled.
+``reference_model/sampling/fused.py`` (for example
+``git show REV:reference_model/sampling/fused.py > old.py``) through its ``run_fused``, so
+before/after figures come from one run (a fused.py from before the ``sampling`` package imports
+``reference_model.sample``: point that import at ``reference_model.sampling.state``).
+``--compile-time`` times the first ``fused`` call in fresh processes: with an empty numba cache,
+then with it filled.
 """
 import argparse
 import importlib.util
@@ -27,7 +30,7 @@ import torch
 
 from reference_model.config import get_preset
 from reference_model.model import WaveNet
-from reference_model.sample import generate, prepare_inputs
+from reference_model.sampling import REGISTRY, generate, prepare_inputs
 
 REFERENCE_MACS = 538_624  # multiply-adds per generated sample of the reference preset
 
@@ -41,13 +44,17 @@ def load_run_fused(path: str):
     """``run_fused`` of the fused.py at ``path``, imported as a top-level module named after it.
 
     numba's cache (beside the file) re-imports a function's module by name when it loads
-    compiled code, so the module must be registered under its file's stem.
+    compiled code, so the module must be registered under its file's stem. A fused.py that
+    registers itself as ``fused`` would replace the current one in the registry: the current
+    entries are put back.
     """
     name = Path(path).stem
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
+    current = dict(REGISTRY)
     spec.loader.exec_module(module)
+    REGISTRY.update(current)
     return module.run_fused
 
 
@@ -85,7 +92,7 @@ def compile_seconds(preset: str) -> tuple[float, float]:
     """First-call seconds of ``fused`` (float32, batch 5) in fresh processes: cold, then cached."""
     code = ("import time, torch; from reference_model.config import get_preset; "
             "from reference_model.model import WaveNet; "
-            "from reference_model.sample import generate; "
+            "from reference_model.sampling import generate; "
             f"m = WaveNet(get_preset({preset!r}).model).eval(); t = time.perf_counter(); "
             "generate(m, 8, batch=5, sampler='fused'); print(time.perf_counter() - t)")
     with tempfile.TemporaryDirectory() as cache:

@@ -49,7 +49,7 @@ class WaveNet(nn.Module):
     ``forward(codes)`` returns teacher-forced logits aligned with ``codes``: ``logits[..., t]`` is
     the distribution of ``codes[..., t]`` given ``codes[..., :t]`` (the input is shifted right by
     one step internally, with the mu-law zero code first) and the conditioning of sample ``t``.
-    The model holds no sampling loop; see ``reference_model.sample``.
+    The model holds no sampling loop; see ``reference_model.sampling``.
     """
 
     def __init__(self, config: ModelConfig):

@@ -22,7 +22,7 @@ from reference_model.config import ModelConfig
 from reference_model.distributed import Processes
 from reference_model.errors import InputError
 from reference_model.model import WaveNet
-from reference_model.sample import resolve_device
+from reference_model.sampling import resolve_device
 from reference_model.train_config import TrainConfig, lr_at
 
 LN2 = math.log(2)
@@ -88,7 +88,7 @@ def log_audio_sample(writer, model, crops: Cropper, seconds: float, step: int, d
                      seed: int, with_reference: bool) -> None:
     """Generate a clip with the model as it is now and log it to TensorBoard, with the
     validation file whose mel frames and speaker condition it when ``with_reference``."""
-    from reference_model.sample import generate
+    from reference_model.sampling import generate
 
     config = model.config
     n = max(1, int(seconds * config.sample_rate))

@@ -5,10 +5,9 @@ import pytest
 import torch
 from numba import njit
 
-from reference_model import fused
 from reference_model.config import PRESETS, ModelConfig
 from reference_model.model import WaveNet
-from reference_model.sample import generate, sample_next
+from reference_model.sampling import fused, generate, sample_next
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -104,7 +103,7 @@ def test_float64_equals_cached_for_every_block_split():
     prime = np.random.default_rng(1).integers(0, 256, (7, 40))
     ref = generate(model, 200, batch=7, prime=prime, sampler="cached", dtype=torch.float64,
                    seed=2, keep_logits=True)
-    from reference_model.sample import prepare_inputs
+    from reference_model.sampling import prepare_inputs
     inputs = prepare_inputs(model, 200, batch=7, temperature=1.0, prime=prime, cond=None,
                             speaker=None, seed=2, device=torch.device("cpu"),
                             dtype=torch.float64)

@@ -7,8 +7,8 @@ import torch
 from reference_model.config import PRESETS, ModelConfig
 from reference_model.errors import InputError
 from reference_model.model import WaveNet
-from reference_model.sample import (check_sampler_device, draw_uniforms, generate, prepare_inputs,
-                                    sample_next)
+from reference_model.sampling import (check_sampler_device, draw_uniforms, generate,
+                                      prepare_inputs, sample_next)
 
 # Kernel 3 exercises more than one past tap; mel + speaker exercise both conditionings.
 SMALL = ModelConfig(blocks=2, layers=5, kernel_size=3, residual_channels=8, dilation_channels=8,
@@ -119,7 +119,7 @@ def teacher_forced_logits(model, codes, kwargs):
 
 
 def test_cuda_graph_step_logic_equals_naive_without_capture():
-    from reference_model.cuda_graph import run_cuda_graph
+    from reference_model.sampling.cuda_graph import run_cuda_graph
 
     model, kwargs = small_case(2)
     ref = generate(model, 300, sampler="naive", dtype=torch.float64, seed=5, **kwargs)

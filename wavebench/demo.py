@@ -18,7 +18,7 @@ from reference_model.audio import load_audio, save_wav
 from reference_model.checkpoint import load_checkpoint
 from reference_model.embedded import write_embedded_audio
 from reference_model.features import log_mel
-from reference_model.sample import generate
+from reference_model.sampling import generate
 from wavebench.score import score
 from wavebench.score_worker import oracle_audio
 from wavebench.score_checkpoint import likelihood_record
@@ -72,7 +72,7 @@ def build_mos_packet(out_dir: Path, references: dict, generated: Path, rate: int
     for example a copy from a briefly trained model that clips.
     """
     from reference_model.errors import InputError
-    from wavebench.mos.packet import PacketOptions, build_packet
+    from wavebench.mos.packet.build import PacketOptions, build_packet
 
     oracle = out_dir / "generated" / "oracle_mulaw"
     for path, audio in references.items():

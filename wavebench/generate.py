@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from reference_model.errors import InputError
-from reference_model.sample import SAMPLERS, generate, resolve_device
+from reference_model.sampling import SAMPLERS, generate, resolve_device
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 

@@ -31,7 +31,7 @@ def likelihood_record(model, system: str, key: str, audio, notes) -> dict:
 
 def copy_synthesis(model, audio, *, sampler: str, seed: int, temperature: float):
     """Resynthesize a reference from its own log-mel frames."""
-    from reference_model.sample import generate
+    from reference_model.sampling import generate
     mel = log_mel(audio, model.config)
     n = mel.shape[1] * model.config.hop_length
     speaker = 0 if model.config.uses_speaker else None

@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 
 from reference_model.errors import InputError
-from reference_model.sample import SAMPLERS, check_sampler_device, generate, resolve_device
+from reference_model.sampling import SAMPLERS, check_sampler_device, generate, resolve_device
 from wavebench.generate import set_threads
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}

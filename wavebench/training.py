@@ -13,7 +13,7 @@ from reference_model.errors import InputError
 from reference_model.checkpoint import read_checkpoint, stored_config
 from reference_model.distributed import (Processes, as_peer_lost, processes_from_env, start,
                                          stop)
-from reference_model.sample import resolve_device
+from reference_model.sampling import resolve_device
 from reference_model.train import TrainResult, train
 from reference_model.train_config import train_config_from_dict
 

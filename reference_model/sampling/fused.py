@@ -5,7 +5,8 @@ past taps (from a ring buffer) and the current input times one ``[K R, 2D]`` mat
 ``tanh(f) * sigmoid(g)``, then one product with ``[W_res | W_skip]`` that adds the residual
 to the layer input and the skip term to a running skip sum held beside it. After the last
 layer: two end products and the inverse-CDF draw of
-:func:`reference_model.sample.sample_next`. Blocks of streams run on numba's threads.
+:func:`~reference_model.sampling.randomness.sample_next`. Blocks of streams run on numba's
+threads.
 
 Why it is fast (see ``benchmarks/bench_samplers.py`` for the figures):
 
@@ -26,11 +27,17 @@ Why it is fast (see ``benchmarks/bench_samplers.py`` for the figures):
 
 The gate uses sigmoid(g) = (1 + tanh(g / 2)) / 2 with the gate weights pre-scaled by 1/2
 (exact in binary floating point), so one ``tanh`` serves both halves.
+
+The kernel's entry points take two named bundles (NamedTuples, which numba passes as structs):
+:class:`Weights` (the model, fixed for a generation) and :class:`Run` (the streams' ring
+buffers, last codes, outputs and sampling settings). The helpers below them take the arrays
+they use (see :func:`_block_steps`).
 """
 from __future__ import annotations
 
 import copy
 import math
+from typing import NamedTuple
 
 import numba
 import numpy as np
@@ -40,8 +47,9 @@ from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from reference_model.sample import (CHUNK, CachedState, Inputs, cond_terms, prime_history,
-                                    speaker_bias, step_weights)
+from reference_model.sampling.registry import SamplerSpec, register
+from reference_model.sampling.state import (CHUNK, CachedState, Inputs, cond_terms,
+                                            prime_history, speaker_bias, step_weights)
 
 # Contraction and reassociation let LLVM vectorize; no nnan/ninf, so NaN and overflow behave
 # as in the reference. The draw (_sample_row, _exp_nonpositive) is compiled without them.
@@ -69,6 +77,47 @@ LN2_LO = 1.90821492927058770002e-10
 EXP_COEF = tuple(1.0 / math.factorial(k) for k in range(14))  # Taylor to r^13: error < 1e-17
 SEARCH_STEP = 8  # weights summed per step of the inverse-CDF search
 EXP_MIN = -708.0  # below it 2^n is subnormal; such terms are flushed to 0 (they are < 1e-307)
+
+
+# ----------------------------------------------------------------------------- kernel arguments
+
+class Weights(NamedTuple):
+    """The model as the kernel reads it (:func:`fused_weights`), in the working dtype.
+
+    Widths marked ``'`` are padded with zero columns to multiples of NB.
+    """
+
+    emb: np.ndarray  # [C, R] the start convolution (bias included), one row per code
+    w_taps: np.ndarray  # [L, K R, 2D'] past taps oldest first, then the current input
+    w_rs: np.ndarray  # [L, D, R + S'] [W_res | W_skip] of each layer
+    b_res: np.ndarray  # [L, R]
+    b_skip: np.ndarray  # [S] the skip convolutions' biases, summed
+    w1: np.ndarray  # [S, E']
+    b1: np.ndarray  # [E']
+    w2: np.ndarray  # [E', C']
+    b2: np.ndarray  # [C']
+
+
+class Run(NamedTuple):
+    """One generation's streams and settings; the kernel updates the arrays marked so in place."""
+
+    hist: np.ndarray  # [sum of spans, batch, R] ring buffers (updated), as CachedState.buffer
+    offsets: np.ndarray  # [L] int64, first ring row of each layer
+    spans: np.ndarray  # [L] int64, ring rows of each layer
+    dil: np.ndarray  # [L] int64, dilations
+    n_taps: int  # kernel size
+    bias: np.ndarray  # [batch, L, 2D'] convolution bias (+ speaker term), gate columns halved
+    prev: np.ndarray  # [batch] int64, each stream's last code (updated)
+    codes: np.ndarray  # [batch, n] int64, the generated codes (written)
+    uniforms: np.ndarray  # [batch, n] float64, from draw_uniforms
+    logits_out: np.ndarray  # [batch, n, C] logits (written when keep), else [batch, 1, C]
+    keep: bool
+    p: int  # prime length: position p is generated step 0
+    temperature: float
+    n_classes: int
+    has_cond: bool  # mel terms given per chunk
+    approx: bool  # the rational tanh (float32)
+    half: np.floating  # 0.5 in the working dtype
 
 
 # ----------------------------------------------------------------------------- LLVM helpers
@@ -405,37 +454,43 @@ def _output(state, nb, r, b_skip, w1, b1, w2, b2, sk, e, lg, idx, zero):
 
 
 @njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
-def _block_steps(b0, stop, t0, t1, p, prev, codes, uniforms, temperature, n_classes, hist,
-                 offsets, spans, dil, n_taps, emb, w_taps, bias, cond, has_cond, w_rs, b_res,
-                 b_skip, w1, b1, w2, b2, approx, half, logits_out, keep):
-    """Advance streams ``b0 .. stop - 1`` from position ``t0`` to ``t1`` (module docstring)."""
+def _block_steps(b0, stop, t0, t1, cond, w, run):
+    """Advance streams ``b0 .. stop - 1`` from position ``t0`` to ``t1`` (module docstring).
+
+    ``cond`` [batch, t1 - t0, L, 2D] holds the mel terms of these steps when ``run.has_cond``.
+    The helpers called per layer and per step take the arrays they use, not the bundles:
+    passing the bundles down (numba hands over every field of every array in them, over 150
+    values a call) cost about 4% at batch 1 in ``benchmarks/bench_samplers.py``.
+    """
     _wide_vectors()
     _keep_outlined()
     nb = stop - b0
-    dt = emb.dtype
-    r, d = max(emb.shape[1], 0), w_rs.shape[1]
-    state = np.zeros((nb, w_rs.shape[2]), dt)  # [x | skip sum | zero pad]
-    taps = np.empty((nb, w_taps.shape[1]), dt)
-    h = np.empty((nb, w_taps.shape[2]), dt)
+    dt = w.emb.dtype
+    r, d = max(w.emb.shape[1], 0), w.w_rs.shape[1]
+    state = np.zeros((nb, w.w_rs.shape[2]), dt)  # [x | skip sum | zero pad]
+    taps = np.empty((nb, w.w_taps.shape[1]), dt)
+    h = np.empty((nb, w.w_taps.shape[2]), dt)
     z = np.empty((nb, d), dt)
-    sk = np.empty((nb, b_skip.shape[0]), dt)
-    e = np.empty((nb, w1.shape[1]), dt)
-    lg = np.empty((nb, w2.shape[1]), dt)
-    idx = np.empty(max(w_taps.shape[1], w_rs.shape[1], w1.shape[0], w2.shape[0]), np.int64)
-    work = np.empty(n_classes)
-    rows = np.empty((w_taps.shape[0], n_taps), np.int64)
+    sk = np.empty((nb, w.b_skip.shape[0]), dt)
+    e = np.empty((nb, w.w1.shape[1]), dt)
+    lg = np.empty((nb, w.w2.shape[1]), dt)
+    idx = np.empty(max(w.w_taps.shape[1], w.w_rs.shape[1], w.w1.shape[0], w.w2.shape[0]),
+                   np.int64)
+    work = np.empty(run.n_classes)
+    rows = np.empty((w.w_taps.shape[0], run.n_taps), np.int64)
     for t in range(t0, t1):
-        _start_step(emb, prev, b0, nb, state)
-        _ring_rows(t, offsets, spans, dil, n_taps, rows)
-        for k in range(w_taps.shape[0]):
-            _load_inputs(k, b0, nb, hist, rows, state, taps, h, bias, cond, has_cond, t - t0,
-                         b_res)
-            _gemm(taps, w_taps[k], h, nb, False, idx)
-            _gate(h, z, nb, approx, half)
-            _gemm(z, w_rs[k], state, nb, False, idx)
-        _output(state, nb, r, b_skip, w1, b1, w2, b2, sk, e, lg, idx, half - half)
-        _draw(lg, b0, nb, t - p, uniforms, temperature, n_classes, work, codes, prev,
-              logits_out, keep)
+        _start_step(w.emb, run.prev, b0, nb, state)
+        _ring_rows(t, run.offsets, run.spans, run.dil, run.n_taps, rows)
+        for k in range(w.w_taps.shape[0]):
+            _load_inputs(k, b0, nb, run.hist, rows, state, taps, h, run.bias, cond,
+                         run.has_cond, t - t0, w.b_res)
+            _gemm(taps, w.w_taps[k], h, nb, False, idx)
+            _gate(h, z, nb, run.approx, run.half)
+            _gemm(z, w.w_rs[k], state, nb, False, idx)
+        _output(state, nb, r, w.b_skip, w.w1, w.b1, w.w2, w.b2, sk, e, lg, idx,
+                run.half - run.half)
+        _draw(lg, b0, nb, t - run.p, run.uniforms, run.temperature, run.n_classes, work,
+              run.codes, run.prev, run.logits_out, run.keep)
 
 
 @njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
@@ -467,17 +522,12 @@ def _draw(lg, b0, nb, step, uniforms, temperature, n_classes, work, codes, prev,
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def _steps_parallel(block, t0, t1, p, prev, codes, uniforms, temperature, n_classes, hist,
-                    offsets, spans, dil, n_taps, emb, w_taps, bias, cond, has_cond, w_rs, b_res,
-                    b_skip, w1, b1, w2, b2, approx, half, logits_out, keep):
+def _steps_parallel(block, t0, t1, cond, w, run):
     """Blocks of streams on numba's threads; streams never interact, so no synchronization."""
-    batch = codes.shape[0]
+    batch = run.codes.shape[0]
     n_blocks = (batch + block - 1) // block
     for i in prange(n_blocks):
-        _block_steps(i * block, min(batch, (i + 1) * block), t0, t1, p, prev, codes, uniforms,
-                     temperature, n_classes, hist, offsets, spans, dil, n_taps, emb, w_taps, bias,
-                     cond, has_cond, w_rs, b_res, b_skip, w1, b1, w2, b2, approx, half,
-                     logits_out, keep)
+        _block_steps(i * block, min(batch, (i + 1) * block), t0, t1, cond, w, run)
 
 
 # ----------------------------------------------------------------------------- Python side
@@ -536,17 +586,21 @@ def run_fused(model, inputs: Inputs, *, dtype, device, progress=None, callback=N
     w, gate_scale = fused_weights(model, np_dtype)
     batch, p, n = inputs.batch, inputs.prime_length, inputs.n_samples
     state = _initial_state(model, inputs, dtype)
-    hist = np.ascontiguousarray(state.buffer.numpy(), dtype=np_dtype)
-    spans, offsets, dil = (x.numpy().astype(np.int64) for x in
-                           (state.span, state.offset, state.dil))
     bias = np.repeat(w["b_conv"][None], batch, 0)
     spk = speaker_bias(model, inputs.speaker, torch.float64, "cpu")
     if spk is not None:
         bias[:, :, :2 * c.dilation_channels] += (spk.permute(1, 0, 2) * gate_scale).numpy()
-    prev = (inputs.prime[:, -1].cpu().numpy().astype(np.int64) if p
-            else np.full(batch, model.start_code, np.int64))
-    codes = np.zeros((batch, n), np.int64)
-    logits_out = np.zeros((batch, n if keep_logits else 1, c.classes), np_dtype)
+    weights = Weights(**{name: w[name] for name in Weights._fields})
+    run = Run(
+        hist=np.ascontiguousarray(state.buffer.numpy(), dtype=np_dtype),
+        offsets=state.offset.numpy().astype(np.int64), spans=state.span.numpy().astype(np.int64),
+        dil=state.dil.numpy().astype(np.int64), n_taps=c.kernel_size, bias=bias,
+        prev=(inputs.prime[:, -1].cpu().numpy().astype(np.int64) if p
+              else np.full(batch, model.start_code, np.int64)),
+        codes=np.zeros((batch, n), np.int64), uniforms=inputs.uniforms,
+        logits_out=np.zeros((batch, n if keep_logits else 1, c.classes), np_dtype),
+        keep=bool(keep_logits), p=p, temperature=float(inputs.temperature), n_classes=c.classes,
+        has_cond=bool(c.uses_mel), approx=np_dtype == np.float32, half=np_dtype(0.5))
     if block is None:
         block = min(BLOCK, -(-batch // numba.get_num_threads()))
         block = -(-block // MB) * MB if batch > MB else block
@@ -554,7 +608,6 @@ def run_fused(model, inputs: Inputs, *, dtype, device, progress=None, callback=N
               "b_cond": torch.from_numpy(w["b_cond"]).double(),
               "b_conv": torch.from_numpy(w["b_conv"])} if c.uses_mel else None
     no_cond = np.zeros((1, 1, 1, 1), np_dtype)
-    approx = np_dtype == np.float32
     cond_up = inputs.cond_up.detach().cpu().double() if c.uses_mel else None
     for t0 in range(p, p + n, CHUNK):
         t1 = min(t0 + CHUNK, p + n)
@@ -562,16 +615,12 @@ def run_fused(model, inputs: Inputs, *, dtype, device, progress=None, callback=N
         if c.uses_mel:  # [chunk, L, batch, 2D] -> [batch, chunk, L, 2D]
             cond = np.ascontiguousarray(cond_terms(cond_w, cond_up, t0, t1).permute(2, 0, 1, 3)
                                         .numpy().astype(np_dtype))
-        _steps_parallel(block, t0, t1, p, prev, codes, inputs.uniforms, inputs.temperature,
-                        c.classes, hist, offsets, spans, dil, c.kernel_size, w["emb"],
-                        w["w_taps"], bias, cond, c.uses_mel, w["w_rs"], w["b_res"], w["b_skip"],
-                        w["w1"], w["b1"], w["w2"], w["b2"], approx, np_dtype(0.5), logits_out,
-                        keep_logits)
+        _steps_parallel(block, t0, t1, cond, weights, run)
         if progress is not None:
             progress.update(t1 - t0)
         if callback is not None:
-            callback(codes[:, t0 - p:t1 - p].copy(), t0 - p)
-    return codes, (logits_out if keep_logits else None)
+            callback(run.codes[:, t0 - p:t1 - p].copy(), t0 - p)
+    return run.codes, (run.logits_out if keep_logits else None)
 
 
 def _initial_state(model, inputs: Inputs, dtype) -> CachedState:
@@ -582,3 +631,9 @@ def _initial_state(model, inputs: Inputs, dtype) -> CachedState:
         state = CachedState(m.config, prime_history(m, inputs), "cpu")
     state.place_prime(inputs.prime_length)
     return state
+
+
+register(SamplerSpec(
+    name="fused", run=run_fused, devices=("cpu",),
+    wrong_device="sampler 'fused' runs on the CPU, not {device}; use cached or cuda-graph",
+    description="the cached step compiled with numba into register-blocked kernels (CPU only)"))

@@ -14,8 +14,11 @@ import copy
 
 import torch
 
-from reference_model.sample import (CachedState, Inputs, cached_logits_step, prime_history,
-                                    sample_next, speaker_bias, step_weights)
+from reference_model.errors import InputError
+from reference_model.sampling.randomness import sample_next
+from reference_model.sampling.registry import SamplerSpec, register
+from reference_model.sampling.state import (CachedState, Inputs, cached_logits_step,
+                                            prime_history, speaker_bias, step_weights)
 
 STEPS_PER_GRAPH = 16  # steps unrolled in one captured graph (fewer replays, one host sync per chunk)
 
@@ -91,7 +94,6 @@ def run_cuda_graph(model, inputs: Inputs, *, dtype, device, progress=None, callb
                    steps_per_graph: int = STEPS_PER_GRAPH):
     """Generate with the captured step; ``capture=False`` runs the same step eagerly (tests)."""
     if keep_logits:
-        from reference_model.errors import InputError
         raise InputError("sampler 'cuda-graph' does not keep logits; use cached for that")
     n = inputs.n_samples
     state = StaticStep(model, inputs, dtype, device, steps_per_graph)
@@ -114,3 +116,9 @@ def run_cuda_graph(model, inputs: Inputs, *, dtype, device, progress=None, callb
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     return state.codes[:, :n].cpu().numpy(), None
+
+
+register(SamplerSpec(
+    name="cuda-graph", run=run_cuda_graph, devices=("cuda",),
+    wrong_device="sampler 'cuda-graph' needs --device cuda; on the CPU use fused",
+    description="the cached step and the draw captured as CUDA graphs (CUDA only)"))
