@@ -1,4 +1,10 @@
-"""Seeded, vectorized percentile bootstrap of a mean over utterances."""
+"""Seeded, vectorized percentile bootstrap: the one that reports/ and the MOS analysis share.
+
+Summaries and comparisons resample utterances; :mod:`wavebench.mos.analysis.stats` resamples
+raters (and, in its two-way bootstrap, raters and items). Both take ``n_resamples`` and
+``confidence`` (e.g. 0.95), checked here, and read their intervals with
+:func:`percentile_interval`.
+"""
 from __future__ import annotations
 
 import zlib
@@ -21,11 +27,26 @@ def check_bootstrap_args(n_resamples: int, confidence: float, seed: int) -> None
         ``n_resamples`` not a positive integer, ``confidence`` outside (0, 1), or ``seed``
         not a non-negative integer.
     """
+    check_n_resamples(n_resamples)
+    check_confidence(confidence)
+    check_seed(seed)
+
+
+def check_n_resamples(n_resamples: int) -> None:
+    """Raise :class:`InputError` unless ``n_resamples`` is a positive integer."""
     if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) \
             or n_resamples < 1:
         raise InputError(f"n_resamples must be a positive integer, got {n_resamples!r}")
+
+
+def check_confidence(confidence: float) -> None:
+    """Raise :class:`InputError` unless ``confidence`` lies strictly between 0 and 1."""
     if not isinstance(confidence, (float, int)) or not 0.0 < confidence < 1.0:
         raise InputError(f"confidence must be between 0 and 1 (e.g. 0.95), got {confidence!r}")
+
+
+def check_seed(seed: int) -> None:
+    """Raise :class:`InputError` unless ``seed`` is a non-negative integer."""
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise InputError(f"seed must be a non-negative integer, got {seed!r}")
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats as st
 
-from wavebench.mos import stats
+from wavebench.mos.analysis import stats
 
 SYSTEM_MU = np.array([4.2, 3.7, 3.2, 2.7, 2.2])
 SD_RATER, SD_ITEM, SD_NOISE = 0.6, 0.55, 0.6
@@ -55,9 +55,9 @@ def test_two_way_bootstrap_covers_true_mos_and_t_does_not():
         sums, counts = zip(*(stats.sums_and_counts(r[s == k], i[s == k], y[s == k],
                                                    N_RATERS, N_ITEMS)
                              for k in range(SYSTEM_MU.size)))
-        boot = stats.two_way_replicates(sums, counts, n_boot=1000, seed=rep)
+        boot = stats.two_way_replicates(sums, counts, n_resamples=1000, seed=rep)
         for k in range(SYSTEM_MU.size):
-            ci = stats.percentile_interval(y[s == k].mean(), boot[:, k])
+            ci = stats.bootstrap_interval(y[s == k].mean(), boot[:, k])
             t = stats.t_interval(y[s == k])
             hits_boot.append(ci.lo <= truth[k] <= ci.hi)
             hits_t.append(t.lo <= truth[k] <= t.hi)

@@ -12,9 +12,9 @@ import soundfile as sf
 from scipy import signal
 
 from test_mos_analysis_sim import import_ratings, load_sim_packet, simulate_study
-from wavebench.mos.analysis_report import AnalysisOptions, run_analysis
+from wavebench.mos.analysis.report import AnalysisOptions, run_analysis
 
-packet_module = pytest.importorskip("wavebench.mos.packet")
+packet_module = pytest.importorskip("wavebench.mos.packet.build")
 SPEECH = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "speech16k"
 TRUE = {"natural": 4.5, "lowpass": 3.6, "noisy": 3.0, "mulaw": 2.3, "lp3500": 1.6}
 BAD = {"L02": "trap", "L05": "straight", "L09": "skip"}

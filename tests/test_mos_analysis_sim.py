@@ -214,7 +214,7 @@ def simulate_study(packet: SimPacket, out_dir, *, seed: int = 1, bad=None, true_
 
 def import_ratings(paths, packet_dir, ratings_path: Path) -> Path:
     """Results documents into ratings.csv, as ``wavebench mos import`` does."""
-    from wavebench.mos import ratings as R
+    from wavebench.mos.analysis import ratings as R
     R.write_ratings(R.import_results(paths, R.load_packet(packet_dir)), ratings_path)
     return ratings_path
 

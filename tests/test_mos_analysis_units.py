@@ -7,7 +7,7 @@ import pytest
 from scipy import stats as st
 
 from reference_model.errors import InputError
-from wavebench.mos import analysis, screening, stats
+from wavebench.mos.analysis import screening, stats, tables
 
 
 def latin_ratings(seed=0, n_raters=30, n_items=12, conditions=("a", "b", "c"), shift=None):
@@ -30,7 +30,7 @@ def latin_ratings(seed=0, n_raters=30, n_items=12, conditions=("a", "b", "c"), s
 
 def test_item_adjusted_wilcoxon_matches_scipy_on_hand_computed_differences():
     df = latin_ratings()
-    table = analysis.pairwise(df, n_boot=200)
+    table = tables.pairwise(df, n_resamples=200)
     row = table[(table["sys_a"] == "a") & (table["sys_b"] == "b")].iloc[0]
     # Reference: the same quantities by explicit loops, then scipy's Wilcoxon.
     item_mean = {i: df.loc[df["item"] == i, "score"].mean() for i in df["item"].unique()}
@@ -54,7 +54,7 @@ def test_item_adjusted_wilcoxon_matches_scipy_on_hand_computed_differences():
 
 def test_holm_column_against_statsmodels():
     multitest = pytest.importorskip("statsmodels.stats.multitest")
-    table = analysis.pairwise(latin_ratings(seed=4), n_boot=50)
+    table = tables.pairwise(latin_ratings(seed=4), n_resamples=50)
     expected = multitest.multipletests(table["p_raw"], method="holm")[1]
     np.testing.assert_allclose(table["p_holm"], expected, rtol=1e-12)
 
@@ -64,7 +64,7 @@ def test_between_subjects_falls_back_to_mann_whitney():
     other = latin_ratings(seed=2, n_raters=8, conditions=("b",))
     other["rater_id"] = other["rater_id"] + "x"
     both = pd.concat([df, other], ignore_index=True)
-    row = analysis.pairwise(both, n_boot=100).iloc[0]
+    row = tables.pairwise(both, n_resamples=100).iloc[0]
     ref = st.mannwhitneyu(df.groupby("rater_id")["score"].mean(),
                           other.groupby("rater_id")["score"].mean(), alternative="two-sided")
     assert row["test"].startswith("mann_whitney") and row["n_raters_used"] == 0
@@ -74,7 +74,7 @@ def test_between_subjects_falls_back_to_mann_whitney():
 
 def test_pairwise_rejects_unknown_correction():
     with pytest.raises(InputError, match="unknown correction 'fdr'"):
-        analysis.pairwise(latin_ratings(), correction="fdr")
+        tables.pairwise(latin_ratings(), correction="fdr")
 
 
 # ---------------------------------------------------------------- system scores
@@ -82,7 +82,7 @@ def test_pairwise_rejects_unknown_correction():
 def test_system_scores_intervals_against_references():
     ref = pytest.importorskip("mean_opinion_score")
     df = latin_ratings(seed=1)
-    scores = analysis.system_scores(df, n_boot=300).set_index("condition")
+    scores = tables.system_scores(df, n_resamples=300).set_index("condition")
     for cond, part in df.groupby("condition"):
         x = part["score"].to_numpy()
         lo, hi = st.t.interval(0.95, x.size - 1, loc=x.mean(), scale=st.sem(x))
@@ -100,19 +100,19 @@ def test_system_scores_intervals_against_references():
 
 def test_system_scores_rejects_primary_not_computed():
     with pytest.raises(InputError, match="include the primary"):
-        analysis.system_scores(latin_ratings(), methods=("t",), primary="boot2way")
+        tables.system_scores(latin_ratings(), methods=("t",), primary="boot2way")
 
 
 def test_two_way_replicates_keep_pairing_between_conditions():
     # Two conditions with identical ratings: every replicate's difference is exactly zero.
     df = latin_ratings(seed=3)
-    sums, counts = analysis._matrices(df, ["a", "a"])
-    reps = stats.two_way_replicates(sums, counts, n_boot=100, seed=1)
+    sums, counts = tables._matrices(df, ["a", "a"])
+    reps = stats.two_way_replicates(sums, counts, n_resamples=100, seed=1)
     assert np.all(reps[:, 0] == reps[:, 1])
 
 
 def test_per_item_residuals_sum_to_zero_over_conditions():
-    items = analysis.per_item(latin_ratings(seed=5, n_raters=30))
+    items = tables.per_item(latin_ratings(seed=5, n_raters=30))
     # Complete item x condition table: the two-way interaction residuals cancel per item.
     sums = items.groupby("item")["residual"].sum()
     np.testing.assert_allclose(sums, 0.0, atol=1e-12)
@@ -202,14 +202,14 @@ def test_two_way_replicates_reject_mismatched_shapes():
 
 def test_system_scores_rejects_unknown_generalization():
     with pytest.raises(InputError, match="--generalize must be raters\\+items or raters"):
-        analysis.system_scores(latin_ratings(), generalize="items")
+        tables.system_scores(latin_ratings(), generalize="items")
 
 
 def test_pairwise_needs_two_conditions():
     with pytest.raises(InputError, match="at least 2 conditions"):
-        analysis.pairwise(latin_ratings(), conditions=["a"])
+        tables.pairwise(latin_ratings(), conditions=["a"])
 
 
 def test_system_scores_refuses_no_ratings():
     with pytest.raises(InputError, match="no ratings left to analyze"):
-        analysis.system_scores(latin_ratings().iloc[:0])
+        tables.system_scores(latin_ratings().iloc[:0])

@@ -7,7 +7,7 @@ from click.testing import CliRunner
 
 from test_mos_analysis_sim import import_ratings, load_sim_packet, simulate_study
 from test_mos_packet import make_systems
-from wavebench.mos.analysis_report import AnalysisOptions, run_analysis
+from wavebench.mos.analysis.report import AnalysisOptions, run_analysis
 from wavebench.mos.cli import mos_group
 
 CONFIG = """
@@ -87,6 +87,6 @@ def test_settings_it_cannot_honour_are_refused_in_one_line(systems, tmp_path, ch
 
 
 def test_yaml_no_for_the_headphone_check_means_none():
-    from wavebench.mos.config import packet_options_from_config
+    from wavebench.mos.packet.config import packet_options_from_config
     assert packet_options_from_config({"checks": {"headphone": False}}, "x.yaml") == \
         {"headphone_check": "none"}

@@ -19,9 +19,9 @@ from test_mos_analysis_sim import build_packet as build_sim_packet
 from test_mos_analysis_sim import simulate_study
 from test_mos_packet import make_systems
 from wavebench.cli import main as wavebench_main
-from wavebench.mos import packet as packet_module
-from wavebench.mos.packet import PacketOptions, build_packet
-from wavebench.mos.validate import validate_packet
+from wavebench.mos.packet import build as packet_module
+from wavebench.mos.packet.build import PacketOptions, build_packet
+from wavebench.mos.packet.validate import validate_packet
 
 
 def _systems(root: Path) -> list:
@@ -180,7 +180,11 @@ def test_sigkill_leaves_the_old_or_the_new_packet_never_a_mix(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=60)
     seed_now()
-    for lo in (0.05, 0.25, 0.45, 0.65):  # then once in each fifth of the write phase but the last
+    # Then in each fifth of the write phase but the last, round after round until two kills
+    # landed mid-write (a busy machine stretches the phases; a fixed count would be flaky).
+    trials = 0
+    while trials < 4 or (killed_mid_write < 2 and trials < 16):
+        lo = (0.05, 0.25, 0.45, 0.65)[trials % 4]
         proc = _start(inputs, out, seed=3 - seed_now())  # always the other packet
         _wait_for_build(proc, out)
         time.sleep(float(rng.uniform(lo, lo + 0.2)) * write_s)
@@ -188,6 +192,7 @@ def test_sigkill_leaves_the_old_or_the_new_packet_never_a_mix(tmp_path):
         proc.send_signal(signal.SIGKILL)
         killed_mid_write += proc.wait(timeout=60) == -signal.SIGKILL and writing
         seed_now()
+        trials += 1
     assert killed_mid_write >= 2, "the kills missed the write phase; make the build slower"
     proc = _start(inputs, out, seed=3 - seed_now())  # a later run completes and clears up
     assert proc.wait(timeout=60) == 0, proc.stderr.read().decode()

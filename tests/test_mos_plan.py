@@ -9,8 +9,8 @@ from scipy import stats as st
 
 from reference_model.errors import InputError
 from wavebench.cli import main
-from wavebench.mos import plan as P
-from wavebench.mos import stats
+from wavebench.mos.analysis import plan as P
+from wavebench.mos.analysis import stats
 
 TRUE = P.Components(item=0.10, rater=0.25, resid=0.5)
 
@@ -135,7 +135,7 @@ def test_plan_command(capsys, tmp_path):
 def test_plan_from_a_pilot_packet_and_its_ratings(tmp_path, capsys):
     from test_mos_analysis_e2e import TRUE as TRUE_MOS, _systems
     from test_mos_analysis_sim import import_ratings, load_sim_packet, simulate_study
-    from wavebench.mos import packet as packet_module
+    from wavebench.mos.packet import build as packet_module
 
     dirs = _systems(tmp_path / "in")  # skips without ../shared
     options = packet_module.PacketOptions(reference=f"natural={dirs['natural']}", votes=6,

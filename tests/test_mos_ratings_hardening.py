@@ -18,9 +18,10 @@ from hypothesis import strategies as st
 
 from reference_model.errors import InputError
 from test_mos_analysis_sim import build_packet, results_document, simulate_study
-from wavebench.mos import ratings as R
-from wavebench.mos import screening
-from wavebench.mos.analysis_report import AnalysisOptions, run_analysis
+from wavebench.mos.analysis import ratings as R
+from wavebench.mos.analysis import screening
+from wavebench.mos.analysis.report import AnalysisOptions, run_analysis
+from wavebench.mos.packet_files import json_shape
 
 LIST = "L01"
 
@@ -258,7 +259,7 @@ def test_brackets_inside_strings_do_not_count(study, tmp_path):
     (b'"unterminated [[[', (0, 0)), (b'"ends in a backslash\\', (0, 0)),
     (b"[[[]]], []", (3, 1))])
 def test_json_shape(raw, shape):
-    assert R.json_shape(raw, chunk=2) == shape
+    assert json_shape(raw, chunk=2) == shape
 
 
 def test_an_oversized_file_is_not_read(study, tmp_path):

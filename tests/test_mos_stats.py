@@ -1,11 +1,12 @@
-"""Tests of wavebench.mos.stats against scipy.stats, a reference CrowdMOS and hand computations."""
+"""Tests of wavebench.mos.analysis.stats against scipy.stats, a reference CrowdMOS and by hand."""
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats as st
 
 from reference_model.errors import InputError
-from wavebench.mos import stats
+from reports.errors import InputError as BootstrapInputError
+from wavebench.mos.analysis import stats
 
 NAN = np.nan
 # The CrowdMOS vector of ../shared/data/vectors/README.md (rows = raters, columns = sentences).
@@ -19,7 +20,7 @@ CROWDMOS_VECTOR = np.array([[4, 5, NAN, 4, NAN, 3],
 
 def test_t_interval_matches_scipy():
     x = np.random.default_rng(1).normal(3.2, 0.9, 57)
-    got = stats.t_interval(x, alpha=0.1)
+    got = stats.t_interval(x, confidence=0.9)
     lo, hi = st.t.interval(0.9, x.size - 1, loc=x.mean(), scale=st.sem(x))
     # Same closed form evaluated in a different order: float64 rounding only.
     assert (got.lo, got.hi) == pytest.approx((lo, hi), rel=1e-12)
@@ -31,9 +32,12 @@ def test_t_interval_single_rating_has_no_bounds():
     assert got.estimate == 4.0 and np.isnan(got.lo) and np.isnan(got.hi)
 
 
-def test_alpha_outside_unit_interval_is_rejected():
-    with pytest.raises(InputError, match="alpha must lie in"):
-        stats.t_interval([1, 2, 3], alpha=1.5)
+def test_confidence_outside_unit_interval_is_rejected():
+    # The check is reports.bootstrap's, shared by every interval of the MOS statistics.
+    with pytest.raises(BootstrapInputError, match="confidence must be between 0 and 1"):
+        stats.t_interval([1, 2, 3], confidence=1.5)
+    with pytest.raises(BootstrapInputError, match="confidence must be between 0 and 1"):
+        stats.bootstrap_interval(3.0, [1.0, 2.0, 3.0], confidence=0.0)
 
 
 # ---------------------------------------------------------------- CrowdMOS
@@ -91,8 +95,8 @@ def test_two_way_bootstrap_is_deterministic_and_brackets_the_mean():
     r, i = rng.integers(0, 20, 400), rng.integers(0, 15, 400)
     s = np.clip(np.round(3 + rng.normal(0, 1, 400)), 1, 5)
     sums, counts = stats.sums_and_counts(r, i, s, 20, 15)
-    a = stats.bootstrap_two_way(sums, counts, n_boot=500, seed=4)
-    b = stats.bootstrap_two_way(sums, counts, n_boot=500, seed=4)
+    a = stats.bootstrap_two_way(sums, counts, n_resamples=500, seed=4)
+    b = stats.bootstrap_two_way(sums, counts, n_resamples=500, seed=4)
     assert a == b
     assert a.estimate == pytest.approx(s.mean(), rel=1e-12)  # weights of 1 reproduce the mean
     assert 1 <= a.lo < a.estimate < a.hi <= 5
@@ -103,7 +107,7 @@ def test_two_way_bootstrap_with_one_item_equals_rater_bootstrap():
     # rater-level bootstrap of per-rater means when every rater gives one rating.
     x = np.random.default_rng(5).normal(3, 1, 30)
     sums, counts = stats.sums_and_counts(np.arange(30), np.zeros(30, int), x, 30, 1)
-    two_way = stats.bootstrap_two_way(sums, counts, n_boot=4000, seed=0)
+    two_way = stats.bootstrap_two_way(sums, counts, n_resamples=4000, seed=0)
     # Reference: the percentile bootstrap recomputed with scipy (a different generator).
     ref = st.bootstrap((x,), np.mean, n_resamples=4000, method="percentile",
                        random_state=np.random.default_rng(1)).confidence_interval
@@ -112,17 +116,30 @@ def test_two_way_bootstrap_with_one_item_equals_rater_bootstrap():
 
 
 def test_bootstrap_rejects_zero_replicates():
-    with pytest.raises(InputError, match="at least 1 replicate"):
-        stats.bootstrap_two_way(np.ones((2, 2)), np.ones((2, 2)), n_boot=0)
+    with pytest.raises(BootstrapInputError, match="n_resamples must be a positive integer"):
+        stats.bootstrap_two_way(np.ones((2, 2)), np.ones((2, 2)), n_resamples=0)
 
 
 def test_bootstrap_mean_matches_scipy_percentile_bootstrap():
     x = np.random.default_rng(9).normal(0.3, 1, 40)
-    got = stats.bootstrap_mean(x, n_boot=4000, seed=2)
+    got = stats.bootstrap_mean(x, n_resamples=4000, seed=2)
     ref = st.bootstrap((x,), np.mean, n_resamples=4000, method="percentile",
                        random_state=np.random.default_rng(3)).confidence_interval
     # Monte Carlo error of the quantiles (about 0.01 here).
     assert (got.lo, got.hi) == pytest.approx((ref.low, ref.high), abs=0.04)
+
+
+def test_bootstrap_mean_resamples_as_one_draw_of_rater_indices():
+    # The rater bootstrap is reports.bootstrap's, which draws its indices in chunks (here 2.4
+    # million indices, over its 2**21 chunk). Recomputed in one draw from the same generator,
+    # with numpy's percentile, the bounds agree: same draws, same order statistics.
+    x = np.random.default_rng(4).normal(0.2, 1, 40)
+    got = stats.bootstrap_mean(x, n_resamples=60_000, confidence=0.9, seed=7)
+    idx = np.random.default_rng(7).integers(0, x.size, size=(60_000, x.size))
+    lo, hi = np.percentile(x[idx].mean(axis=1), [5, 95])
+    # Only the interpolation weight can differ, in its last bits (0.05 vs (1 - 0.9) / 2).
+    assert (got.lo, got.hi) == pytest.approx((lo, hi), rel=1e-12)
+    assert got.estimate == x.mean()
 
 
 # ---------------------------------------------------------------- signed-rank test
@@ -197,7 +214,7 @@ def test_lmm_on_a_complete_balanced_design_matches_the_closed_form():
     with the model's own fitted components (crossed intercepts shared by the conditions)."""
     pytest.importorskip("statsmodels")
     import statsmodels.formula.api as smf
-    from wavebench.mos.stats import lmm_intervals
+    from wavebench.mos.analysis.stats import lmm_intervals
 
     rng = np.random.default_rng(21)
     raters, items, truth = 12, 10, {"a": 3.0, "b": 3.6}
@@ -207,7 +224,7 @@ def test_lmm_on_a_complete_balanced_design_matches_the_closed_form():
              "score": mu + rater_effect[r] + item_effect[i] + rng.normal(0, 0.7)}
             for c, mu in truth.items() for r in range(raters) for i in range(items)]
     df = pd.DataFrame(rows)
-    got = lmm_intervals(df, alpha=0.05)
+    got = lmm_intervals(df, confidence=0.95)
     for c in truth:
         assert got[c].estimate == pytest.approx(df.loc[df.condition == c, "score"].mean(), abs=1e-6)
     # the fitted components, from a second fit of the same model
@@ -223,7 +240,7 @@ def test_lmm_on_a_complete_balanced_design_matches_the_closed_form():
 
 def test_lmm_gives_no_interval_where_the_data_cannot_support_one():
     pytest.importorskip("statsmodels")
-    from wavebench.mos.stats import lmm_intervals
+    from wavebench.mos.analysis.stats import lmm_intervals
     tiny = pd.DataFrame({"rater_id": ["r1", "r2", "r1"], "item": ["i1", "i1", "i2"],
                          "condition": [1, 1, 2], "score": [3.0, 4.0, 2.0]})
     got = lmm_intervals(tiny)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from wavebench.mos.anchors import lowpass, mnru
+from wavebench.mos.packet.anchors import lowpass, mnru
 
 GOLD_LOW_MNRU_DB = 5.0     # spec: hold-out clip + MNRU Q = 5 dB + 3.5 kHz low-pass
 GOLD_LOW_CUTOFF_HZ = 3500.0

@@ -331,7 +331,7 @@ def screen(df: pd.DataFrame, rules: dict, rules_sha256: str, *, list_sizes: dict
     Parameters
     ----------
     df : pd.DataFrame
-        Unblinded ratings (see :func:`wavebench.mos.ratings.unblind`), every trial type.
+        Unblinded ratings (see :func:`wavebench.mos.analysis.ratings.unblind`), every trial type.
     rules, rules_sha256
         From :func:`load_rules`.
     list_sizes : dict

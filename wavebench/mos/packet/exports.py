@@ -12,7 +12,7 @@ import io
 import json
 
 from reference_model.errors import InputError
-from wavebench.mos.page import CALIBRATION, CHOICE_QUESTIONS
+from wavebench.mos.packet.page import CALIBRATION, CHOICE_QUESTIONS
 
 EXPORTS = ("trials",)
 PLANNED = ("webmushra", "beaqlejs", "p808")

@@ -11,7 +11,6 @@ import hashlib
 import io
 import json
 import math
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -22,9 +21,9 @@ import numpy as np
 import pandas as pd
 
 from reference_model.errors import InputError
-from wavebench.mos.anonymize import sha256_file
 from reports import write_csv
 from reports.cells import csv_untext
+from wavebench.mos.packet_files import check_import_shape, read_json, sha256_file
 
 #: Columns of ratings.csv, in order (MOS.md section 11).
 RATING_COLUMNS = (
@@ -52,7 +51,6 @@ SLIDER_METHODS = ("mushra", "mushra_nmr")
 #: Bounds on one results file, checked before it is parsed. A page's file takes about 0.5 KB
 #: per response (a 12-page MUSHRA session is under 100 KB), so these leave ample room.
 MAX_RESULTS_BYTES = 16 * 2**20
-MAX_JSON_DEPTH = 32         # the results format nests 4 deep
 MAX_JSON_ITEMS = 500_000    # commas outside strings: bounds the objects json.loads builds
 MAX_RESPONSES = 10_000
 RESPONSE_FACTOR = 2         # responses read per answer the list asks for, at most
@@ -221,76 +219,6 @@ def answer_scale(packet: Packet) -> Scale:
     return Scale(_exact(lo), _exact(hi), _exact(step))
 
 
-_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)', re.DOTALL)
-_NOT_STRUCTURE = bytes(sorted(set(range(256)) - set(b"[]{},")))
-_DEPTH_STEP = np.zeros(256, np.int8)
-_DEPTH_STEP[list(b"[{")], _DEPTH_STEP[list(b"]}")] = 1, -1
-
-
-def json_shape(raw: bytes, chunk: int = 1 << 20) -> tuple[int, int]:
-    """Nesting depth and number of commas of a JSON text, outside strings, without parsing.
-
-    Parameters
-    ----------
-    raw : bytes
-        The text (any bytes; invalid JSON gives some bounded answer).
-    chunk : int
-        Brackets summed at a time (bounds the memory of the running depth).
-
-    Returns
-    -------
-    (int, int)
-        The deepest bracket nesting and the number of commas.
-    """
-    # An unterminated string runs to the end, so every match succeeds at once: linear time.
-    structure = _JSON_STRING.sub(b"", raw).translate(None, _NOT_STRUCTURE)
-    steps = _DEPTH_STEP[np.frombuffer(structure, np.uint8)]
-    depth = deepest = 0
-    for start in range(0, steps.size, chunk):
-        run = np.cumsum(steps[start:start + chunk], dtype=np.int64) + depth
-        deepest, depth = max(deepest, int(run.max())), int(run[-1])
-    return deepest, structure.count(b",")
-
-
-def _read_bytes(path: Path, what: str, max_bytes: int | None) -> bytes:
-    if not path.is_file():
-        raise InputError(f"no {what} here" if not path.exists() else "not a file", path)
-    try:
-        with open(path, "rb") as f:
-            raw = f.read() if max_bytes is None else f.read(max_bytes + 1)
-    except OSError as err:
-        raise InputError(f"cannot read {what}: {err.strerror}", path) from None
-    if max_bytes is not None and len(raw) > max_bytes:
-        raise InputError(f"{what} is larger than {max_bytes // 2**20} MiB, far more than a "
-                         "listening session writes; not read", path)
-    return raw
-
-
-def _read_json(path: Path, what: str, *, max_bytes: int | None = None,
-               max_items: int | None = None) -> dict:
-    """A JSON object from a file, its size, nesting and item count checked before parsing."""
-    raw = _read_bytes(path, what, max_bytes)
-    depth, items = json_shape(raw)
-    if depth > MAX_JSON_DEPTH:
-        raise InputError(f"{what} is nested {depth} levels deep; at most {MAX_JSON_DEPTH} "
-                         "are read", path)
-    if max_items is not None and items > max_items:
-        raise InputError(f"{what} holds {items} JSON items; at most {max_items} are read", path)
-    try:
-        data = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise InputError(f"{what} is not UTF-8 text", path) from None
-    except json.JSONDecodeError as err:
-        raise InputError(f"{what} is not valid JSON (truncated or edited?): {err.msg} at "
-                         f"line {err.lineno} column {err.colno}", path) from None
-    except ValueError as err:  # an integer of more than 4300 digits
-        raise InputError(f"{what} is not valid JSON: {str(err).splitlines()[0]}",
-                         path) from None
-    if not isinstance(data, dict):
-        raise InputError(f"{what} must be a JSON object, got {type(data).__name__}", path)
-    return data
-
-
 def load_packet(packet_dir) -> Packet:
     """Load a packet's manifest and key and verify the key's commitment.
 
@@ -317,7 +245,7 @@ def load_packet(packet_dir) -> Packet:
     manifest_path, key_path = root / "packet" / "manifest.json", root / "private" / "key.json"
     if not root.is_dir():
         raise InputError("packet folder does not exist", root)
-    manifest = _read_json(manifest_path, "packet manifest")
+    manifest = read_json(manifest_path, "packet manifest")
     for name in ("packet_id", "key_commitment", "lists"):
         if name not in manifest:
             raise InputError(f"manifest has no {name!r}; is this a wavebench packet?",
@@ -330,8 +258,7 @@ def load_packet(packet_dir) -> Packet:
         raise InputError(f"key does not match the packet's key commitment (sha256 {digest[:12]}"
                          f"..., manifest commits to {str(manifest['key_commitment'])[:12]}...); "
                          "a key from another packet or an edited key", key_path)
-    key = _read_json(key_path, "packet key")
-    from wavebench.mos.validate import check_import_shape  # validate reads through this module
+    key = read_json(key_path, "packet key")
     check_import_shape(manifest, manifest_path, key, key_path)
     if key.get("packet_id") != manifest["packet_id"] or "stimuli" not in key \
             or "trials" not in key:
@@ -544,7 +471,7 @@ def _reject_note(rejects: pd.DataFrame, n_sessions: int) -> str:
 
 def _repeated_rater_notes(raters: pd.DataFrame) -> list:
     """A note for each rater id seen under several session ids (as screening will see it)."""
-    from wavebench.mos.screening import DEFAULT_RULES, repeated_sessions
+    from wavebench.mos.analysis.screening import DEFAULT_RULES, repeated_sessions
 
     sessions = raters.rename(columns={"started_at": "answered_at"})
     return repeated_sessions(sessions, DEFAULT_RULES["repeated_rater"]["threshold"])[1]
@@ -579,20 +506,20 @@ def import_results(paths, packet: Packet) -> ImportResult:
     ------
     InputError
         No files; a file over :data:`MAX_RESULTS_BYTES`, nested deeper than
-        :data:`MAX_JSON_DEPTH` or holding more than :data:`MAX_JSON_ITEMS` items; an
-        unreadable, truncated or edited file (checksum mismatch); results of another packet;
-        an unknown list, trial or stimulus; a field of the wrong JSON type (an integer field
-        holding 3.0 or true included); more responses than :data:`RESPONSE_FACTOR` times
-        what the list asks for, or than :data:`MAX_RESPONSES`; or two different files for
-        the same session.
+        :data:`~wavebench.mos.packet_files.MAX_JSON_DEPTH` or holding more than
+        :data:`MAX_JSON_ITEMS` items; an unreadable, truncated or edited file (checksum
+        mismatch); results of another packet; an unknown list, trial or stimulus; a field of
+        the wrong JSON type (an integer field holding 3.0 or true included); more responses
+        than :data:`RESPONSE_FACTOR` times what the list asks for, or than
+        :data:`MAX_RESPONSES`; or two different files for the same session.
     """
     if not paths:
         raise InputError("no results files given")
     scale, asked = answer_scale(packet), answers_per_list(packet)
     rows, rejects, sessions, seen, notes = [], [], [], {}, []
     for p in map(Path, paths):
-        data = _read_json(p, "results file", max_bytes=MAX_RESULTS_BYTES,
-                          max_items=MAX_JSON_ITEMS)
+        data = read_json(p, "results file", max_bytes=MAX_RESULTS_BYTES,
+                         max_items=MAX_JSON_ITEMS)
         payload = _check_results(data, p, packet, asked)
         sid = str(payload["session_id"])
         if sid in seen:

@@ -1,7 +1,7 @@
 """The offline test page's JavaScript and CSS (written for wavebench; no third-party code).
 
 Kept as Python strings so that they ship inside the package without package-data settings.
-``SCRIPT`` expects ``SHA256_K`` and ``SHA256_H`` (filled in by :mod:`wavebench.mos.page`).
+``SCRIPT`` expects ``SHA256_K`` and ``SHA256_H`` (filled in by :mod:`wavebench.mos.packet.page`).
 """
 
 STYLE = """

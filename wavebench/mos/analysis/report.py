@@ -21,9 +21,10 @@ from wavebench import tool_version
 from reports import (Image, Section, markdown_text, render_html, to_markdown, write_csv,
                      write_html)
 from reports.files import atomic_write_bytes, atomic_write_text
-from wavebench.mos import analysis, analysis_plots, screening
+from wavebench.mos.analysis import plots, screening
+from wavebench.mos.analysis import tables as mos_tables
 from wavebench.fingerprint import FINGERPRINT_FILE, check_replaceable, files_signature
-from wavebench.mos.ratings import Packet, load_packet, read_ratings, unblind
+from wavebench.mos.analysis.ratings import Packet, load_packet, read_ratings, unblind
 
 NOT_REPORTED = "NOT REPORTED"
 _NOT_COMPARABLE = ("MOS values are not comparable across tests: they depend on the other "
@@ -33,7 +34,12 @@ _NOT_COMPARABLE = ("MOS values are not comparable across tests: they depend on t
 
 @dataclass(frozen=True)
 class AnalysisOptions:
-    """Settings of one analysis (the command line's options)."""
+    """Settings of one analysis (the command line's options).
+
+    ``alpha`` and ``n_boot`` are ``--alpha`` and ``--bootstrap`` as given (and as recorded in
+    the fingerprint); the statistics receive ``confidence = 1 - alpha`` and
+    ``n_resamples = n_boot``.
+    """
 
     screening_path: str | None = None
     ci: str = "all"                      # comma list of boot2way, crowdmos, t, lmm; all = 3 fast
@@ -117,16 +123,23 @@ def list_sizes(packet: Packet) -> dict:
     return sizes
 
 
+def _confidence(alpha: float) -> float:
+    """``--alpha`` as the coverage of the intervals, 1 - alpha."""
+    if not 0.0 < alpha < 1.0:
+        raise InputError(f"alpha must lie in (0, 1), got {alpha}")
+    return 1.0 - alpha
+
+
 def _ci_methods(ci: str) -> tuple[tuple, str]:
     """``--ci``: a comma list of methods, ``all`` for the three fast ones; the primary is
     boot2way when asked for, else the first given."""
     methods = []
     for name in (part.strip() for part in str(ci).split(",") if part.strip()):
-        expanded = analysis.DEFAULT_CI_METHODS if name == "all" else (name,)
+        expanded = mos_tables.DEFAULT_CI_METHODS if name == "all" else (name,)
         for method in expanded:
-            if method not in analysis.CI_METHODS:
+            if method not in mos_tables.CI_METHODS:
                 raise InputError(f"--ci {name!r} is not available; use a comma list of "
-                                 f"{', '.join(analysis.CI_METHODS)} or all")
+                                 f"{', '.join(mos_tables.CI_METHODS)} or all")
             if method not in methods:
                 methods.append(method)
     if not methods:
@@ -168,6 +181,7 @@ def run_analysis(ratings_path, packet_dir, out_dir, options: AnalysisOptions = A
     ratings_path, out_dir = Path(ratings_path), Path(out_dir)
     packet = load_packet(packet_dir)
     methods, primary = _ci_methods(options.ci)
+    confidence = _confidence(options.alpha)
     rules, rules_sha = screening.load_rules(options.screening_path)
     trials = unblind(read_ratings(ratings_path, packet), packet)
     raters_csv = _read_raters(options.raters_path and Path(options.raters_path), ratings_path)
@@ -181,7 +195,7 @@ def run_analysis(ratings_path, packet_dir, out_dir, options: AnalysisOptions = A
         raise InputError("no ratings left after screening; see the screening rules "
                          f"(sha256 {rules_sha[:12]})", ratings_path)
     log(f"bootstrapping {len(screened.kept)} ratings ({options.n_boot} replicates)")
-    tables = _tables(trials, screened, packet, options, methods, primary)
+    tables = _tables(trials, screened, packet, options, methods, primary, confidence)
     checklist = _checklist(packet, trials, raters_csv, screened, options, primary, tables,
                            ratings_path)
     missing = checklist.loc[checklist["value"].str.contains(NOT_REPORTED), "item"]
@@ -206,35 +220,37 @@ def run_analysis(ratings_path, packet_dir, out_dir, options: AnalysisOptions = A
                           screened.notes)
 
 
-def _tables(trials, screened, packet, options, methods, primary) -> dict:
+def _tables(trials, screened, packet, options, methods, primary, confidence) -> dict:
     """Every table of the report (pairwise is None with fewer than 2 compared conditions)."""
     kept = screened.kept
     rated_conditions = sorted(kept["condition"].unique())
     if options.baseline and options.baseline not in rated_conditions:
         raise InputError(f"baseline {options.baseline!r} is not among the rated conditions: "
                          f"{', '.join(rated_conditions)}")
-    scores = analysis.system_scores(kept, methods=methods, primary=primary, alpha=options.alpha,
-                                    n_boot=options.n_boot, seed=options.seed,
-                                    generalize=options.generalize, scale=_scale(packet))
+    scores = mos_tables.system_scores(kept, methods=methods, primary=primary,
+                                      confidence=confidence, n_resamples=options.n_boot,
+                                      seed=options.seed, generalize=options.generalize,
+                                      scale=_scale(packet))
     compared = [c for c, r in zip(scores["condition"], scores["role"])
                 if options.compare_anchors or r == "system"]
     if options.baseline and options.baseline not in compared:
         compared.append(options.baseline)
-    pairs = analysis.pairwise(kept, conditions=compared, baseline=options.baseline,
-                              correction=options.correction, alpha=options.alpha,
-                              n_boot=options.n_boot, seed=options.seed,
-                              generalize=options.generalize,
-                              raw_tests=options.raw_tests) if len(compared) > 1 else None
+    pairs = mos_tables.pairwise(kept, conditions=compared, baseline=options.baseline,
+                                correction=options.correction, alpha=options.alpha,
+                                n_resamples=options.n_boot, seed=options.seed,
+                                generalize=options.generalize,
+                                raw_tests=options.raw_tests) if len(compared) > 1 else None
     return {
         "system_scores": scores,
         "pairwise": pairs,
-        "per_item": analysis.per_item(kept),
-        "per_rater": analysis.per_rater(trials, screened.unscreened, screened.sessions,
-                                        screened.raters),
+        "per_item": mos_tables.per_item(kept),
+        "per_rater": mos_tables.per_rater(trials, screened.unscreened, screened.sessions,
+                                          screened.raters),
         "screening_log": screened.log,
-        "design_balance": analysis.design_balance(screened.unscreened, kept,
-                                                  packet.key.get("votes")),
-        "sensitivity": analysis.sensitivity(screened.unscreened, screened.objective_only, kept),
+        "design_balance": mos_tables.design_balance(screened.unscreened, kept,
+                                                    packet.key.get("votes")),
+        "sensitivity": mos_tables.sensitivity(screened.unscreened, screened.objective_only,
+                                              kept),
         "list_counts": _list_counts(screened),
     }
 
@@ -256,21 +272,21 @@ def _figures(tables: dict, primary: str, kept: pd.DataFrame, out_dir: Path,
     """Write every figure as PNG and SVG; return name -> PNG Image for the HTML page."""
     order = list(tables["system_scores"]["condition"])
     specs = [("system_mos", "System MOS with the primary interval",
-              lambda: analysis_plots.plot_system_mos(tables["system_scores"], primary,
+              lambda: plots.plot_system_mos(tables["system_scores"], primary,
                                                      scale=scale)),
              ("rating_distribution", "Rating distribution per condition",
-              lambda: analysis_plots.plot_distribution(kept, order)),
+              lambda: plots.plot_distribution(kept, order)),
              ("rater_bias", "Rater bias vs consensus correlation",
-              lambda: analysis_plots.plot_rater_scatter(tables["per_rater"])),
+              lambda: plots.plot_rater_scatter(tables["per_rater"])),
              ("item_heatmap", "Item x condition mean ratings",
-              lambda: analysis_plots.plot_item_heatmap(tables["per_item"], order)),
+              lambda: plots.plot_item_heatmap(tables["per_item"], order)),
              ("votes_per_cell", "Votes per (item, condition) after screening",
-              lambda: analysis_plots.plot_votes_histogram(tables["design_balance"]))]
+              lambda: plots.plot_votes_histogram(tables["design_balance"]))]
     if tables["pairwise"] is not None:
         in_pairs = set(tables["pairwise"][["sys_a", "sys_b"]].to_numpy().ravel())
         compared = [c for c in order if c in in_pairs]
         specs.insert(2, ("pairwise_matrix", "Pairwise differences and adjusted p-values",
-                         lambda: analysis_plots.plot_pairwise_matrix(tables["pairwise"],
+                         lambda: plots.plot_pairwise_matrix(tables["pairwise"],
                                                                      compared)))
     figures = {}
     for name, caption, make in specs:
@@ -297,7 +313,7 @@ def _config(packet: Packet) -> dict:
 
 def _header(packet, options, primary, screened) -> pd.DataFrame:
     test = ("Wilcoxon signed-rank on per-rater mean differences of item-adjusted scores "
-            f"(Mann-Whitney on rater means below {analysis.MIN_PAIRED_RATERS} paired raters)")
+            f"(Mann-Whitney on rater means below {mos_tables.MIN_PAIRED_RATERS} paired raters)")
     rows = [("packet_id", packet.packet_id),
             ("key commitment verified", f"yes (sha256 {packet.key_commitment})"),
             ("tool version", f"wavebench {tool_version()}"),

@@ -3,6 +3,11 @@
 Pure functions on numpy arrays (no files, no DataFrames). Ratings come either as a flat
 vector or as a rater x item matrix with NaN for "not rated"; the two-way bootstrap takes
 the matrix as sums and counts so that a rater may rate an item more than once.
+
+Intervals take ``confidence`` (e.g. 0.95) and bootstraps ``n_resamples``, as
+:mod:`reports.bootstrap` does, whose checks, resampling of means and percentile interval
+are used here; the command line's ``--alpha`` and ``--bootstrap`` are converted where
+:mod:`wavebench.mos.analysis.report` calls in.
 """
 from __future__ import annotations
 
@@ -12,6 +17,8 @@ import numpy as np
 from scipy import stats as _st
 
 from reference_model.errors import InputError
+from reports.bootstrap import (bootstrap_means, check_confidence, check_n_resamples, check_seed,
+                               percentile_interval)
 
 #: Largest number of non-zero differences for which the exact signed-rank distribution is used.
 EXACT_MAX_N = 50
@@ -64,33 +71,34 @@ class SignedRankResult:
     method: str
 
 
-def _check_alpha(alpha: float) -> float:
-    if not 0.0 < alpha < 1.0:
-        raise InputError(f"alpha must lie in (0, 1), got {alpha}")
-    return float(alpha)
+def _upper_level(confidence: float) -> float:
+    """The upper tail's probability level of a two-sided interval, e.g. 0.975 for 0.95."""
+    check_confidence(confidence)
+    return (1.0 + confidence) / 2.0
 
 
-def t_interval(scores, alpha: float = 0.05) -> Interval:
+def t_interval(scores, confidence: float = 0.95) -> Interval:
     """The naive t interval of a mean, treating every rating as independent.
 
     Parameters
     ----------
     scores : array_like [shape=(n,)]
         Ratings; NaN entries are ignored.
-    alpha : float
-        1 - confidence level.
+    confidence : float
+        Coverage, e.g. 0.95.
 
     Returns
     -------
     Interval
-        mean +- t_{1-alpha/2, n-1} * sd / sqrt(n); NaN bounds when fewer than 2 ratings.
+        mean +- t_{(1+confidence)/2, n-1} * sd / sqrt(n); NaN bounds when fewer than 2
+        ratings.
 
     Raises
     ------
     InputError
-        ``alpha`` outside (0, 1).
+        ``confidence`` outside (0, 1).
     """
-    alpha = _check_alpha(alpha)
+    level = _upper_level(confidence)
     x = np.asarray(scores, dtype=float)
     x = x[np.isfinite(x)]
     if x.size == 0:
@@ -98,7 +106,7 @@ def t_interval(scores, alpha: float = 0.05) -> Interval:
     mean = float(x.mean())
     if x.size < 2:
         return Interval(mean, np.nan, np.nan)
-    half = _st.t.ppf(1 - alpha / 2, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size)
+    half = _st.t.ppf(level, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size)
     return Interval(mean, mean - half, mean + half)
 
 
@@ -167,15 +175,16 @@ def crowdmos_components(matrix, ddof: int = 0) -> tuple[float, float, float]:
     return float(v_s), float(v_w), float(v_u)
 
 
-def crowdmos_interval(matrix, alpha: float = 0.05, *, reference_quirk: bool = False) -> Interval:
+def crowdmos_interval(matrix, confidence: float = 0.95, *,
+                      reference_quirk: bool = False) -> Interval:
     """The CrowdMOS confidence interval of the MOS over a rater x item matrix.
 
     Parameters
     ----------
     matrix : array_like [shape=(raters, items)]
         Ratings, NaN where not rated.
-    alpha : float
-        1 - confidence level.
+    confidence : float
+        Coverage, e.g. 0.95.
     reference_quirk : bool
         False (default): empty rows and columns are dropped, so the degrees of freedom are
         min(raters, items) - 1 over raters and items that have ratings. True: keep them in
@@ -185,15 +194,15 @@ def crowdmos_interval(matrix, alpha: float = 0.05, *, reference_quirk: bool = Fa
     Returns
     -------
     Interval
-        MOS +- t_{1-alpha/2, df} sqrt(Var(mu)); NaN bounds when df < 1 or the variance is
-        undefined.
+        MOS +- t_{(1+confidence)/2, df} sqrt(Var(mu)); NaN bounds when df < 1 or the variance
+        is undefined.
 
     Raises
     ------
     InputError
-        ``matrix`` is not two-dimensional, or ``alpha`` is outside (0, 1).
+        ``matrix`` is not two-dimensional, or ``confidence`` is outside (0, 1).
     """
-    alpha = _check_alpha(alpha)
+    level = _upper_level(confidence)
     z = np.asarray(matrix, dtype=float)
     if z.ndim != 2:
         raise InputError(f"CrowdMOS needs a rater x item matrix, got shape {z.shape}")
@@ -207,7 +216,7 @@ def crowdmos_interval(matrix, alpha: float = 0.05, *, reference_quirk: bool = Fa
     var = crowdmos_variance(z)
     if df < 1 or not np.isfinite(var):
         return Interval(mean, np.nan, np.nan)
-    half = _st.t.ppf(1 - alpha / 2, df) * np.sqrt(var)
+    half = _st.t.ppf(level, df) * np.sqrt(var)
     return Interval(mean, mean - half, mean + half)
 
 
@@ -237,7 +246,7 @@ def sums_and_counts(rater_index, item_index, scores, n_raters: int, n_items: int
     return sums, counts
 
 
-def two_way_replicates(sums, counts, *, n_boot: int = 2000, seed: int = 0,
+def two_way_replicates(sums, counts, *, n_resamples: int = 2000, seed: int = 0,
                        resample_items: bool = True) -> np.ndarray:
     """Replicates of weighted means under the two-way (pigeonhole) bootstrap.
 
@@ -251,26 +260,27 @@ def two_way_replicates(sums, counts, *, n_boot: int = 2000, seed: int = 0,
         Per condition, the sum and number of ratings per cell (see :func:`sums_and_counts`),
         all on the same rater and item indices. Raters and items without any rating in any
         condition are dropped first.
-    n_boot : int
+    n_resamples : int
         Number of replicates.
     seed : int
-        Seed of the generator (the result is deterministic).
+        Seed of :func:`numpy.random.default_rng` (the result is deterministic).
     resample_items : bool
         False holds items fixed (generalizes over raters only).
 
     Returns
     -------
-    np.ndarray [shape=(n_boot, conditions)]
+    np.ndarray [shape=(n_resamples, conditions)]
         Weighted mean per replicate and condition; NaN where a replicate drew no rating of
         that condition.
 
     Raises
     ------
     InputError
-        ``n_boot`` < 1, or matrices of different or non-2-D shapes.
+        ``n_resamples`` not a positive integer, ``seed`` not a non-negative integer, or
+        matrices of different or non-2-D shapes.
     """
-    if n_boot < 1:
-        raise InputError(f"the bootstrap needs at least 1 replicate, got {n_boot}")
+    check_n_resamples(n_resamples)
+    check_seed(seed)
     sums = [np.asarray(s, dtype=float) for s in sums]
     counts = [np.asarray(c, dtype=float) for c in counts]
     shapes = {a.shape for a in sums + counts}
@@ -280,10 +290,10 @@ def two_way_replicates(sums, counts, *, n_boot: int = 2000, seed: int = 0,
     rows, cols = total.sum(axis=1) > 0, total.sum(axis=0) > 0
     n_r, n_i = int(rows.sum()), int(cols.sum())
     rng = np.random.default_rng(seed)
-    w_r = rng.multinomial(n_r, np.full(n_r, 1.0 / n_r), size=n_boot).astype(float)
-    w_i = (rng.multinomial(n_i, np.full(n_i, 1.0 / n_i), size=n_boot).astype(float)
-           if resample_items else np.ones((n_boot, n_i)))
-    out = np.empty((n_boot, len(sums)))
+    w_r = rng.multinomial(n_r, np.full(n_r, 1.0 / n_r), size=n_resamples).astype(float)
+    w_i = (rng.multinomial(n_i, np.full(n_i, 1.0 / n_i), size=n_resamples).astype(float)
+           if resample_items else np.ones((n_resamples, n_i)))
+    out = np.empty((n_resamples, len(sums)))
     for k, (s, c) in enumerate(zip(sums, counts)):
         num = np.einsum("bi,bi->b", w_r @ s[rows][:, cols], w_i)
         den = np.einsum("bi,bi->b", w_r @ c[rows][:, cols], w_i)
@@ -292,43 +302,50 @@ def two_way_replicates(sums, counts, *, n_boot: int = 2000, seed: int = 0,
     return out
 
 
-def percentile_interval(estimate: float, replicates, alpha: float = 0.05) -> Interval:
-    """Percentile interval of bootstrap replicates (NaN replicates are skipped).
+def bootstrap_interval(estimate: float, replicates, confidence: float = 0.95) -> Interval:
+    """An estimate with the percentile interval of its bootstrap replicates.
+
+    The bounds are :func:`reports.bootstrap.percentile_interval` of the finite replicates (a
+    two-way replicate that drew no rating of a condition is NaN and is skipped).
 
     Parameters
     ----------
     estimate : float
         The point estimate reported with the interval.
-    replicates : array_like [shape=(n_boot,)]
-    alpha : float
-        1 - confidence level.
+    replicates : array_like [shape=(n_resamples,)]
+    confidence : float
+        Coverage, e.g. 0.95.
 
     Returns
     -------
     Interval
         NaN bounds when fewer than 2 finite replicates.
+
+    Raises
+    ------
+    InputError
+        ``confidence`` outside (0, 1).
     """
-    alpha = _check_alpha(alpha)
+    check_confidence(confidence)
     reps = np.asarray(replicates, dtype=float)
     reps = reps[np.isfinite(reps)]
     if reps.size < 2:
         return Interval(float(estimate), np.nan, np.nan)
-    lo, hi = np.quantile(reps, [alpha / 2, 1 - alpha / 2])
-    return Interval(float(estimate), float(lo), float(hi))
+    return Interval(float(estimate), *percentile_interval(reps, confidence))
 
 
-def bootstrap_two_way(sums, counts, *, n_boot: int = 2000, alpha: float = 0.05, seed: int = 0,
-                      resample_items: bool = True) -> Interval:
+def bootstrap_two_way(sums, counts, *, n_resamples: int = 2000, confidence: float = 0.95,
+                      seed: int = 0, resample_items: bool = True) -> Interval:
     """Two-way (pigeonhole) bootstrap percentile interval of the mean rating.
 
     Parameters
     ----------
     sums, counts : np.ndarray [shape=(raters, items)]
         Sum and number of ratings per cell (see :func:`sums_and_counts`).
-    n_boot, seed, resample_items
+    n_resamples, seed, resample_items
         As in :func:`two_way_replicates`.
-    alpha : float
-        1 - confidence level.
+    confidence : float
+        Coverage, e.g. 0.95.
 
     Returns
     -------
@@ -339,47 +356,57 @@ def bootstrap_two_way(sums, counts, *, n_boot: int = 2000, alpha: float = 0.05, 
     Raises
     ------
     InputError
-        ``n_boot`` < 1, ``alpha`` outside (0, 1), or sums and counts of different shapes.
+        ``n_resamples`` not a positive integer, ``confidence`` outside (0, 1), ``seed``
+        negative, or sums and counts of different shapes.
     """
-    alpha = _check_alpha(alpha)
+    check_confidence(confidence)
     sums, counts = np.asarray(sums, dtype=float), np.asarray(counts, dtype=float)
     if sums.shape == counts.shape and counts.sum() == 0:
         return Interval(np.nan, np.nan, np.nan)
-    reps = two_way_replicates([sums], [counts], n_boot=n_boot, seed=seed,
+    reps = two_way_replicates([sums], [counts], n_resamples=n_resamples, seed=seed,
                               resample_items=resample_items)[:, 0]
     mean = float(sums.sum() / counts.sum())
     if int((counts.sum(axis=1) > 0).sum()) < 2:
         return Interval(mean, np.nan, np.nan)
-    return percentile_interval(mean, reps, alpha)
+    return bootstrap_interval(mean, reps, confidence)
 
 
-def bootstrap_mean(values, *, n_boot: int = 2000, alpha: float = 0.05,
+def bootstrap_mean(values, *, n_resamples: int = 2000, confidence: float = 0.95,
                    seed: int = 0) -> Interval:
     """Percentile bootstrap interval of the mean of independent units (e.g. raters).
+
+    The resampling is :func:`reports.bootstrap.bootstrap_means` with
+    ``numpy.random.default_rng(seed)``.
 
     Parameters
     ----------
     values : array_like [shape=(n,)]
         One value per unit; NaN entries are ignored.
-    n_boot, alpha, seed
+    n_resamples, confidence, seed
         As in :func:`bootstrap_two_way`.
 
     Returns
     -------
     Interval
         The mean and percentile bounds (NaN bounds with fewer than 2 values).
+
+    Raises
+    ------
+    InputError
+        ``n_resamples`` not a positive integer, ``confidence`` outside (0, 1) or ``seed``
+        not a non-negative integer.
     """
-    alpha = _check_alpha(alpha)
+    check_n_resamples(n_resamples)
+    check_confidence(confidence)
+    check_seed(seed)
     x = np.asarray(values, dtype=float)
     x = x[np.isfinite(x)]
     if x.size == 0:
         return Interval(np.nan, np.nan, np.nan)
     if x.size < 2:
         return Interval(float(x.mean()), np.nan, np.nan)
-    rng = np.random.default_rng(seed)
-    reps = x[rng.integers(0, x.size, size=(n_boot, x.size))].mean(axis=1)
-    lo, hi = np.quantile(reps, [alpha / 2, 1 - alpha / 2])
-    return Interval(float(x.mean()), float(lo), float(hi))
+    reps = bootstrap_means(x, n_resamples, np.random.default_rng(seed))
+    return bootstrap_interval(float(x.mean()), reps, confidence)
 
 
 def _signed_rank_null_counts(n: int) -> np.ndarray:
@@ -500,19 +527,21 @@ def prob_superiority(a, b) -> float:
     return float((below.sum() + 0.5 * equal.sum()) / (x.size * y.size))
 
 
-def lmm_intervals(rated, alpha: float = 0.05) -> dict:
+def lmm_intervals(rated, confidence: float = 0.95) -> dict:
     """Per-condition MOS intervals from a linear mixed model (MOS.md 12.3, ``lmm``).
 
     ``score ~ 0 + C(condition)`` with crossed random intercepts for rater and item (variance
     components of one group), fitted by REML with statsmodels; the interval of each
-    condition's mean is its Wald interval, mean +- z_{1-alpha/2} SE. A condition gets NaN
-    bounds when the fit did not converge or its SE exceeds the range of the scores (too few
-    ratings to inform it).
+    condition's mean is its Wald interval, mean +- z_{(1+confidence)/2} SE. A condition gets
+    NaN bounds when the fit did not converge or its SE exceeds the range of the scores (too
+    few ratings to inform it).
 
     Parameters
     ----------
     rated : pd.DataFrame
         Ratings with rater_id, item, condition and score.
+    confidence : float
+        Coverage, e.g. 0.95.
 
     Returns
     -------
@@ -522,9 +551,10 @@ def lmm_intervals(rated, alpha: float = 0.05) -> dict:
     Raises
     ------
     InputError
-        statsmodels is not installed, or the model cannot be fitted.
+        ``confidence`` outside (0, 1), statsmodels is not installed, or the model cannot be
+        fitted.
     """
-    alpha = _check_alpha(alpha)
+    level = _upper_level(confidence)
     try:
         import statsmodels.formula.api as smf
     except ImportError:
@@ -544,7 +574,7 @@ def lmm_intervals(rated, alpha: float = 0.05) -> dict:
             means, ses = np.asarray(fit.fe_params), np.asarray(fit.bse_fe)  # SEs: lazy
         except (ValueError, np.linalg.LinAlgError) as exc:
             raise InputError(f"the mixed model could not be fitted ({exc})") from None
-    z = _st.norm.ppf(1 - alpha / 2)
+    z = _st.norm.ppf(level)
     spread = float(np.ptp(df["score"])) or 1.0
     out = {}
     # fe_params follow the sorted levels of C(condition), as np.unique sorts the strings

@@ -6,8 +6,9 @@ MOS.md section 13. Under the CrowdMOS model (rater, item and residual variance c
     Var(MOS_sys) = v_item / I + v_rater / R_sys + v_resid / (I * V)
 
 where ``I`` items are rated for the system, ``R_sys`` raters rate it and ``V`` votes fall on each
-(item, system) stimulus: the closed form of :func:`wavebench.mos.stats.crowdmos_variance` with
-sum(M^2) = I V^2 and sum(N^2) = R K^2. Every rater gives ``trials_per_session`` ratings per
+(item, system) stimulus: the closed form of
+:func:`wavebench.mos.analysis.stats.crowdmos_variance` with sum(M^2) = I V^2 and
+sum(N^2) = R K^2. Every rater gives ``trials_per_session`` ratings per
 session, spread evenly over the systems, so V = raters x trials x sessions / (systems x items).
 Gold, trap and training trials come on top and are not counted.
 """
@@ -21,7 +22,7 @@ import pandas as pd
 from scipy import stats as _st
 
 from reference_model.errors import InputError
-from wavebench.mos import stats
+from wavebench.mos.analysis import stats
 
 #: Illustrative components on the 5-point scale (MOS.md 13): item, rater, residual.
 DEFAULT_COMPONENTS = (0.10, 0.25, 0.5)
@@ -158,9 +159,9 @@ def components_from_ratings(rated: pd.DataFrame, source: str) -> Components:
 def pilot_components(ratings_path, packet_dir) -> Components:
     """Components from a pilot's ratings.csv, unblinded with its packet and screened with the
     built-in rules; system ratings only (natural and anchors sit at the ends of the scale)."""
-    from wavebench.mos import screening
-    from wavebench.mos.analysis_report import durations, list_sizes
-    from wavebench.mos.ratings import load_packet, read_ratings, unblind
+    from wavebench.mos.analysis import screening
+    from wavebench.mos.analysis.report import durations, list_sizes
+    from wavebench.mos.analysis.ratings import load_packet, read_ratings, unblind
 
     packet = load_packet(packet_dir)
     trials = unblind(read_ratings(ratings_path, packet), packet)

@@ -1,6 +1,6 @@
 """``mos packet --config mos.yaml``: the packet options as a file (MOS.md section 14).
 
-The file's sections map onto :class:`wavebench.mos.packet.PacketOptions`; options given on
+The file's sections map onto :class:`wavebench.mos.packet.build.PacketOptions`; options given on
 the command line win over the file. Settings the builder cannot honour yet (another scale,
 several sessions per rater, repeat or bandwidth trials) are refused with one line rather than
 ignored, and the ``study`` block is kept in ``private/config.resolved.yaml``, where the

@@ -1,10 +1,9 @@
-"""Anonymous ids, the packet secret and the key commitment (MOS.md section 6)."""
+"""Anonymous ids, the packet secret and the key's canonical bytes (MOS.md section 6)."""
 from __future__ import annotations
 
 import base64
 import hashlib
 import json
-from pathlib import Path
 
 
 def _b32(data: bytes, n: int) -> str:
@@ -45,8 +44,3 @@ def trial_id(secret: str, list_id: str, position: int) -> str:
 def key_bytes(key: dict) -> bytes:
     """The canonical bytes of ``private/key.json`` (sorted keys, one-space indent, newline)."""
     return (json.dumps(key, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode()
-
-
-def sha256_file(path) -> str:
-    """Hex sha256 of a file's bytes."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()

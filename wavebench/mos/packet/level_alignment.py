@@ -1,4 +1,5 @@
-"""Signal conditioning of stimuli: common rate, level alignment, global true-peak guard, PCM out."""
+"""Level alignment of the stimuli, and the steps around it: a common rate, a global true-peak
+guard, PCM out."""
 from __future__ import annotations
 
 import hashlib
@@ -12,7 +13,7 @@ import soxr
 
 from reference_model.audio import atomic_path
 from reference_model.errors import InputError
-from wavebench.mos.levels import measure_level, true_peak_dbtp
+from wavebench.mos.packet.levels import measure_level, true_peak_dbtp
 
 MAX_RATE = 48000
 TRUE_PEAK_MAX_DBTP = -1.0

@@ -9,8 +9,7 @@ import numpy as np
 import soundfile as sf
 
 from reference_model.errors import InputError
-from wavebench.mos.anonymize import sha256_file
-from wavebench.mos.ratings import _read_json
+from wavebench.mos.packet_files import check_key, check_manifest, read_json, sha256_file
 
 MIN_LEAK_LENGTH = 4  # shorter names match by chance (in base32 ids); reported as unchecked
 
@@ -88,140 +87,16 @@ def validate_packet(path) -> ValidationReport:
     return report
 
 
-# The fields each check reads, and their JSON types: anything else is refused before use.
-_MANIFEST_FIELDS = {"packet_id": str, "key_commitment": str, "sample_rate": int,
-                    "bit_depth": int, "channels": int, "files": dict, "audio": dict,
-                    "lists": dict}
-_LIST_TRIAL_FIELDS = {"kind": str, "stimuli": list}
-_KEY_FIELDS = {"method": str, "votes": int, "conditions": list, "stimuli": dict, "trials": dict}
-_KEY_STIMULUS_FIELDS = {"system": str, "item": str, "role": str, "source": str, "file": str}
-_KEY_TRIAL_FIELDS = {"list_id": str, "trial_type": str, "item": str,
-                     "condition": (str, type(None)), "filler": bool}
-_JSON_NAMES = {str: "a string", int: "an integer", bool: "true or false", dict: "an object",
-               list: "a list", type(None): "null", float: "a number"}
-
-
 def _manifest(packet: Path) -> dict:
     """The manifest, its structure checked and its paths kept inside ``packet``."""
     path = packet / "manifest.json"
-    return check_manifest(_read_json(path, "packet manifest"), packet, path)
-
-
-def check_manifest(manifest, packet: Path, path: Path) -> dict:
-    """Check a loaded manifest's structure and keep its paths inside ``packet``; return it.
-
-    Raises
-    ------
-    InputError
-        One line naming ``path`` and the first field that is missing or of the wrong type, or
-        a path that leaves the packet.
-    """
-    _expect(manifest, dict, path, "the manifest")
-    _fields(manifest, _MANIFEST_FIELDS, path)
-    for rel, digest in manifest["files"].items():
-        _inside(packet, rel, path, "files")
-        _expect(digest, str, path, f"files[{rel!r}]")
-    for anon, rel in manifest["audio"].items():
-        _expect(rel, str, path, f"audio[{anon!r}]")
-        _inside(packet, rel, path, "audio")
-    for list_id, trials in manifest["lists"].items():
-        _expect(trials, list, path, f"lists[{list_id!r}]")
-        for n, trial in enumerate(trials):
-            _record(trial, _LIST_TRIAL_FIELDS, path, f"lists[{list_id!r}][{n}]")
-            _strings(trial["stimuli"], path, f"lists[{list_id!r}][{n}].stimuli")
-    return manifest
+    return check_manifest(read_json(path, "packet manifest"), packet, path)
 
 
 def _key(packet: Path, private: Path) -> dict:
     """The private key, its structure checked and its stimulus files kept inside ``packet``."""
     path = private / "key.json"
-    return check_key(_read_json(path, "packet key"), packet, path)
-
-
-def check_key(key, packet: Path, path: Path) -> dict:
-    """Check a loaded private key's structure (see :func:`check_manifest`); return it."""
-    _expect(key, dict, path, "the key")
-    _fields(key, _KEY_FIELDS, path)
-    _strings(key["conditions"], path, "conditions")
-    for anon, stimulus in key["stimuli"].items():
-        _record(stimulus, _KEY_STIMULUS_FIELDS, path, f"stimuli[{anon!r}]")
-        _inside(packet, stimulus["file"], path, f"stimuli[{anon!r}].file")
-    for trial_id, trial in key["trials"].items():
-        _record(trial, _KEY_TRIAL_FIELDS, path, f"trials[{trial_id!r}]")
-    return key
-
-
-def check_import_shape(manifest, manifest_path: Path, key, key_path: Path) -> None:
-    """The containers that ``mos import`` and ``analyze`` walk have their JSON types.
-
-    Lighter than :func:`check_manifest` and :func:`check_key` (which ``mos validate`` applies):
-    only ``lists`` (an object of lists of objects) and the key's ``stimuli`` and ``trials``
-    (objects of objects) are read there.
-
-    Raises
-    ------
-    InputError
-        One line naming the file and the first container of the wrong type.
-    """
-    _expect(manifest, dict, manifest_path, "the manifest")
-    _expect(manifest.get("lists"), dict, manifest_path, "lists")
-    for list_id, trials in manifest["lists"].items():
-        _expect(trials, list, manifest_path, f"lists[{list_id!r}]")
-        for n, trial in enumerate(trials):
-            _expect(trial, dict, manifest_path, f"lists[{list_id!r}][{n}]")
-    _expect(key, dict, key_path, "the key")
-    for name in ("stimuli", "trials"):
-        _expect(key.get(name), dict, key_path, name)
-        for entry_id, entry in key[name].items():
-            _expect(entry, dict, key_path, f"{name}[{entry_id!r}]")
-
-
-def _is(value, kinds: tuple) -> bool:
-    # bool is an int to Python but not to a JSON schema: true is no vote count
-    return any(isinstance(value, k) and not (k is int and isinstance(value, bool))
-               for k in kinds)
-
-
-def _expect(value, kinds, path: Path, name: str) -> None:
-    """Raise a one-line InputError naming ``path`` and ``name`` unless ``value`` is ``kinds``."""
-    kinds = kinds if isinstance(kinds, tuple) else (kinds,)
-    if not _is(value, kinds):
-        got = next((n for k, n in _JSON_NAMES.items() if _is(value, (k,))),
-                   type(value).__name__)
-        raise InputError(f"{name} must be {' or '.join(_JSON_NAMES[k] for k in kinds)}, got "
-                         f"{got}; is this a wavebench packet?", path)
-
-
-def _fields(doc: dict, spec: dict, path: Path, where: str = "") -> None:
-    """Every field of ``spec`` present in ``doc`` with its type."""
-    for name, kinds in spec.items():
-        if name not in doc:
-            raise InputError(f"{where}{name} is missing; is this a wavebench packet?", path)
-        _expect(doc[name], kinds, path, f"{where}{name}")
-
-
-def _record(value, spec: dict, path: Path, name: str) -> None:
-    """``value`` is an object with the fields of ``spec``."""
-    _expect(value, dict, path, name)
-    _fields(value, spec, path, f"{name}.")
-
-
-def _strings(values: list, path: Path, name: str) -> None:
-    """Every element of ``values`` is a string."""
-    for n, value in enumerate(values):
-        _expect(value, str, path, f"{name}[{n}]")
-
-
-def _inside(packet: Path, rel: str, path: Path, name: str) -> None:
-    """Refuse a path that is absolute, climbs with ``..`` or resolves (links too) outside."""
-    try:
-        inside = (packet / rel).resolve().is_relative_to(packet.resolve())
-    except (OSError, RuntimeError, ValueError):  # a link loop, a NUL byte, a lone surrogate
-        inside = False
-    if not inside or not rel or rel.startswith(("/", "\\")) \
-            or ".." in rel.replace("\\", "/").split("/"):
-        raise InputError(f"{name} entry {rel!r} is not a relative path inside the packet "
-                         "(absolute, with '..' or through a link out of it)", path)
+    return check_key(read_json(path, "packet key"), packet, path)
 
 
 def _packet_files(packet: Path, report: ValidationReport) -> list[Path]:

@@ -2,7 +2,9 @@
 
 Every function takes the unblinded, screened rating trials (one row per rating with
 rater_id, session_id, item, condition, role, score) and returns a DataFrame; nothing here
-reads or writes files (see :mod:`wavebench.mos.analysis_report`).
+reads or writes files (see :mod:`wavebench.mos.analysis.report`). Intervals take
+``confidence`` and the bootstraps ``n_resamples`` (see :mod:`wavebench.mos.analysis.stats`);
+the tests of :func:`pairwise` take their significance level ``alpha``.
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import pandas as pd
 from scipy import stats as _st
 
 from reference_model.errors import InputError
-from wavebench.mos import stats
+from wavebench.mos.analysis import stats
 
 CI_METHODS = ("boot2way", "crowdmos", "t", "lmm")
 #: What ``--ci all`` computes: lmm only when asked for (slower, needs statsmodels).
@@ -52,7 +54,7 @@ def _shares(scores: np.ndarray, scale: tuple[float, float]) -> dict:
 
 
 def system_scores(rated: pd.DataFrame, *, methods=DEFAULT_CI_METHODS, primary: str = "boot2way",
-                  alpha: float = 0.05, n_boot: int = 2000, seed: int = 0,
+                  confidence: float = 0.95, n_resamples: int = 2000, seed: int = 0,
                   generalize: str = "raters+items", scale=(1, 5)) -> pd.DataFrame:
     """Per-condition MOS with t, CrowdMOS and two-way bootstrap intervals (system_scores.csv).
 
@@ -64,9 +66,9 @@ def system_scores(rated: pd.DataFrame, *, methods=DEFAULT_CI_METHODS, primary: s
         Interval methods among :data:`CI_METHODS`.
     primary : str
         The method reported as ``ci_primary`` (must be in ``methods``).
-    alpha : float
-        1 - confidence level.
-    n_boot, seed : int
+    confidence : float
+        Coverage of every interval, e.g. 0.95.
+    n_resamples, seed : int
         Bootstrap replicates and seed.
     generalize : {"raters+items", "raters"}
         What the bootstrap resamples.
@@ -94,9 +96,9 @@ def system_scores(rated: pd.DataFrame, *, methods=DEFAULT_CI_METHODS, primary: s
         raise InputError("no ratings left to analyze (after screening)")
     conditions = sorted(rated["condition"].unique())
     sums, counts = _matrices(rated, conditions)
-    reps = stats.two_way_replicates(sums, counts, n_boot=n_boot, seed=seed,
+    reps = stats.two_way_replicates(sums, counts, n_resamples=n_resamples, seed=seed,
                                     resample_items=generalize == "raters+items")
-    mixed = stats.lmm_intervals(rated, alpha) if "lmm" in methods else {}
+    mixed = stats.lmm_intervals(rated, confidence) if "lmm" in methods else {}
     rows = []
     for k, cond in enumerate(conditions):
         part = rated[rated["condition"] == cond]
@@ -106,11 +108,11 @@ def system_scores(rated: pd.DataFrame, *, methods=DEFAULT_CI_METHODS, primary: s
                "mean": x.mean(), "sd": x.std(ddof=1) if x.size > 1 else np.nan,
                "median": float(np.median(x)), **_shares(x, scale)}
         intervals = {
-            "t": lambda: stats.t_interval(x, alpha),
+            "t": lambda: stats.t_interval(x, confidence),
             "crowdmos": lambda: stats.crowdmos_interval(
                 part.pivot_table(index="rater_id", columns="item", values="score",
-                                 aggfunc="mean").to_numpy(float), alpha),
-            "boot2way": lambda: stats.percentile_interval(x.mean(), reps[:, k], alpha),
+                                 aggfunc="mean").to_numpy(float), confidence),
+            "boot2way": lambda: stats.bootstrap_interval(x.mean(), reps[:, k], confidence),
             "lmm": lambda: mixed[str(cond)],
         }
         for m in methods:
@@ -127,7 +129,7 @@ def item_adjusted(rated: pd.DataFrame) -> pd.Series:
     return rated["score"] - rated.groupby("item")["score"].transform("mean")
 
 
-def _pair_row(rated, adjusted, a, b, *, alpha, n_boot, seed, generalize,
+def _pair_row(rated, adjusted, a, b, *, confidence, n_resamples, seed, generalize,
               raw_tests=False) -> dict:
     in_a, in_b = rated["condition"] == a, rated["condition"] == b
     per_rater = pd.DataFrame({"rater_id": rated["rater_id"], "adj": adjusted,
@@ -151,15 +153,16 @@ def _pair_row(rated, adjusted, a, b, *, alpha, n_boot, seed, generalize,
                    p_raw=u.pvalue,
                    effect_size=2 * u.statistic / (len(mean_a) * len(mean_b)) - 1)
     if within and len(both) >= MIN_PAIRED_RATERS:
-        ci = stats.bootstrap_mean(diffs, n_boot=n_boot, alpha=alpha, seed=seed)
+        ci = stats.bootstrap_mean(diffs, n_resamples=n_resamples, confidence=confidence,
+                                  seed=seed)
         row["diff_ci_method"] = "rater_bootstrap_item_adjusted"
     else:
         sub = rated[in_a | in_b]
         sums, counts = _matrices(sub, [a, b])
-        reps = stats.two_way_replicates(sums, counts, n_boot=n_boot, seed=seed,
+        reps = stats.two_way_replicates(sums, counts, n_resamples=n_resamples, seed=seed,
                                         resample_items=generalize == "raters+items")
-        ci = stats.percentile_interval(row["mos_a"] - row["mos_b"], reps[:, 0] - reps[:, 1],
-                                       alpha)
+        ci = stats.bootstrap_interval(row["mos_a"] - row["mos_b"], reps[:, 0] - reps[:, 1],
+                                      confidence)
         row["diff_ci_method"] = "two_way_bootstrap"
     row.update(mean_diff=ci.estimate, diff_ci_lo=ci.lo, diff_ci_hi=ci.hi)
     if raw_tests:  # what most papers report; they treat every rating as independent
@@ -170,7 +173,7 @@ def _pair_row(rated, adjusted, a, b, *, alpha, n_boot, seed, generalize,
 
 
 def pairwise(rated: pd.DataFrame, *, conditions=None, baseline: str | None = None,
-             correction: str = "holm", alpha: float = 0.05, n_boot: int = 2000,
+             correction: str = "holm", alpha: float = 0.05, n_resamples: int = 2000,
              seed: int = 0, generalize: str = "raters+items",
              raw_tests: bool = False) -> pd.DataFrame:
     """Pairwise comparisons of conditions with rater-level tests (pairwise.csv).
@@ -193,8 +196,8 @@ def pairwise(rated: pd.DataFrame, *, conditions=None, baseline: str | None = Non
     correction : {"holm", "bonferroni", "none"}
         Decides ``significant``; both adjusted p-values are always given.
     alpha : float
-        Family-wise significance level.
-    n_boot, seed, generalize
+        Family-wise significance level; the difference intervals have confidence 1 - alpha.
+    n_resamples, seed, generalize
         As in :func:`system_scores`.
     raw_tests : bool
         Add ``p_mannwhitney_raw`` and ``p_welch_raw``: Mann-Whitney and Welch tests on the raw
@@ -211,8 +214,11 @@ def pairwise(rated: pd.DataFrame, *, conditions=None, baseline: str | None = Non
     Raises
     ------
     InputError
-        An unknown correction or baseline, or fewer than 2 conditions.
+        An unknown correction or baseline, fewer than 2 conditions, or ``alpha`` outside
+        (0, 1).
     """
+    if not 0.0 < alpha < 1.0:
+        raise InputError(f"alpha must lie in (0, 1), got {alpha}")
     if correction not in CORRECTIONS:
         raise InputError(f"unknown correction {correction!r}; use {', '.join(CORRECTIONS)}")
     conditions = list(conditions) if conditions is not None else \
@@ -226,8 +232,9 @@ def pairwise(rated: pd.DataFrame, *, conditions=None, baseline: str | None = Non
     pairs = [(a, b) for a, b in combinations(conditions, 2)
              if baseline is None or baseline in (a, b)]
     adjusted = item_adjusted(rated)
-    rows = [_pair_row(rated, adjusted, *sorted(p, key=lambda c: -means[c]), alpha=alpha,
-                      n_boot=n_boot, seed=seed, generalize=generalize, raw_tests=raw_tests)
+    rows = [_pair_row(rated, adjusted, *sorted(p, key=lambda c: -means[c]),
+                      confidence=1.0 - alpha, n_resamples=n_resamples, seed=seed,
+                      generalize=generalize, raw_tests=raw_tests)
             for p in pairs]
     table = pd.DataFrame(rows)
     table["p_holm"] = stats.holm(table["p_raw"])
@@ -282,7 +289,7 @@ def per_rater(all_trials: pd.DataFrame, rated_all: pd.DataFrame, sessions: pd.Da
     -------
     pd.DataFrame
     """
-    from wavebench.mos.screening import loo_correlations
+    from wavebench.mos.analysis.screening import loo_correlations
 
     consensus = rated_all.groupby("stimulus_id")["score"].transform("mean")
     bias = (rated_all["score"] - consensus).groupby(rated_all["rater_id"]).mean()

@@ -5,7 +5,7 @@ import html
 import json
 from math import isqrt
 
-from wavebench.mos.page_script import SCRIPT, STYLE
+from wavebench.mos.packet.page_script import SCRIPT, STYLE
 
 CONSENT = ("This is a listening test. You will hear short audio samples and rate them. Your "
            "answers are stored anonymously with the id you were given. You may stop at any time.")

@@ -13,23 +13,24 @@ from pathlib import Path
 import numpy as np
 
 from reference_model.audio import atomic_write_bytes
+from reference_model.errors import InputError
 from reference_model.folders import building, locked, temp_sibling
 from wavebench import tool_version
-from wavebench.mos.exports import check_exports, trials_csv
-from reference_model.errors import InputError
-from wavebench.mos import design as dz
-from wavebench.mos.anchors import anchor_validity, lowpass_taps, parse_anchor
-from wavebench.mos.checks import WOODS_TRIALS, gold_low
-from wavebench.mos.anonymize import key_bytes, packet_id, packet_secret, sha256_file, trial_id
-from wavebench.mos.conditioning import (FIXED_MTIME, align_levels, packet_rate, quantize,
-                                        resample, write_pcm)
+from wavebench.mos.packet import design as dz
+from wavebench.mos.packet.anchors import anchor_validity, lowpass_taps, parse_anchor
+from wavebench.mos.packet.anonymize import key_bytes, packet_id, packet_secret, trial_id
+from wavebench.mos.packet.exports import check_exports, trials_csv
+from wavebench.mos.packet.inputs import (bandwidth_hz, clip_warnings, load_clip, match_items,
+                                         parse_system)
+from wavebench.mos.packet.level_alignment import (FIXED_MTIME, align_levels, packet_rate,
+                                                  quantize, resample, write_pcm)
+from wavebench.mos.packet.levels import parse_level
+from wavebench.mos.packet.page import page_config, render_index, render_instructions
+from wavebench.mos.packet.quality_checks import WOODS_TRIALS, gold_low
+from wavebench.mos.packet.stimuli import StimulusSet
+from wavebench.mos.packet.zipper import write_zip
+from wavebench.mos.packet_files import sha256_file
 from wavebench.pairs import keyed_files
-from wavebench.mos.inputs import (bandwidth_hz, clip_warnings, load_clip,
-                                  match_items, parse_system)
-from wavebench.mos.levels import parse_level
-from wavebench.mos.page import page_config, render_index, render_instructions
-from wavebench.mos.stimuli import StimulusSet
-from wavebench.mos.zipper import write_zip
 
 METHODS = ("acr", "mushra")
 ACR_SCALE = {"id": "acr5", "min": 1, "max": 5, "step": 1,
@@ -64,7 +65,7 @@ class PacketOptions:
     attribute: str = "naturalness"
     break_after_min: float = 20.0
     max_min: float = 45.0
-    exports: list | None = None  # names from wavebench.mos.exports.EXPORTS
+    exports: list | None = None  # names from wavebench.mos.packet.exports.EXPORTS
     headphone_check: str = "none"  # "woods": six antiphase trials after calibration
     study: dict | None = None  # the experimenter's study block, for the report's checklist
 
