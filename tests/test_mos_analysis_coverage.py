@@ -1,6 +1,6 @@
 """Slow simulation: the two-way bootstrap covers the true MOS; the naive t interval does not.
 
-Simulated listening test as in MOS.md: 80 raters x 20 trials, 40 sentences, 5 systems, a
+Simulated listening test as in docs/listening-test.md: 80 raters x 20 trials, 40 sentences, 5 systems, a
 cyclic Latin square (8 votes per cell), rater and sentence effects, ratings rounded and
 clipped to 1-5. The true MOS is the expected rating over the population of raters,
 sentences and noise, which is exact for a rounded, clipped normal.

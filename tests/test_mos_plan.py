@@ -70,7 +70,7 @@ def test_the_specs_illustrative_design_worked_by_hand():
     figures = P.expected(TRUE, design)
     assert figures["votes"] == votes
     assert figures["half_width"] == pytest.approx(st.t.ppf(0.975, 39) * math.sqrt(var))
-    assert figures["half_width"] == pytest.approx(0.189, abs=5e-4)  # "about 0.2" in MOS.md
+    assert figures["half_width"] == pytest.approx(0.189, abs=5e-4)  # "about 0.2" in docs/listening-test.md 13
     assert figures["mdd"] == pytest.approx(2.8016 * math.sqrt(2 * var), rel=1e-4)
 
 

@@ -66,7 +66,7 @@ def _read_items(value: str):
               show_default=True, help="woods: six antiphase trials after calibration; raters "
               "below 5/6 are screened out (for crowdsourced tests).")
 @click.option("--config", "config_path", default=None,
-              help="YAML file of packet settings (MOS.md 14); options given here win.")
+              help="YAML file of packet settings (listening-test.md 14); options given here win.")
 @click.option("--force", is_flag=True,
               help="Replace an earlier packet at --out. The old one, private key included, is "
                    "kept beside it as OUT.replaced-<UTC time> (hard links: no extra space).")

@@ -1,6 +1,6 @@
 """``wavebench mos plan``: how wide will the intervals be, and what difference can be seen?
 
-MOS.md section 13. Under the CrowdMOS model (rater, item and residual variance components
+listening-test.md 13. Under the CrowdMOS model (rater, item and residual variance components
 ``v_rater``, ``v_item``, ``v_resid``) a balanced design gives each system's MOS the variance
 
     Var(MOS_sys) = v_item / I + v_rater / R_sys + v_resid / (I * V)
@@ -24,7 +24,7 @@ from scipy import stats as _st
 from reference_model.errors import InputError
 from wavebench.mos.analysis import stats
 
-#: Illustrative components on the 5-point scale (MOS.md 13): item, rater, residual.
+#: Illustrative components on the 5-point scale (listening-test.md 13): item, rater, residual.
 DEFAULT_COMPONENTS = (0.10, 0.25, 0.5)
 
 
@@ -35,7 +35,7 @@ class Components:
     item: float
     rater: float
     resid: float
-    source: str = "illustrative defaults (MOS.md 13); run a pilot for your own"
+    source: str = "illustrative defaults (listening-test.md 13); run a pilot for your own"
 
 
 @dataclass(frozen=True)

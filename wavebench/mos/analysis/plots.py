@@ -1,4 +1,4 @@
-"""MOS report figures (MOS.md 12.5), each returned as PNG and SVG bytes.
+"""MOS report figures (listening-test.md 12.5), each returned as PNG and SVG bytes.
 
 Built on :class:`matplotlib.figure.Figure` with the Agg canvas, as :mod:`reports.plots`
 does: no pyplot global state.

@@ -1,6 +1,6 @@
 """Listening-test ratings: the packet's key, import of the page's results JSON, ratings.csv.
 
-``ratings.csv`` (MOS.md section 11) is long and blind: one row per judgement, no system names.
+``ratings.csv`` (listening-test.md 11) is long and blind: one row per judgement, no system names.
 The key in ``private/`` unblinds it at analysis time, after its sha256 has been checked
 against the commitment in the public ``manifest.json``.
 """
@@ -25,7 +25,7 @@ from reports import write_csv
 from reports.cells import csv_untext
 from wavebench.mos.packet_files import check_import_shape, read_json, sha256_file
 
-#: Columns of ratings.csv, in order (MOS.md section 11).
+#: Columns of ratings.csv, in order (listening-test.md 11).
 RATING_COLUMNS = (
     "packet_id", "rater_id", "session_id", "list_id", "trial_index", "trial_id", "trial_type",
     "method", "page_id", "stimulus_id", "stimulus_b_id", "presented_first", "score", "choice",

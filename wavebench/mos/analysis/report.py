@@ -1,7 +1,7 @@
 """``wavebench mos analyze``: screening, tables, plots and the report with its checklist.
 
 Reads ratings.csv (and raters.csv beside it when present) and the packet; writes every table
-of MOS.md 12.2-12.5 as CSV, the figures as PNG and SVG, and report.md, report.html and
+of listening-test.md 12.2-12.5 as CSV, the figures as PNG and SVG, and report.md, report.html and
 report.json through :mod:`reports` (12.6). All writes are atomic; the bootstrap is seeded, so
 the same inputs give the same outputs.
 """

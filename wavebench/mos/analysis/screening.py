@@ -1,4 +1,5 @@
-"""Pre-registered rater screening (MOS.md 12.2): objective session checks, flags, a waterfall log.
+"""Pre-registered rater screening (listening-test.md 12.2): objective session checks, flags and
+a waterfall log.
 
 The rules and thresholds are fixed in a file before unblinding (``screening.yaml``); the
 sha256 of the resolved rules goes into the report. Objective checks (a rater id seen under

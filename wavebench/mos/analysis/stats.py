@@ -528,7 +528,7 @@ def prob_superiority(a, b) -> float:
 
 
 def lmm_intervals(rated, confidence: float = 0.95) -> dict:
-    """Per-condition MOS intervals from a linear mixed model (MOS.md 12.3, ``lmm``).
+    """Per-condition MOS intervals from a linear mixed model (listening-test.md 12.3, ``lmm``).
 
     ``score ~ 0 + C(condition)`` with crossed random intercepts for rater and item (variance
     components of one group), fitted by REML with statsmodels; the interval of each

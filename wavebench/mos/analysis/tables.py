@@ -1,4 +1,5 @@
-"""MOS analysis tables (MOS.md 12.3-12.5): per-system intervals, pairwise tests, items, raters.
+"""MOS analysis tables (listening-test.md 12.3-12.5): per-system intervals, pairwise tests,
+items and raters.
 
 Every function takes the unblinded, screened rating trials (one row per rating with
 rater_id, session_id, item, condition, role, score) and returns a DataFrame; nothing here

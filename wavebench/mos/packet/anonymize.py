@@ -1,4 +1,4 @@
-"""Anonymous ids, the packet secret and the key's canonical bytes (MOS.md section 6)."""
+"""Anonymous ids, the packet secret and the key's canonical bytes (listening-test.md 6)."""
 from __future__ import annotations
 
 import base64

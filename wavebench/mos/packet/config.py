@@ -1,4 +1,4 @@
-"""``mos packet --config mos.yaml``: the packet options as a file (MOS.md section 14).
+"""``mos packet --config mos.yaml``: the packet options as a file (listening-test.md 14).
 
 The file's sections map onto :class:`wavebench.mos.packet.build.PacketOptions`; options given on
 the command line win over the file. Settings the builder cannot honour yet (another scale,

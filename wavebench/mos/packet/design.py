@@ -1,4 +1,4 @@
-"""Assignment of items and conditions to sessions: cyclic Latin squares (MOS.md section 7)."""
+"""Assignment of items and conditions to sessions: cyclic Latin squares (listening-test.md 7)."""
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,4 +1,5 @@
-"""Packet exports for other test platforms (MOS.md 10), built from the public manifest only.
+"""Packet exports for other test platforms (listening-test.md 10), built from the public
+manifest only.
 
 Only ``trials.csv`` is built so far: one row per (list, position) for Gorilla spreadsheets,
 Qualtrics Loop & Merge or jsPsych timelines. It is made from what ``manifest.json`` already

@@ -1,4 +1,4 @@
-"""Find, match and check the input clips of a listening test (MOS.md section 3)."""
+"""Find, match and check the input clips of a listening test (listening-test.md 3)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -136,7 +136,7 @@ def _longest_run(mask: np.ndarray) -> int:
 
 
 def clip_warnings(clips: dict, method: str) -> list:
-    """Warnings on rates, durations and DC offsets (MOS.md section 3), one line each.
+    """Warnings on rates, durations and DC offsets (listening-test.md 3), one line each.
 
     Parameters
     ----------

@@ -1,5 +1,5 @@
-"""Generated quality-control signals (MOS.md s. 8): gold-low degradation, the tone-count trap
-and the Woods antiphase headphone check."""
+"""Generated quality-control signals (listening-test.md 8): gold-low degradation, the
+tone-count trap and the Woods antiphase headphone check."""
 from __future__ import annotations
 
 import numpy as np
