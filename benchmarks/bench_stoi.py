@@ -36,6 +36,7 @@ from pystoi.utils import resample_oct  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_metrics import DEFAULT_DATA, load_pairs  # noqa: E402
+
 from metrics.intelligibility import STOI_RATE, intelligibility_scores  # noqa: E402
 
 

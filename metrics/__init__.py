@@ -12,14 +12,14 @@ from metrics.intelligibility import estoi, intelligibility_scores, stoi
 from metrics.likelihood import bits_from_nats, nll_bits
 from metrics.mel import mel_l1
 from metrics.mel_cepstrum import mcep
-from metrics.registry import (DEFAULT_METRICS, METRICS, MetricResult, MetricSpec, get_metric,
-                              score_pair)
+from metrics.registry import DEFAULT_METRICS, METRICS, MetricResult, MetricSpec, get_metric, score_pair
 from metrics.spectral import lsd, mrstft
 from metrics.throughput import DEFINITIONS, audio_seconds, rtf, samples_per_s, x_realtime
 
 __all__ = [
     "DEFAULT_METRICS", "DEFINITIONS", "INPUT_REASONS", "METRICS", "REASONS", "InputError",
-    "MetricResult", "MetricSpec", "MetricUnavailable", "audio_seconds", "bits_from_nats", "c0_rmse_db", "cdist",
+    "MetricResult", "MetricSpec", "MetricUnavailable", "audio_seconds", "bits_from_nats",
+    "c0_rmse_db", "cdist",
     "check_pair", "estoi", "get_metric", "intelligibility_scores", "lsd", "mcd", "mcd_dtw",
     "mcd_speech", "mcep", "mel_cepstral_scores", "mel_l1", "mrstft", "nll_bits", "rtf",
     "samples_per_s", "score_pair", "stoi", "x_realtime",

@@ -92,9 +92,14 @@ def load_audio(path, sample_rate=None, *, allow_silent=False, min_samples=1,
 
     Examples
     --------
-    >>> clip = load_audio("speech.flac", 16000)            # doctest: +SKIP
-    >>> clip.audio.dtype, clip.sample_rate, clip.notes     # doctest: +SKIP
-    (dtype('float32'), 16000, ('mixed 2 channels to mono',))
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     sf.write(f"{folder}/stereo.wav", np.full((22050, 2), 0.25), 22050)
+    ...     clip = load_audio(f"{folder}/stereo.wav", 16000)
+    >>> clip.audio.dtype, clip.audio.shape, clip.sample_rate, clip.original_rate, clip.channels
+    (dtype('float32'), (16000,), 16000, 22050, 2)
+    >>> clip.notes
+    ('mixed 2 channels to mono', 'resampled 22050 -> 16000 Hz (soxr VHQ)')
     """
     if sample_rate is not None and (int(sample_rate) != sample_rate or sample_rate <= 0):
         raise InputError(f"sample_rate must be a positive whole number of Hz, got {sample_rate}")
@@ -324,7 +329,12 @@ def save_wav(path, audio, sample_rate: int, subtype: str = "PCM_16") -> Path:
 
     Examples
     --------
-    >>> save_wav("out/tone.wav", np.zeros(16000), 16000)   # doctest: +SKIP
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = save_wav(Path(folder) / "out" / "tone.wav", np.zeros(16000), 16000)
+    ...     info = sf.info(path)
+    >>> path.name, info.frames, info.samplerate, info.subtype
+    ('tone.wav', 16000, 16000, 'PCM_16')
     """
     path = Path(path)
     audio = np.asarray(audio)
@@ -353,8 +363,12 @@ def atomic_path(path):
 
     Examples
     --------
-    >>> with atomic_path("out/table.csv") as tmp:   # doctest: +SKIP
-    ...     frame.to_csv(tmp)
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     with atomic_path(Path(folder) / "out" / "table.csv") as tmp:
+    ...         size = tmp.write_text("system,mcd")
+    ...     print(sorted(p.name for p in (Path(folder) / "out").iterdir()))
+    ['table.csv']
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

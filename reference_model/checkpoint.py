@@ -70,7 +70,8 @@ def describe(obj) -> str:
         keys = list(obj)
         if keys and all(isinstance(v, torch.Tensor) for v in obj.values()):
             return f"a bare state_dict with {len(keys)} tensors"
-        return "a dict with keys " + ", ".join(map(str, keys[:6])) + (" ..." if len(keys) > 6 else "")
+        shown = [str(k).encode("unicode_escape").decode("ascii")[:40] for k in keys[:6]]
+        return "a dict with keys " + ", ".join(shown) + (" ..." if len(keys) > 6 else "")
     return f"a {type(obj).__name__}"
 
 

@@ -137,8 +137,21 @@ def prepare(audio_dir, out_dir, *, sample_rate=16000, trim_db=None, normalize=No
 
     Examples
     --------
-    >>> prepare("recordings/", "data/")   # doctest: +SKIP
-    PrepareResult(out_dir=PosixPath('data'), reused=False, n_files=120, n_train=97, ...)
+    Ten half-second tones by two speakers, prepared, then prepared again unchanged:
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     for i in range(10):
+    ...         speaker = Path(folder, "recordings", ("alice", "bob")[i % 2])
+    ...         speaker.mkdir(parents=True, exist_ok=True)
+    ...         tone = 0.5 * np.sin(2 * np.pi * 110 * (i + 1) * np.arange(8000) / 16000)
+    ...         sf.write(speaker / f"{i}.wav", tone, 16000)
+    ...     first = prepare(Path(folder, "recordings"), Path(folder, "data"), progress=False)
+    ...     again = prepare(Path(folder, "recordings"), Path(folder, "data"), progress=False)
+    >>> first.n_files, first.n_train, first.n_valid, first.seconds, first.reused
+    (10, 6, 4, 5.0, False)
+    >>> again.reused
+    True
     """
     options = _options(sample_rate, trim_db, normalize, valid_fraction, seed, classes)
     audio_dir, out_dir = Path(audio_dir), Path(out_dir)
@@ -402,9 +415,17 @@ def load_prepared(data_dir) -> AudioSet:
 
     Examples
     --------
-    >>> data = load_prepared("data/")   # doctest: +SKIP
-    >>> len(data.train), data.sample_rate, data.speakers   # doctest: +SKIP
-    (97, 16000, ['alice', 'bob'])
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     for i in range(10):
+    ...         speaker = Path(folder, "recordings", ("alice", "bob")[i % 2])
+    ...         speaker.mkdir(parents=True, exist_ok=True)
+    ...         tone = 0.5 * np.sin(2 * np.pi * 110 * (i + 1) * np.arange(8000) / 16000)
+    ...         sf.write(speaker / f"{i}.wav", tone, 16000)
+    ...     _ = prepare(Path(folder, "recordings"), Path(folder, "data"), progress=False)
+    ...     data = load_prepared(Path(folder, "data"))
+    ...     print(len(data.train), len(data.valid), data.sample_rate, data.speakers)
+    6 4 16000 ['alice', 'bob']
     """
     data_dir = Path(data_dir)
     manifest = _checked_manifest(data_dir)

@@ -39,7 +39,8 @@ def log_mel(audio: np.ndarray, config: ModelConfig) -> np.ndarray:
 
     Examples
     --------
-    >>> log_mel(np.zeros(1024, np.float32), PRESETS["tiny"].model).shape
+    >>> from reference_model.config import PRESETS
+    >>> log_mel(np.zeros(1024, np.float32), PRESETS["tiny"].model).shape  # 40 mels, hop 256
     (40, 4)
     """
     hop = config.hop_length

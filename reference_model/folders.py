@@ -151,8 +151,13 @@ def building(dest):
 
     Examples
     --------
-    >>> with building("report") as tmp:   # doctest: +SKIP
-    ...     (tmp / "results.csv").write_text(text)
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     with building(Path(folder) / "report") as tmp:
+    ...         size = (tmp / "results.csv").write_text("system,mcd")
+    ...     print([p.name for p in Path(folder).iterdir()],
+    ...           [p.name for p in (Path(folder) / "report").iterdir()])
+    ['report'] ['results.csv']
     """
     dest = _absolute(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)

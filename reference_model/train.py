@@ -16,8 +16,7 @@ from tqdm.auto import tqdm
 
 from reference_model.audio import atomic_path
 from reference_model.batches import Cropper, example_length
-from reference_model.checkpoint import (first_sentence, read_checkpoint, save_checkpoint,
-                                        stored_config)
+from reference_model.checkpoint import first_sentence, read_checkpoint, save_checkpoint, stored_config
 from reference_model.config import ModelConfig
 from reference_model.distributed import Processes
 from reference_model.errors import InputError

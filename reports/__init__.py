@@ -5,8 +5,7 @@ from reports.files import read_csv_table, write_csv, write_json, write_parquet
 from reports.html import Image, Section, render_html, write_html
 from reports.markdown import markdown_text, to_markdown
 from reports.summary import summarize
-from reports.table import (concat_results, make_results_table, name_systems_by_run,
-                           validate_results)
+from reports.table import concat_results, make_results_table, name_systems_by_run, validate_results
 
 # The plots need matplotlib (most of a second to import): load them on first use only.
 _PLOTS = ("plot_metric_distribution", "plot_spectrogram_pair", "plot_speed")

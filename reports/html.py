@@ -113,7 +113,18 @@ def render_html(sections: Sequence[Section], title: str) -> str:
 
     Examples
     --------
-    >>> page = render_html([Section("Summary", table=summary_df)], "Run 42")  # doctest: +SKIP
+    >>> summary = pd.DataFrame({"system": ["a", "b"], "mcd": [4.75, 3.25]})
+    >>> page = render_html([Section("Summary", table=summary)], "Run 42")
+    >>> page.startswith("<!DOCTYPE html>"), "<h1>Run 42</h1>" in page
+    (True, True)
+    >>> print(page[page.index("<table>"):page.index("</table>") + len("</table>")])
+    <table>
+    <thead><tr><th scope="col">system</th><th scope="col" class="num">mcd</th></tr></thead>
+    <tbody>
+    <tr><td>a</td><td class="num">4.750</td></tr>
+    <tr><td>b</td><td class="num">3.250</td></tr>
+    </tbody>
+    </table>
     """
     if not sections:
         raise InputError("render_html needs at least one section")

@@ -49,7 +49,15 @@ def summarize(df: pd.DataFrame, *, n_resamples: int = 10_000, confidence: float 
 
     Examples
     --------
-    >>> summarize(table)[["system", "metric", "mean", "ci_low", "ci_high"]]  # doctest: +SKIP
+    >>> from reports.table import make_results_table
+    >>> rows = [{"system": system, "utterance": f"u{i}", "metric": "mcd", "value": value}
+    ...         for system, values in (("a", [4.0, 4.5, 5.0, 5.5]), ("b", [3.0, 3.5, 3.0, 3.5]))
+    ...         for i, value in enumerate(values)]
+    >>> table = make_results_table(rows, {"run": "r1"})
+    >>> summarize(table)[["system", "metric", "n", "mean", "ci_low", "ci_high"]]
+      system metric  n  mean  ci_low  ci_high
+    0      a    mcd  4  4.75    4.25     5.25
+    1      b    mcd  4  3.25    3.00     3.50
     """
     check_bootstrap_args(n_resamples, confidence, seed)
     table = validate_results(df, source)

@@ -1,19 +1,10 @@
-"""Shared fixtures: the shared data folder (skip when absent) and small helpers."""
-from pathlib import Path
+"""Shared fixtures and small helpers.
 
+The recorded files the tests read are committed under ``tests/data`` (sources and licences in
+``tests/data/README.md``), so the suite needs nothing beside the clone.
+"""
 import pytest
 import torch
-
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-
-
-@pytest.fixture
-def shared_data() -> Path:
-    """``../shared/data`` beside the clone; tests that need it skip cleanly without it."""
-    path = SHARED / "data"
-    if not path.is_dir():
-        pytest.skip("../shared/data is not beside this clone")
-    return path
 
 
 @pytest.fixture

@@ -8,8 +8,14 @@ import pytest
 import soundfile as sf
 
 from reference_model import audio as audio_mod
-from reference_model.audio import (AUDIO_EXTENSIONS, atomic_path, atomic_write_bytes,
-                                   find_audio_files, load_audio, save_wav)
+from reference_model.audio import (
+    AUDIO_EXTENSIONS,
+    atomic_path,
+    atomic_write_bytes,
+    find_audio_files,
+    load_audio,
+    save_wav,
+)
 from reference_model.errors import InputError
 
 RATE = 16000

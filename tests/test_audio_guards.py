@@ -14,8 +14,14 @@ import soxr
 
 import metrics.mel
 import reference_model.audio as audio_module
-from reference_model.audio import (MAX_RATE, MIN_RATE, LoadedAudio, load_audio, resample_audio,
-                                   resampled_length)
+from reference_model.audio import (
+    MAX_RATE,
+    MIN_RATE,
+    LoadedAudio,
+    load_audio,
+    resample_audio,
+    resampled_length,
+)
 from reference_model.errors import InputError
 from wavebench.cli import main
 from wavebench.score import score

@@ -3,8 +3,7 @@
 import pytest
 import torch
 
-from reference_model.checkpoint import (FORMAT, load_checkpoint, read_checkpoint,
-                                        save_checkpoint)
+from reference_model.checkpoint import FORMAT, load_checkpoint, read_checkpoint, save_checkpoint
 from reference_model.config import ModelConfig
 from reference_model.errors import InputError
 from reference_model.model import WaveNet

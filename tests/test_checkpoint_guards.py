@@ -14,8 +14,14 @@ import soundfile as sf
 import torch
 
 from reference_model.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
-from reference_model.config import (LIMITS, MAX_PARAMETERS, MAX_RECEPTIVE_FIELD, PRESETS,
-                                    ModelConfig, parameter_count)
+from reference_model.config import (
+    LIMITS,
+    MAX_PARAMETERS,
+    MAX_RECEPTIVE_FIELD,
+    PRESETS,
+    ModelConfig,
+    parameter_count,
+)
 from reference_model.errors import InputError
 from reference_model.model import WaveNet, count_parameters
 from wavebench.cli import main

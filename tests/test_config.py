@@ -1,8 +1,13 @@
 """Config and presets: derived receptive field, validation of keys and values, TOML loading."""
 import pytest
 
-from reference_model.config import (PRESETS, ModelConfig, config_from_dict, get_preset,
-                                    model_config_from_sources)
+from reference_model.config import (
+    PRESETS,
+    ModelConfig,
+    config_from_dict,
+    get_preset,
+    model_config_from_sources,
+)
 from reference_model.errors import InputError
 
 

@@ -14,7 +14,7 @@ from reference_model.data import is_prepared, load_prepared, prepare
 from reference_model.errors import InputError
 from reference_model.mulaw import mu_law_encode
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+SPEECH = Path(__file__).resolve().parent / "data" / "speech16k"  # see tests/data/README.md
 RATE = 16000
 
 
@@ -375,12 +375,12 @@ def test_load_prepared_store_disagrees_with_manifest(prepared):
 
 
 def test_real_speech_durations(tmp_path):
-    speech = SHARED / "data" / "speech16k"
-    if not speech.is_dir():
-        pytest.skip(f"{speech} is absent (shared data is not on this machine)")
+    speech = SPEECH
     root = tmp_path / "speech"
     root.mkdir()
-    for src in sorted(speech.glob("*.flac"))[:3]:
+    sources = sorted(speech.glob("*.flac"))[:3]
+    assert len(sources) == 3
+    for src in sources:
         (root / src.name).symlink_to(src)
     prepare(root, tmp_path / "data", progress=False)
     for e in _manifest(tmp_path / "data")["files"]:

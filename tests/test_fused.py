@@ -9,7 +9,6 @@ from reference_model.config import PRESETS, ModelConfig
 from reference_model.model import WaveNet
 from reference_model.sampling import fused, generate, sample_next
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 

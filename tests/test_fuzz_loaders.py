@@ -15,7 +15,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reference_model.audio import load_audio
+from reference_model.audio import MAX_RATE, MIN_RATE, load_audio
 from reference_model.checkpoint import load_checkpoint, save_checkpoint
 from reference_model.config import get_preset
 from reference_model.errors import InputError
@@ -33,16 +33,20 @@ def fuzz(max_examples: int):
                     suppress_health_check=[HealthCheck.too_slow])
 
 
+TINY = get_preset("tiny").model
+torch.manual_seed(0)
+TINY_STATE = WaveNet(TINY).state_dict()
+SINE = 0.5 * np.sin(2 * np.pi * 220 * np.arange(RATE // 10) / RATE)  # 0.1 s, 1600 samples
+
+
 def valid_bytes(suffix: str) -> bytes:
     """A short valid file of the given kind, as bytes."""
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / f"valid{suffix}"
         if suffix == ".pt":
-            config = get_preset("tiny").model
-            save_checkpoint(path, config=config, model_state=WaveNet(config).state_dict(), step=3)
+            save_checkpoint(path, config=TINY, model_state=TINY_STATE, step=3)
         else:
-            t = np.arange(RATE // 10) / RATE
-            sf.write(path, 0.5 * np.sin(2 * np.pi * 220 * t), RATE, subtype="PCM_16")
+            sf.write(path, SINE, RATE, subtype="PCM_16")
         return path.read_bytes()
 
 
@@ -67,17 +71,41 @@ def contents(suffix: str):
     return st.one_of(st.binary(max_size=512), mutated(suffix))
 
 
+def check_audio(clip) -> None:
+    """What a successful load_audio promises: checked mono float32 at the file's own rate."""
+    assert clip.audio.dtype == np.float32 and clip.audio.ndim == 1 and clip.audio.size >= 1
+    assert np.isfinite(clip.audio).all() and np.any(clip.audio)  # NaN/Inf and silence refused
+    assert MIN_RATE <= clip.sample_rate <= MAX_RATE and clip.sample_rate == clip.original_rate
+    assert clip.channels >= 1 and clip.notes == tuple(clip.notes)
+
+
+def check_checkpoint(loaded) -> None:
+    """What a successful load_checkpoint promises: the stored weights, all of them, in eval."""
+    model, payload = loaded
+    assert isinstance(model, WaveNet) and not model.training
+    state = payload.get("ema_state") or payload["model"]
+    got = model.state_dict()
+    assert got.keys() == state.keys()
+    assert all(torch.equal(got[key], state[key]) for key in got)
+
+
+CHECKS = {load_audio: check_audio, load_checkpoint: check_checkpoint}
+
+
 def check_loader(load, suffix: str, data: bytes) -> None:
-    """Write ``data`` to a file and load it: success or a one-line InputError naming the file."""
+    """Write ``data`` to a file and load it: a value the loader promises, or a one-line
+    InputError naming the file."""
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / f"fuzzed{suffix}"
         path.write_bytes(data)
         try:
-            load(path)
+            loaded = load(path)
         except InputError as exc:
             message = str(exc)
             assert "\n" not in message, message
             assert path.name in message, message
+        else:
+            CHECKS[load](loaded)
 
 
 @fuzz(AUDIO_EXAMPLES)
@@ -93,14 +121,33 @@ def test_load_checkpoint_succeeds_or_raises_one_line_input_error(data):
     check_loader(load_checkpoint, ".pt", data)
 
 
-@pytest.mark.parametrize("suffix, load", [(".wav", load_audio), (".flac", load_audio),
-                                          (".pt", load_checkpoint)])
-def test_unchanged_valid_files_load(suffix, load):
+@pytest.mark.parametrize("suffix", [".wav", ".flac"])
+def test_unchanged_valid_audio_loads_as_written(suffix):
     """The seeds of the mutations are themselves valid, so mutants start from a loadable file."""
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / f"valid{suffix}"
         path.write_bytes(VALID[suffix])
-        assert load(path) is not None
+        clip = load_audio(path)
+    check_audio(clip)
+    assert (clip.sample_rate, clip.original_rate, clip.channels, clip.subtype, clip.notes) == (
+        RATE, RATE, 1, "PCM_16", ())
+    assert clip.audio.shape == (RATE // 10,)
+    # 16-bit PCM: within one step, 2**-15, of the sine that was written (libsndfile writes
+    # floats at scale 32767 and reads at 1/32768, so rounding alone does not bound it)
+    assert np.max(np.abs(clip.audio - SINE)) <= 1 / 32768
+
+
+def test_unchanged_valid_checkpoint_loads_as_saved():
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "valid.pt"
+        path.write_bytes(VALID[".pt"])
+        loaded = load_checkpoint(path)
+    check_checkpoint(loaded)
+    model, payload = loaded
+    assert model.config == TINY and payload["step"] == 3
+    got = model.state_dict()
+    assert got.keys() == TINY_STATE.keys()
+    assert all(torch.equal(got[key], TINY_STATE[key]) for key in got)
 
 
 def test_flac_claiming_a_huge_length_is_an_input_error():

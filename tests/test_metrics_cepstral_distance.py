@@ -4,20 +4,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile
 
 from metrics import InputError, MetricUnavailable, c0_rmse_db, cdist, mcd, mcd_dtw, mcd_speech
 from metrics.cepstral_distance import mel_cepstral_scores
 from metrics.dtw import dtw_path
 
-SPEECH = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "speech16k"
+SPEECH = Path(__file__).resolve().parent / "data" / "speech16k"  # see tests/data/README.md
 
 
 def _speech(name="cannot-complete-as-dialed.flac"):
-    path = SPEECH / name
-    if not path.exists():
-        pytest.skip(f"{path} not available")
-    soundfile = pytest.importorskip("soundfile")
-    return soundfile.read(path)
+    return soundfile.read(SPEECH / name)
 
 
 def _pysptk():

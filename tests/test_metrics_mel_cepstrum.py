@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile
 
 from metrics.checks import InputError
 from metrics.mel_cepstrum import mcep
@@ -12,7 +13,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # pysptk 1.0.1 imports the deprecated pkg_resources
     pysptk = pytest.importorskip("pysptk")
 
-SPEECH = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "speech16k"
+SPEECH = Path(__file__).resolve().parent / "data" / "speech16k"  # see tests/data/README.md
 
 
 def _pysptk_mcep(frames, order, alpha):
@@ -39,11 +40,7 @@ def test_matches_pysptk_on_noise_frames(order, alpha):
 
 
 def test_matches_pysptk_on_real_speech_frames():
-    path = SPEECH / "cannot-complete-as-dialed.flac"
-    if not path.exists():
-        pytest.skip(f"{path} not available")
-    soundfile = pytest.importorskip("soundfile")
-    audio, _ = soundfile.read(path)
+    audio, _ = soundfile.read(SPEECH / "cannot-complete-as-dialed.flac")
     frames = (np.lib.stride_tricks.sliding_window_view(audio * 32768, 1024)[::256]
               * np.hamming(1024))
     # every frame, with its own iteration count: a different stopping decision would show as

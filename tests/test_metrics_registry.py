@@ -6,8 +6,17 @@ import numpy as np
 import pytest
 
 import metrics
-from metrics import (DEFAULT_METRICS, METRICS, InputError, MetricResult, get_metric, mcd, mel_l1,
-                     score_pair, stoi)
+from metrics import (
+    DEFAULT_METRICS,
+    METRICS,
+    InputError,
+    MetricResult,
+    get_metric,
+    mcd,
+    mel_l1,
+    score_pair,
+    stoi,
+)
 from metrics.registry import PAIR_INPUTS
 
 

@@ -80,11 +80,15 @@ def test_mel_frame_conditions_only_its_own_hop():
 
 
 def test_repeat_upsampling_repeats_normalized_frames():
-    from reference_model.model import MEL_SCALE, MEL_SHIFT
     model = WaveNet(SMALL.replace(cond="mel", upsample="repeat"))
-    mel = torch.randn(1, 6, 3)
-    expected = ((mel + MEL_SHIFT) / MEL_SCALE).repeat_interleave(8, dim=-1)
-    assert torch.allclose(model.upsample_cond(mel), expected, atol=1e-7)
+    # log-mel values (natural log; the floor is ln 1e-5 = -11.5129) are shifted by +4 and
+    # divided by 4, worked by hand: -4 -> 0, 0 -> 1, -8 -> -1, 4 -> 2, -11.5 -> -1.875, 2 -> 1.5
+    mel = torch.tensor([[-4.0, 0.0, -8.0]] * 5 + [[4.0, -11.5, 2.0]]).unsqueeze(0)  # [1, 6, 3]
+    frames = torch.tensor([[0.0, 1.0, -1.0]] * 5 + [[2.0, -1.875, 1.5]])
+    expected = torch.stack([frames[:, f] for f in (0, 1, 2) for _ in range(8)], dim=-1)
+    got = model.upsample_cond(mel)
+    assert got.shape == (1, 6, 24)  # hop 8: each frame repeated for its 8 samples
+    assert torch.equal(got[0], expected)  # all exact in binary floating point
 
 
 def test_upsample_factors_multiply_to_hop():

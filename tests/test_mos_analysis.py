@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats as st
+from test_mos_analysis_sim import TRUE_MOS, build_packet, results_document, simulate_study
 
 from reference_model.errors import InputError
-from test_mos_analysis_sim import TRUE_MOS, build_packet, results_document, simulate_study
 from wavebench.mos.analysis import ratings as R
 from wavebench.mos.analysis.report import AnalysisOptions, run_analysis
 

@@ -5,9 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
-
 from test_mos_analysis_sim import import_ratings, load_sim_packet, simulate_study
 from test_mos_packet import _build, make_systems
+
 from wavebench.mos.analysis.report import AnalysisOptions, run_analysis
 from wavebench.mos.packet.quality_checks import woods_trial
 from wavebench.mos.packet.validate import validate_packet

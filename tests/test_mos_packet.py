@@ -9,10 +9,10 @@ import soundfile as sf
 from click.testing import CliRunner
 
 from reference_model.errors import InputError
-from wavebench.mos.packet import design as dz
 from wavebench.mos.cli import mos_group
-from wavebench.mos.packet.levels import active_speech_level
+from wavebench.mos.packet import design as dz
 from wavebench.mos.packet.build import PacketOptions, build_packet
+from wavebench.mos.packet.levels import active_speech_level
 from wavebench.mos.packet.validate import validate_packet
 
 FS = 16000

@@ -4,9 +4,9 @@ import json
 import time
 
 import pytest
-
 from test_mos_packet import make_systems
 from test_reports_browser import CHROMIUM, DevToolsPipe, _errors
+
 from wavebench.mos.packet.build import PacketOptions, build_packet
 
 pytestmark = [pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium"),

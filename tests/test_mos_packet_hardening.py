@@ -12,12 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from reference_model.errors import InputError
-from reference_model.folders import locked
 from test_mos_analysis_sim import build_packet as build_sim_packet
 from test_mos_analysis_sim import simulate_study
 from test_mos_packet import make_systems
+
+from reference_model.errors import InputError
+from reference_model.folders import locked
 from wavebench.cli import main as wavebench_main
 from wavebench.mos.packet import build as packet_module
 from wavebench.mos.packet.build import PacketOptions, build_packet

@@ -133,11 +133,13 @@ def test_plan_command(capsys, tmp_path):
 
 @pytest.mark.slow
 def test_plan_from_a_pilot_packet_and_its_ratings(tmp_path, capsys):
-    from test_mos_analysis_e2e import TRUE as TRUE_MOS, _systems
+    from test_mos_analysis_e2e import TRUE as TRUE_MOS
+    from test_mos_analysis_e2e import _systems
     from test_mos_analysis_sim import import_ratings, load_sim_packet, simulate_study
+
     from wavebench.mos.packet import build as packet_module
 
-    dirs = _systems(tmp_path / "in")  # skips without ../shared
+    dirs = _systems(tmp_path / "in")  # speech clips from tests/data
     options = packet_module.PacketOptions(reference=f"natural={dirs['natural']}", votes=6,
                                           seed=3, anchors=["lp3500"])
     packet_module.build_packet([f"{n}={dirs[n]}" for n in ("lowpass", "noisy", "mulaw")],

@@ -15,9 +15,9 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from test_mos_analysis_sim import build_packet, results_document, simulate_study
 
 from reference_model.errors import InputError
-from test_mos_analysis_sim import build_packet, results_document, simulate_study
 from wavebench.mos.analysis import ratings as R
 from wavebench.mos.analysis import screening
 from wavebench.mos.analysis.report import AnalysisOptions, run_analysis

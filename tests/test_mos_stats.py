@@ -9,7 +9,7 @@ from reports.errors import InputError as BootstrapInputError
 from wavebench.mos.analysis import stats
 
 NAN = np.nan
-# The CrowdMOS vector of ../shared/data/vectors/README.md (rows = raters, columns = sentences).
+# The CrowdMOS vector (source: tests/data/README.md; rows = raters, columns = sentences).
 CROWDMOS_VECTOR = np.array([[4, 5, NAN, 4, NAN, 3],
                             [4, 4, 4, 5, NAN, 4],
                             [NAN, 3, 5, 4, NAN, 1],
@@ -214,6 +214,7 @@ def test_lmm_on_a_complete_balanced_design_matches_the_closed_form():
     with the model's own fitted components (crossed intercepts shared by the conditions)."""
     pytest.importorskip("statsmodels")
     import statsmodels.formula.api as smf
+
     from wavebench.mos.analysis.stats import lmm_intervals
 
     rng = np.random.default_rng(21)

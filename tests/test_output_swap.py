@@ -8,12 +8,11 @@ import time
 from pathlib import Path
 
 import pytest
+from test_mos_analysis_sim import build_packet, import_ratings, simulate_study
+from test_report_command import UTTERANCES, score_values, write_audio, write_score_run, write_speed_run
 
 from reference_model.errors import InputError
 from reports.errors import InputError as ReportInputError
-from test_mos_analysis_sim import build_packet, import_ratings, simulate_study
-from test_report_command import (UTTERANCES, score_values, write_audio, write_score_run,
-                                 write_speed_run)
 from wavebench.mos.analysis.report import AnalysisOptions, run_analysis
 from wavebench.report import build_report
 

@@ -21,9 +21,18 @@ import pandas as pd
 import pytest
 from PIL import Image as PILImage
 
-from reports import (Image, Section, compare_systems, make_results_table,
-                     plot_metric_distribution, plot_spectrogram_pair, plot_speed, render_html,
-                     summarize, write_html)
+from reports import (
+    Image,
+    Section,
+    compare_systems,
+    make_results_table,
+    plot_metric_distribution,
+    plot_spectrogram_pair,
+    plot_speed,
+    render_html,
+    summarize,
+    write_html,
+)
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium")

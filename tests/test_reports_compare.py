@@ -4,8 +4,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from reports.compare import (COMPARISON_COLUMNS, NO_CLEAR_DIFFERENCE, TOO_FEW_PAIRS,
-                             compare_systems)
+from reports.compare import COMPARISON_COLUMNS, NO_CLEAR_DIFFERENCE, TOO_FEW_PAIRS, compare_systems
 from reports.errors import InputError
 from reports.table import make_results_table
 

@@ -6,9 +6,15 @@ import pandas as pd
 import pytest
 
 from reports.errors import InputError
-from reports.table import (ALL_COLUMNS, concat_results, make_results_table,
-                           name_systems_by_run, one_value_per_utterance, usable,
-                           validate_results)
+from reports.table import (
+    ALL_COLUMNS,
+    concat_results,
+    make_results_table,
+    name_systems_by_run,
+    one_value_per_utterance,
+    usable,
+    validate_results,
+)
 
 
 def _rows():

@@ -3,7 +3,8 @@ import csv
 
 import pandas as pd
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reports import markdown_text, read_csv_table, to_markdown, write_csv
 from reports.cells import csv_text, csv_untext

@@ -7,8 +7,13 @@ import torch
 from reference_model.config import PRESETS, ModelConfig
 from reference_model.errors import InputError
 from reference_model.model import WaveNet
-from reference_model.sampling import (check_sampler_device, draw_uniforms, generate,
-                                      prepare_inputs, sample_next)
+from reference_model.sampling import (
+    check_sampler_device,
+    draw_uniforms,
+    generate,
+    prepare_inputs,
+    sample_next,
+)
 
 # Kernel 3 exercises more than one past tap; mel + speaker exercise both conditionings.
 SMALL = ModelConfig(blocks=2, layers=5, kernel_size=3, residual_channels=8, dilation_channels=8,

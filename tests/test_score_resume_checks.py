@@ -5,16 +5,14 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
+from test_score import METRICS, RATE, clip, quiet
 
 from reference_model.errors import InputError
 from wavebench.cli import main
 from wavebench.score import score
-
-from test_score import METRICS, RATE, clip, quiet
 
 
 @pytest.fixture

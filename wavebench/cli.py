@@ -211,7 +211,8 @@ def score(reference_dir, generated, system, checkpoint, out_dir, metrics, oracle
     stopped when given the same -o; -o holding a run of other inputs (folders, files' contents,
     metrics, options) is refused, naming what changed, unless --force. One run at a time per -o.
     """
-    from wavebench.score import parse_shard, score as run_score
+    from wavebench.score import parse_shard
+    from wavebench.score import score as run_score
 
     shard = parse_shard(shard)
     if shard and checkpoint:
@@ -309,7 +310,8 @@ def main(argv=None) -> int:
         if debug:
             traceback.print_exc()
         if debug or not rank_prefix():  # every process sees the same input: rank 0 says it
-            click.echo(f"{rank_prefix()}error: {exc}", err=True)
+            one_line = str(exc).replace("\r", "\\r").replace("\n", "\\n")  # names from files
+            click.echo(f"{rank_prefix()}error: {one_line}", err=True)
         code = 1
     except OSError as exc:
         if debug:

@@ -20,8 +20,8 @@ from reference_model.embedded import write_embedded_audio
 from reference_model.features import log_mel
 from reference_model.sampling import generate
 from wavebench.score import score
-from wavebench.score_worker import oracle_audio
 from wavebench.score_checkpoint import likelihood_record
+from wavebench.score_worker import oracle_audio
 from wavebench.training import run_training
 
 SAMPLERS = ("fused", "cached")

@@ -72,6 +72,7 @@ class WavStreams:
 
     def __enter__(self):
         import soundfile as sf
+
         from reference_model.audio import atomic_path
 
         allow_open_files(len(self.paths) + 64)

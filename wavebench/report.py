@@ -16,15 +16,33 @@ import click
 import numpy as np
 import pandas as pd
 
-from reports import (Image, Section, compare_systems, markdown_text, render_html, summarize,
-                     to_markdown, write_csv, write_html, write_parquet)
+from reference_model.folders import building, locked
+from reports import (
+    Image,
+    Section,
+    compare_systems,
+    markdown_text,
+    render_html,
+    summarize,
+    to_markdown,
+    write_csv,
+    write_html,
+    write_parquet,
+)
 from reports.errors import InputError
 from reports.files import atomic_write_text
 from reports.table import usable
-from reference_model.folders import building, locked
 from wavebench.fingerprint import FINGERPRINT_FILE, check_replaceable, files_signature
-from wavebench.runs import (MARKERS, RUN_FILE, Run, check_definitions, check_shards, load_runs,
-                            merge_score_runs, merge_speed_runs)
+from wavebench.runs import (
+    MARKERS,
+    RUN_FILE,
+    Run,
+    check_definitions,
+    check_shards,
+    load_runs,
+    merge_score_runs,
+    merge_speed_runs,
+)
 
 #: Best and worst utterances drawn per system: each spectrogram costs a figure.
 EXTREMES_PER_SYSTEM = 1
@@ -480,7 +498,29 @@ def build_report(run_dirs: Sequence, out_dir, *, baseline: str | None = None,
 
     Examples
     --------
-    >>> build_report(["scores/a", "scores/b", "speed"], "report", baseline="a")  # doctest: +SKIP
+    A folder holding only a ``per_utterance.csv`` (no ``run.json``), two systems, one metric:
+
+    >>> import tempfile
+    >>> from reports.table import make_results_table
+    >>> values = {"a": [4.0, 4.5, 5.0, 5.5, 4.25, 4.75], "b": [3.0, 3.5, 3.0, 3.5, 4.5, 3.25]}
+    >>> rows = [{"system": system, "utterance": f"u{i}", "metric": "mcd", "value": value}
+    ...         for system in values for i, value in enumerate(values[system])]
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     scores = Path(folder, "scores")
+    ...     scores.mkdir()
+    ...     table = make_results_table(rows, {"run": "r1"})
+    ...     table.to_csv(scores / "per_utterance.csv", index=False)
+    ...     result = build_report([scores], Path(folder, "report"), baseline="a")
+    >>> print(*sorted(name for name in result.files if not name.endswith(".parquet")))
+    comparisons.csv fingerprint.json report.html report.json report.md results.csv summary.csv
+    >>> result.summary[["system", "n", "mean", "ci_low", "ci_high"]].round(3)
+      system  n   mean  ci_low  ci_high
+    0      a  6  4.667   4.292    5.083
+    1      b  6  3.458   3.125    3.917
+    >>> columns = ["system", "baseline", "mean_diff", "ci_low", "ci_high", "better"]
+    >>> result.comparisons[columns].round(3)
+      system baseline  mean_diff  ci_low  ci_high better
+    0      b        a     -1.208   -1.75   -0.542      b
     """
     notes: list = []
     runs = load_runs(run_dirs, notes)

@@ -7,9 +7,18 @@ import torch
 from reference_model.model import WaveNet
 from reference_model.sampling.randomness import sample_next
 from reference_model.sampling.registry import SamplerSpec, register
-from reference_model.sampling.state import (CHUNK, CachedState, Inputs, after_step,
-                                            cached_logits_step, cond_terms, prime_history,
-                                            speaker_bias, step_weights, working_copy)
+from reference_model.sampling.state import (
+    CHUNK,
+    CachedState,
+    Inputs,
+    after_step,
+    cached_logits_step,
+    cond_terms,
+    prime_history,
+    speaker_bias,
+    step_weights,
+    working_copy,
+)
 
 
 def run_cached(model: WaveNet, inputs: Inputs, *, dtype, device, progress=None, callback=None,

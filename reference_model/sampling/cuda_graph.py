@@ -17,8 +17,14 @@ import torch
 from reference_model.errors import InputError
 from reference_model.sampling.randomness import sample_next
 from reference_model.sampling.registry import SamplerSpec, register
-from reference_model.sampling.state import (CachedState, Inputs, cached_logits_step,
-                                            prime_history, speaker_bias, step_weights)
+from reference_model.sampling.state import (
+    CachedState,
+    Inputs,
+    cached_logits_step,
+    prime_history,
+    speaker_bias,
+    step_weights,
+)
 
 STEPS_PER_GRAPH = 16  # steps unrolled in one captured graph (fewer replays, one host sync per chunk)
 

@@ -48,8 +48,15 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from reference_model.sampling.registry import SamplerSpec, register
-from reference_model.sampling.state import (CHUNK, CachedState, Inputs, cond_terms,
-                                            prime_history, speaker_bias, step_weights)
+from reference_model.sampling.state import (
+    CHUNK,
+    CachedState,
+    Inputs,
+    cond_terms,
+    prime_history,
+    speaker_bias,
+    step_weights,
+)
 
 # Contraction and reassociation let LLVM vectorize; no nnan/ninf, so NaN and overflow behave
 # as in the reference. The draw (_sample_row, _exp_nonpositive) is compiled without them.

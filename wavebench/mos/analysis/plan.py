@@ -160,8 +160,8 @@ def pilot_components(ratings_path, packet_dir) -> Components:
     """Components from a pilot's ratings.csv, unblinded with its packet and screened with the
     built-in rules; system ratings only (natural and anchors sit at the ends of the scale)."""
     from wavebench.mos.analysis import screening
-    from wavebench.mos.analysis.report import durations, list_sizes
     from wavebench.mos.analysis.ratings import load_packet, read_ratings, unblind
+    from wavebench.mos.analysis.report import durations, list_sizes
 
     packet = load_packet(packet_dir)
     trials = unblind(read_ratings(ratings_path, packet), packet)

@@ -16,14 +16,13 @@ import pandas as pd
 
 from reference_model.errors import InputError
 from reference_model.folders import building, locked
+from reports import Image, Section, markdown_text, render_html, to_markdown, write_csv, write_html
 from reports.cells import csv_untext
-from wavebench import tool_version
-from reports import (Image, Section, markdown_text, render_html, to_markdown, write_csv,
-                     write_html)
 from reports.files import atomic_write_bytes, atomic_write_text
+from wavebench import tool_version
+from wavebench.fingerprint import FINGERPRINT_FILE, check_replaceable, files_signature
 from wavebench.mos.analysis import plots, screening
 from wavebench.mos.analysis import tables as mos_tables
-from wavebench.fingerprint import FINGERPRINT_FILE, check_replaceable, files_signature
 from wavebench.mos.analysis.ratings import Packet, load_packet, read_ratings, unblind
 
 NOT_REPORTED = "NOT REPORTED"

@@ -17,8 +17,13 @@ import numpy as np
 from scipy import stats as _st
 
 from reference_model.errors import InputError
-from reports.bootstrap import (bootstrap_means, check_confidence, check_n_resamples, check_seed,
-                               percentile_interval)
+from reports.bootstrap import (
+    bootstrap_means,
+    check_confidence,
+    check_n_resamples,
+    check_seed,
+    percentile_interval,
+)
 
 #: Largest number of non-zero differences for which the exact signed-rank distribution is used.
 EXACT_MAX_N = 50

@@ -20,10 +20,15 @@ from wavebench.mos.packet import design as dz
 from wavebench.mos.packet.anchors import anchor_validity, lowpass_taps, parse_anchor
 from wavebench.mos.packet.anonymize import key_bytes, packet_id, packet_secret, trial_id
 from wavebench.mos.packet.exports import check_exports, trials_csv
-from wavebench.mos.packet.inputs import (bandwidth_hz, clip_warnings, load_clip, match_items,
-                                         parse_system)
-from wavebench.mos.packet.level_alignment import (FIXED_MTIME, align_levels, packet_rate,
-                                                  quantize, resample, write_pcm)
+from wavebench.mos.packet.inputs import bandwidth_hz, clip_warnings, load_clip, match_items, parse_system
+from wavebench.mos.packet.level_alignment import (
+    FIXED_MTIME,
+    align_levels,
+    packet_rate,
+    quantize,
+    resample,
+    write_pcm,
+)
 from wavebench.mos.packet.levels import parse_level
 from wavebench.mos.packet.page import page_config, render_index, render_instructions
 from wavebench.mos.packet.quality_checks import WOODS_TRIALS, gold_low
