@@ -2,7 +2,6 @@
 import contextlib
 import os
 import re
-import shutil
 import uuid
 import warnings
 from dataclasses import dataclass, replace
@@ -13,6 +12,7 @@ import soundfile as sf
 import soxr
 
 from reference_model.errors import InputError
+from reference_model.folders import remove_path
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".aiff", ".aif", ".mp3")
 MAX_SAMPLES = 2 ** 31  # 8 GiB of float32: about 12 hours of 48 kHz stereo
@@ -377,17 +377,8 @@ def atomic_path(path):
         yield tmp
         os.replace(tmp, path)
     except BaseException:
-        _remove(tmp)
+        remove_path(tmp)
         raise
-
-
-def _remove(path: Path) -> None:
-    """Delete a file or folder tree if it exists (cleanup must not raise over the real error)."""
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
 
 
 def atomic_write_bytes(path, data: bytes) -> Path:

@@ -81,12 +81,13 @@ def clear_stale(path) -> list[Path]:
             with contextlib.suppress(OSError):
                 if time.time() - entry.lstat().st_mtime < _UNOWNED_AGE_S:
                     continue
-        _remove(entry)
+        remove_path(entry)
         removed.append(entry)
     return removed
 
 
-def _remove(path: Path) -> None:
+def remove_path(path: Path) -> None:
+    """Delete a file or folder tree if it exists (cleanup must not raise over the real error)."""
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
     else:
@@ -168,7 +169,7 @@ def building(dest):
         yield tmp
         swap_in(tmp, dest)
     except BaseException:
-        _remove(tmp)
+        remove_path(tmp)
         raise
 
 
