@@ -61,32 +61,15 @@ def mel_filterbank(sample_rate: int, n_fft: int = N_FFT, n_mels: int = N_MELS, f
 
 
 def _log_mel_rows(framed: np.ndarray, sample_rate: int) -> np.ndarray:
-    """HiFi-GAN log-mel magnitudes of frames ``[frames, 1024]``: one row of 80 per frame."""
+    """HiFi-GAN log-mel magnitudes of frames ``[frames, 1024]``: one row of 80 per frame.
+
+    Frames of the signal reflect-padded by :data:`PAD` on each side (no centering), hop 256;
+    periodic Hann window of 1024, magnitude sqrt(re^2 + im^2 + 1e-9), 80 Slaney bands from 0 to
+    sr / 2, ln max(M, 1e-5).
+    """
     spectrum = np.fft.rfft(framed * hann(N_FFT))
     magnitude = np.sqrt(spectrum.real ** 2 + spectrum.imag ** 2 + 1e-9)
     return np.log(np.maximum(rowwise_product(magnitude, mel_filterbank(sample_rate)), LOG_FLOOR))
-
-
-def log_mel(audio: np.ndarray, sample_rate: int) -> np.ndarray:
-    """HiFi-GAN log-mel spectrogram of ``audio``.
-
-    Reflect padding of (n_fft - hop) / 2 on each side, no centering, periodic Hann window of
-    1024, hop 256, magnitude sqrt(re^2 + im^2 + 1e-9), 80 Slaney bands from 0 to sr / 2,
-    ln max(M, 1e-5). Computed :data:`~metrics.framing.CHUNK_FRAMES` frames at a time.
-
-    Parameters
-    ----------
-    audio : np.ndarray [shape=(n,)], float
-        Mono waveform in [-1, 1]; ``n > 384`` (the reflect padding).
-    sample_rate : int
-
-    Returns
-    -------
-    np.ndarray [shape=(n // 256, 80)]
-        Natural-log mel magnitudes, one row per frame.
-    """
-    return framewise(lambda framed: _log_mel_rows(framed, sample_rate), audio, length=N_FFT,
-                     hop=HOP_LENGTH, pad=PAD)
 
 
 def mel_l1(*, reference: np.ndarray, generated: np.ndarray, sample_rate: int) -> float:

@@ -70,8 +70,8 @@ def describe(obj) -> str:
         keys = list(obj)
         if keys and all(isinstance(v, torch.Tensor) for v in obj.values()):
             return f"a bare state_dict with {len(keys)} tensors"
-        shown = [str(k).encode("unicode_escape").decode("ascii")[:40] for k in keys[:6]]
-        return "a dict with keys " + ", ".join(shown) + (" ..." if len(keys) > 6 else "")
+        names = [str(k).encode("unicode_escape").decode("ascii")[:40] for k in keys[:6]]
+        return "a dict with keys " + ", ".join(names) + (" ..." if len(keys) > 6 else "")
     return f"a {type(obj).__name__}"
 
 

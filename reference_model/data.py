@@ -137,7 +137,7 @@ def prepare(audio_dir, out_dir, *, sample_rate=16000, trim_db=None, normalize=No
 
     Examples
     --------
-    Ten half-second tones by two speakers, prepared, then prepared again unchanged:
+    Ten half-second tones by two speakers, prepared, prepared again unchanged, and loaded:
 
     >>> import tempfile
     >>> with tempfile.TemporaryDirectory() as folder:
@@ -148,6 +148,9 @@ def prepare(audio_dir, out_dir, *, sample_rate=16000, trim_db=None, normalize=No
     ...         sf.write(speaker / f"{i}.wav", tone, 16000)
     ...     first = prepare(Path(folder, "recordings"), Path(folder, "data"), progress=False)
     ...     again = prepare(Path(folder, "recordings"), Path(folder, "data"), progress=False)
+    ...     data = load_prepared(Path(folder, "data"))
+    ...     print(len(data.train), len(data.valid), data.sample_rate, data.speakers)
+    6 4 16000 ['alice', 'bob']
     >>> first.n_files, first.n_train, first.n_valid, first.seconds, first.reused
     (10, 6, 4, 5.0, False)
     >>> again.reused
@@ -163,9 +166,9 @@ def prepare(audio_dir, out_dir, *, sample_rate=16000, trim_db=None, normalize=No
     rels = [f.relative_to(audio_dir).as_posix() for f in files]
     stats = [f.stat() for f in files]
     with locked(out_dir, "output folder for the prepared dataset"):
-        clear_stale(out_dir)  # temporary folders of runs that were killed
         old, note = _reusable_manifest(out_dir, options, audio_dir, rels, stats)
         if old is not None:
+            clear_stale(out_dir)  # temporary folders of killed runs; building() clears them too
             return _result(out_dir, old, reused=True)
         with building(out_dir) as tmp:
             entries = _write_store(tmp, files, rels, stats, options, progress)
@@ -230,8 +233,7 @@ def _reusable_manifest(out_dir, options, audio_dir, rels, stats):
         return None, None
     try:
         check_manifest(manifest)
-        _open_store(out_dir / "audio.npy", np.dtype("<f4"), _store_length(manifest))
-        _open_store(out_dir / "codes.npy", np.dtype("u1"), _store_length(manifest))
+        _open_stores(out_dir, manifest)
     except (ManifestError, InputError) as exc:
         return None, f"{out_dir}: {exc}; not reused, prepared again"
     old = manifest["files"]
@@ -373,7 +375,7 @@ def _result(out_dir: Path, manifest: dict, reused: bool, notes=()) -> PrepareRes
     n_valid = sum(e["split"] == "valid" for e in files)
     return PrepareResult(out_dir=out_dir, reused=reused, n_files=len(files),
                          n_train=len(files) - n_valid, n_valid=n_valid,
-                         seconds=sum(e["length"] for e in files) / rate, notes=notes)
+                         seconds=_store_length(manifest) / rate, notes=notes)
 
 
 def is_prepared(path) -> bool:
@@ -415,24 +417,16 @@ def load_prepared(data_dir) -> AudioSet:
 
     Examples
     --------
-    >>> import tempfile
-    >>> with tempfile.TemporaryDirectory() as folder:
-    ...     for i in range(10):
-    ...         speaker = Path(folder, "recordings", ("alice", "bob")[i % 2])
-    ...         speaker.mkdir(parents=True, exist_ok=True)
-    ...         tone = 0.5 * np.sin(2 * np.pi * 110 * (i + 1) * np.arange(8000) / 16000)
-    ...         sf.write(speaker / f"{i}.wav", tone, 16000)
-    ...     _ = prepare(Path(folder, "recordings"), Path(folder, "data"), progress=False)
-    ...     data = load_prepared(Path(folder, "data"))
-    ...     print(len(data.train), len(data.valid), data.sample_rate, data.speakers)
-    6 4 16000 ['alice', 'bob']
+    :func:`prepare`'s example loads the store it prepares; any other folder is refused:
+
+    >>> load_prepared("no/such/folder")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    reference_model.errors.InputError: no/such/folder: no such folder; run `wavebench prepare ...
     """
     data_dir = Path(data_dir)
     manifest = _checked_manifest(data_dir)
     files = manifest["files"]
-    total = _store_length(manifest)
-    audio = _open_store(data_dir / "audio.npy", np.dtype("<f4"), total)
-    codes = _open_store(data_dir / "codes.npy", np.dtype("u1"), total)
+    audio, codes = _open_stores(data_dir, manifest)
     speakers = sorted({e["speaker"] for e in files})
     speaker_id = {name: i for i, name in enumerate(speakers)}
     split = {"train": [], "valid": []}
@@ -564,6 +558,13 @@ def _entry_problem(entry, offset: int, rate: int) -> str | None:
 def _store_length(manifest: dict) -> int:
     """Samples in the store of a checked manifest: where its last clip ends."""
     return sum(e["length"] for e in manifest["files"])
+
+
+def _open_stores(folder: Path, manifest: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Memory-map ``folder``'s audio and codes stores, each checked against the manifest."""
+    total = _store_length(manifest)
+    return (_open_store(folder / "audio.npy", np.dtype("<f4"), total),
+            _open_store(folder / "codes.npy", np.dtype("u1"), total))
 
 
 def _open_store(path: Path, dtype: np.dtype, length: int) -> np.ndarray:

@@ -52,11 +52,11 @@ class TrainConfig:
         check_types(self)
         for name in ("steps", "batch_size", "crop", "accumulate", "eval_every", "eval_batches",
                      "checkpoint_every", "patience"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            value = getattr(self, name)  # an int, not a bool: check_types saw to that
+            if value < 1:
                 raise InputError(f"train config: {name} must be a positive integer, got {value!r}")
         for name in ("warmup", "step_size", "threads", "seed"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
+            if getattr(self, name) < 0:
                 raise InputError(f"train config: {name} must be an integer >= 0")
         if self.optimizer not in OPTIMIZERS:
             raise InputError(f"train config: optimizer must be one of {', '.join(OPTIMIZERS)}, "

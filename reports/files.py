@@ -193,7 +193,12 @@ def read_csv_strings(path, what: str = "a CSV table", *,
     without rows too, unless ``allow_no_rows``."""
     text = _read_text(path, what)
     _check_shape(text, path, allow_no_rows)
-    df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False)
+    return untext_cells(pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False,
+                                    na_filter=False))
+
+
+def untext_cells(df: pd.DataFrame) -> pd.DataFrame:
+    """A table of strings read back from :func:`write_csv`, its formula guards removed."""
     return df.apply(lambda column: column.map(csv_untext)) if len(df) else df
 
 

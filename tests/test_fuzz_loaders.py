@@ -76,7 +76,8 @@ def check_audio(clip) -> None:
     assert clip.audio.dtype == np.float32 and clip.audio.ndim == 1 and clip.audio.size >= 1
     assert np.isfinite(clip.audio).all() and np.any(clip.audio)  # NaN/Inf and silence refused
     assert MIN_RATE <= clip.sample_rate <= MAX_RATE and clip.sample_rate == clip.original_rate
-    assert clip.channels >= 1 and clip.notes == tuple(clip.notes)
+    assert clip.channels >= 1 and isinstance(clip.notes, tuple)
+    assert all(isinstance(note, str) and "\n" not in note for note in clip.notes)
 
 
 def check_checkpoint(loaded) -> None:

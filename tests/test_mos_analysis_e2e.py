@@ -12,7 +12,7 @@ from scipy import signal
 from test_mos_analysis_sim import import_ratings, load_sim_packet, simulate_study
 
 from wavebench.mos.analysis.report import AnalysisOptions, run_analysis
-from wavebench.mos.packet import build as packet_module  # noqa: E402
+from wavebench.mos.packet import build as packet_module
 
 SPEECH = Path(__file__).resolve().parent / "data" / "speech16k"  # see tests/data/README.md
 TRUE = {"natural": 4.5, "lowpass": 3.6, "noisy": 3.0, "mulaw": 2.3, "lp3500": 1.6}

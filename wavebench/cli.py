@@ -9,7 +9,6 @@ import click
 
 from reference_model.errors import PEER_LOST_EXIT, PeerLost
 from wavebench.errors import input_error_types
-from wavebench.names import check_system_name
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -168,7 +167,6 @@ def parse_systems(generated, system) -> dict:
         if not sep:
             name, folder = (system if system and len(generated) == 1 else None), item
             name = name or os.path.basename(os.path.normpath(folder)) or "generated"
-        check_system_name(name)
         if name in systems:
             raise click.UsageError(f"system {name!r} given twice; name them with NAME=DIR")
         systems[name] = folder

@@ -102,12 +102,14 @@ def _short(value, limit: int = 80) -> str:
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
-def read_fingerprint(path) -> dict | None:
-    """The fingerprint stored at ``path``; None if there is none or it cannot be read."""
+def read_fingerprint(path, key: str | None = None) -> dict | None:
+    """The JSON object stored at ``path`` (or its ``key`` entry); None if absent or unreadable."""
     try:
         data = json.loads(Path(path).read_text())
     except (OSError, ValueError):
         return None
+    if isinstance(data, dict) and key is not None:
+        data = data.get(key)
     return data if isinstance(data, dict) else None
 
 

@@ -90,14 +90,6 @@ def input_fingerprint(tasks, settings: dict, inputs: dict, shard, checkpoint_has
             "pairs": sorted(f"{t.system}/{t.utterance}" for t in tasks), "files": files}
 
 
-def check_same_run(out_dir: Path, fingerprint: dict, old_info: dict | None, force: bool) -> None:
-    """Refuse to resume ``out_dir`` with other inputs, settings or shard (unless ``force``)."""
-    exists = old_info is not None or (out_dir / ROWS_FILE).exists()
-    old = old_info.get("fingerprint") if isinstance(old_info, dict) else None
-    check_same_job(out_dir, old if isinstance(old, dict) else None, fingerprint, force=force,
-                   what="score run", exists=exists)
-
-
 def parse_shard(text: str | None) -> tuple[int, int] | None:
     """``"I/N"`` as ``(I, N)`` with ``1 <= I <= N``; None or ``""`` means no sharding.
 
@@ -240,34 +232,26 @@ def score(*, reference_dir, generated=None, out_dir, metrics=None, oracles=(), j
               "generated": {name: str(Path(folder).resolve()) for name, folder in generated.items()}}
     out_dir.mkdir(parents=True, exist_ok=True)
     with locked(out_dir, "-o folder"):
-        return _score_locked(out_dir, tasks, settings, inputs, shard_info, extra_records, notes,
-                             jobs, progress, log, checkpoint_hash, force)
-
-
-def _score_locked(out_dir, tasks, settings, inputs, shard_info, extra_records, notes, jobs,
-                  progress, log, checkpoint_hash, force) -> ScoreResult:
-    """The part of :func:`score` that reads and writes ``out_dir`` (under its lock)."""
-    old_info = read_fingerprint(out_dir / SETTINGS_FILE)
-    known = old_info.get("fingerprint") if isinstance(old_info, dict) else None
-    fingerprint = input_fingerprint(tasks, settings, inputs, shard_info, checkpoint_hash,
-                                    known if isinstance(known, dict) else None)
-    check_same_run(out_dir, fingerprint, old_info, force)
-    rows_path = out_dir / ROWS_FILE
-    if force:
-        rows_path.unlink(missing_ok=True)
-    info = write_run_info(out_dir, settings, inputs, shard_info, fingerprint)
-    trim_partial_line(rows_path)
-    done = read_done(rows_path)
-    todo = [t for t in tasks if (t.system, t.utterance) not in done]
-    if done:
-        log(f"resuming: {len(tasks) - len(todo)} of {len(tasks)} already scored")
-    for record in run_tasks(todo, rows_path, jobs, progress):
-        done[(record["system"], record["utterance"])] = record
-    records = [done[(t.system, t.utterance)] for t in tasks] + list(extra_records)
-    for record in records:
-        notes += record.get("notes", [])
-    return write_tables(out_dir, records, settings, info, notes, len(todo),
-                        len(tasks) - len(todo), checkpoint_hash)
+        old = read_fingerprint(out_dir / SETTINGS_FILE, "fingerprint")
+        fingerprint = input_fingerprint(tasks, settings, inputs, shard_info, checkpoint_hash, old)
+        rows_path = out_dir / ROWS_FILE
+        check_same_job(out_dir, old, fingerprint, force=force, what="score run",
+                       exists=(out_dir / SETTINGS_FILE).exists() or rows_path.exists())
+        if force:
+            rows_path.unlink(missing_ok=True)
+        info = write_run_info(out_dir, settings, inputs, shard_info, fingerprint)
+        trim_partial_line(rows_path)
+        done = read_done(rows_path)
+        todo = [t for t in tasks if (t.system, t.utterance) not in done]
+        if done:
+            log(f"resuming: {len(tasks) - len(todo)} of {len(tasks)} already scored")
+        for record in run_tasks(todo, rows_path, jobs, progress):
+            done[(record["system"], record["utterance"])] = record
+        records = [done[(t.system, t.utterance)] for t in tasks] + list(extra_records)
+        for record in records:
+            notes += record.get("notes", [])
+        return write_tables(out_dir, records, settings, info, notes, len(todo),
+                            len(tasks) - len(todo), checkpoint_hash)
 
 
 def run_tasks(tasks, rows_path: Path, jobs: int, progress: bool):

@@ -103,9 +103,7 @@ def score_checkpoint(checkpoint, *, reference_dir, out_dir, system=None, metrics
 
 def _check_same_checkpoint(out_dir: Path, checkpoint_hash: str, checkpoint) -> None:
     """Refuse to resume likelihoods and copies made by another checkpoint (before any work)."""
-    info = read_fingerprint(out_dir / SETTINGS_FILE) or {}
-    old = (info.get("fingerprint") or {}).get("checkpoint_hash") if isinstance(
-        info.get("fingerprint"), dict) else None
+    old = (read_fingerprint(out_dir / SETTINGS_FILE, "fingerprint") or {}).get("checkpoint_hash")
     if old and old != checkpoint_hash:
         raise InputError(f"holds a score run of another checkpoint (sha256 {old}, not "
                          f"{checkpoint_hash} of {checkpoint}); use --force to start afresh or "

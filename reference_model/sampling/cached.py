@@ -53,5 +53,4 @@ def run_cached(model: WaveNet, inputs: Inputs, *, dtype, device, progress=None, 
 
 
 register(SamplerSpec(
-    name="cached", run=run_cached, devices=("cpu", "cuda"), wrong_device="",
-    description="fast-wavenet ring buffers, one new column per step (eager torch, any device)"))
+    name="cached", run=run_cached, devices=("cpu", "cuda"), wrong_device=""))

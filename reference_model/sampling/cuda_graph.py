@@ -10,8 +10,6 @@ logic be tested on a machine without CUDA.
 """
 from __future__ import annotations
 
-import copy
-
 import torch
 
 from reference_model.errors import InputError
@@ -24,6 +22,7 @@ from reference_model.sampling.state import (
     prime_history,
     speaker_bias,
     step_weights,
+    working_copy,
 )
 
 STEPS_PER_GRAPH = 16  # steps unrolled in one captured graph (fewer replays, one host sync per chunk)
@@ -33,7 +32,7 @@ class StaticStep:
     """The state of all streams in static tensors, and one step that updates it in place."""
 
     def __init__(self, model, inputs: Inputs, dtype, device, pad_to: int):
-        model = copy.deepcopy(model).to(device, dtype).eval()
+        model = working_copy(model, device, dtype)
         self.w = step_weights(model, dtype, device)
         self.state = CachedState(model.config, prime_history(model, inputs), device)
         p, n, batch = inputs.prime_length, inputs.n_samples, inputs.batch
@@ -126,5 +125,4 @@ def run_cuda_graph(model, inputs: Inputs, *, dtype, device, progress=None, callb
 
 register(SamplerSpec(
     name="cuda-graph", run=run_cuda_graph, devices=("cuda",),
-    wrong_device="sampler 'cuda-graph' needs --device cuda; on the CPU use fused",
-    description="the cached step and the draw captured as CUDA graphs (CUDA only)"))
+    wrong_device="sampler 'cuda-graph' needs --device cuda; on the CPU use fused"))

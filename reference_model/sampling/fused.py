@@ -35,7 +35,6 @@ they use (see :func:`_block_steps`).
 """
 from __future__ import annotations
 
-import copy
 import math
 from typing import NamedTuple
 
@@ -56,6 +55,7 @@ from reference_model.sampling.state import (
     prime_history,
     speaker_bias,
     step_weights,
+    working_copy,
 )
 
 # Contraction and reassociation let LLVM vectorize; no nnan/ninf, so NaN and overflow behave
@@ -633,7 +633,7 @@ def run_fused(model, inputs: Inputs, *, dtype, device, progress=None, callback=N
 def _initial_state(model, inputs: Inputs, dtype) -> CachedState:
     """The cached sampler's ring buffers after the prime, on the CPU: the kernel reads the
     same layout (rows [sum of spans, batch, R], position q of layer k at offset_k + q % span_k)."""
-    m = copy.deepcopy(model).to("cpu", dtype).eval()
+    m = working_copy(model, "cpu", dtype)
     with torch.no_grad():
         state = CachedState(m.config, prime_history(m, inputs), "cpu")
     state.place_prime(inputs.prime_length)
@@ -642,5 +642,4 @@ def _initial_state(model, inputs: Inputs, dtype) -> CachedState:
 
 register(SamplerSpec(
     name="fused", run=run_fused, devices=("cpu",),
-    wrong_device="sampler 'fused' runs on the CPU, not {device}; use cached or cuda-graph",
-    description="the cached step compiled with numba into register-blocked kernels (CPU only)"))
+    wrong_device="sampler 'fused' runs on the CPU, not {device}; use cached or cuda-graph"))

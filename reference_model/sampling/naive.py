@@ -34,5 +34,4 @@ def run_naive(model: WaveNet, inputs: Inputs, *, dtype, device, progress=None, c
 
 
 register(SamplerSpec(
-    name="naive", run=run_naive, devices=("cpu", "cuda"), wrong_device="",
-    description="the whole network over the receptive field at every step (the reference; slow)"))
+    name="naive", run=run_naive, devices=("cpu", "cuda"), wrong_device=""))

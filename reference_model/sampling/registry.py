@@ -27,15 +27,12 @@ class SamplerSpec:
         Device types it runs on (``"cpu"``, ``"cuda"``).
     wrong_device : str
         The error message for any other device, formatted with ``device``.
-    description : str
-        One line for ``--help`` and the docs.
     """
 
     name: str
     run: Callable
     devices: tuple[str, ...]
     wrong_device: str
-    description: str
 
 
 #: Every sampler by name, in the order the package imports them.

@@ -214,27 +214,31 @@ def import_command(results, packet_dir, source, out_path, raters_path):
     Example:
       wavebench mos import downloads/wavebench_*.json --packet mos_out -o ratings.csv
     """
-    from wavebench.mos.analysis.ratings import import_results, load_packet, write_ratings
+    from wavebench.mos.analysis.ratings import (
+        import_results,
+        load_packet,
+        output_paths,
+        write_ratings,
+    )
 
-    out = Path(out_path)
-    check_import_outputs(results, packet_dir, {
-        "-o": out, ("--raters" if raters_path else "raters.csv beside -o"):
-            Path(raters_path) if raters_path else out.with_name("raters.csv"),
-        "rejects.csv beside -o": out.with_name("rejects.csv")})
     packet = load_packet(packet_dir)
+    ratings, raters, rejects = output_paths(out_path, raters_path)
+    check_import_outputs(results, packet.root, {
+        "-o": ratings, ("--raters" if raters_path else "raters.csv beside -o"): raters,
+        "rejects.csv beside -o": rejects})
     result = import_results(results, packet)
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
-    ratings, raters = write_ratings(result, out_path, raters_path)
+    write_ratings(result, ratings, raters)
     if len(result.rejects):
         click.echo(f"{len(result.rejects)} responses rejected (not counted), listed in "
-                   f"{ratings.with_name('rejects.csv')}", err=True)
+                   f"{rejects}", err=True)
     click.echo(f"imported {len(result.ratings)} judgements from {len(result.raters)} sessions "
                f"({result.raters['rater_id'].nunique()} raters) into {ratings}; sessions in "
                f"{raters}")
 
 
-def check_import_outputs(results, packet_dir, outputs: dict) -> None:
+def check_import_outputs(results, packet_root, outputs: dict) -> None:
     """Refuse an output of ``mos import`` that is one of its inputs or lies inside the packet.
 
     Paths are compared resolved (links followed) and, where both exist, as the same file (hard
@@ -245,8 +249,8 @@ def check_import_outputs(results, packet_dir, outputs: dict) -> None:
     ----------
     results : sequence of str
         The results files being imported.
-    packet_dir : str
-        ``--packet``: the packet's output folder, or its ``packet/`` subfolder.
+    packet_root : pathlib.Path
+        The packet's output folder, holding ``packet/`` and ``private/`` (``Packet.root``).
     outputs : dict
         Option name (``-o``, ``--raters``, ...) -> the file it would write.
 
@@ -255,10 +259,7 @@ def check_import_outputs(results, packet_dir, outputs: dict) -> None:
     InputError
         One line naming the output and what it would overwrite.
     """
-    root = Path(packet_dir)
-    if (root / "manifest.json").is_file() and not (root / "packet").is_dir():
-        root = root.parent  # OUT/packet given: the key sits in OUT/private
-    root = root.resolve()
+    root = Path(packet_root).resolve()
     for option, out in outputs.items():
         target = Path(out).resolve()
         for given in results:

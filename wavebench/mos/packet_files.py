@@ -57,7 +57,12 @@ def json_shape(raw: bytes, chunk: int = 1 << 20) -> tuple[int, int]:
     return deepest, structure.count(b",")
 
 
-def _read_bytes(path: Path, what: str, max_bytes: int | None) -> bytes:
+def read_bytes(path: Path, what: str, max_bytes: int | None = None) -> bytes:
+    """The bytes of a file, refused in one line when missing, unreadable or over ``max_bytes``.
+
+    A file that is also hashed (the key and its commitment) is read once: hash these bytes
+    and give them to :func:`parse_json`.
+    """
     if not path.is_file():
         raise InputError(f"no {what} here" if not path.exists() else "not a file", path)
     try:
@@ -93,7 +98,11 @@ def read_json(path: Path, what: str, *, max_bytes: int | None = None,
         A missing or unreadable file; one over ``max_bytes``, ``max_items`` or
         :data:`MAX_JSON_DEPTH`; not UTF-8, not JSON, or not a JSON object.
     """
-    raw = _read_bytes(path, what, max_bytes)
+    return parse_json(read_bytes(path, what, max_bytes), path, what, max_items=max_items)
+
+
+def parse_json(raw: bytes, path: Path, what: str, *, max_items: int | None = None) -> dict:
+    """A JSON object from the bytes of ``path`` (see :func:`read_json`, which reads them)."""
     depth, items = json_shape(raw)
     if depth > MAX_JSON_DEPTH:
         raise InputError(f"{what} is nested {depth} levels deep; at most {MAX_JSON_DEPTH} "

@@ -22,8 +22,8 @@ import pandas as pd
 
 from reference_model.errors import InputError
 from reports import write_csv
-from reports.cells import csv_untext
-from wavebench.mos.packet_files import check_import_shape, read_json, sha256_file
+from reports.files import untext_cells
+from wavebench.mos.packet_files import check_import_shape, parse_json, read_bytes, read_json
 
 #: Columns of ratings.csv, in order (listening-test.md 11).
 RATING_COLUMNS = (
@@ -253,17 +253,17 @@ def load_packet(packet_dir) -> Packet:
     if not key_path.is_file():
         raise InputError("no private key here; import and analyze need the packet's private/ "
                          "folder", key_path)
-    digest = sha256_file(key_path)
+    raw = read_bytes(key_path, "packet key")  # read once: hashed, then parsed
+    digest = hashlib.sha256(raw).hexdigest()
     if digest != manifest["key_commitment"]:
         raise InputError(f"key does not match the packet's key commitment (sha256 {digest[:12]}"
                          f"..., manifest commits to {str(manifest['key_commitment'])[:12]}...); "
                          "a key from another packet or an edited key", key_path)
-    key = read_json(key_path, "packet key")
-    check_import_shape(manifest, manifest_path, key, key_path)
-    if key.get("packet_id") != manifest["packet_id"] or "stimuli" not in key \
-            or "trials" not in key:
+    key = parse_json(raw, key_path, "packet key")
+    check_import_shape(manifest, manifest_path, key, key_path)  # stimuli and trials: objects
+    if key.get("packet_id") != manifest["packet_id"]:
         raise InputError(f"key is for packet {key.get('packet_id')!r}, not "
-                         f"{manifest['packet_id']!r}, or lacks stimuli/trials", key_path)
+                         f"{manifest['packet_id']!r}", key_path)
     return Packet(root=root, manifest=manifest, key=key)
 
 
@@ -584,7 +584,7 @@ def read_ratings(path, packet: Packet) -> pd.DataFrame:
         df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
     except pd.errors.ParserError as err:
         raise InputError(f"not a readable CSV ({str(err).splitlines()[0]})", path) from None
-    df = df.apply(lambda column: column.map(csv_untext))  # write_csv's formula guard, undone
+    df = untext_cells(df)  # write_csv's formula guard, undone
     missing = [c for c in RATING_COLUMNS if c not in df.columns]
     if missing:
         raise InputError(f"missing column(s) {', '.join(missing)}; is this a ratings.csv "
@@ -722,9 +722,20 @@ def unblind(ratings: pd.DataFrame, packet: Packet) -> pd.DataFrame:
     return df
 
 
-def write_ratings(result: ImportResult, ratings_path, raters_path=None,
-                  rejects_path=None) -> tuple[Path, Path]:
+def output_paths(ratings_path, raters_path=None) -> tuple[Path, Path, Path]:
+    """The files :func:`write_ratings` writes: the ratings, the sessions table (``raters_path``,
+    default ``raters.csv`` beside the ratings) and ``rejects.csv`` beside the ratings."""
+    ratings_path = Path(ratings_path)
+    return (ratings_path,
+            Path(raters_path) if raters_path else ratings_path.with_name("raters.csv"),
+            ratings_path.with_name("rejects.csv"))
+
+
+def write_ratings(result: ImportResult, ratings_path, raters_path=None) -> tuple[Path, Path]:
     """Write ratings.csv, raters.csv and rejects.csv atomically.
+
+    The rejected responses go to ``rejects.csv`` beside the ratings (see :func:`output_paths`)
+    even when there are none, so no earlier import's rejects are left beside these ratings.
 
     Parameters
     ----------
@@ -734,10 +745,6 @@ def write_ratings(result: ImportResult, ratings_path, raters_path=None,
         Destination of the ratings.
     raters_path : str or os.PathLike, optional
         Destination of the sessions table; default ``raters.csv`` beside the ratings.
-    rejects_path : str or os.PathLike, optional
-        Destination of the rejected responses; default ``rejects.csv`` beside the ratings.
-        It is written even when empty, so no earlier import's rejects are left beside
-        these ratings.
 
     Returns
     -------
@@ -749,9 +756,7 @@ def write_ratings(result: ImportResult, ratings_path, raters_path=None,
     InputError
         Two of the three destinations are the same file.
     """
-    ratings_path = Path(ratings_path)
-    raters_path = Path(raters_path) if raters_path else ratings_path.with_name("raters.csv")
-    rejects_path = Path(rejects_path) if rejects_path else ratings_path.with_name("rejects.csv")
+    ratings_path, raters_path, rejects_path = output_paths(ratings_path, raters_path)
     if raters_path.resolve() == ratings_path.resolve():
         raise InputError("ratings and raters would be the same file; name the ratings "
                          "file something other than raters.csv", ratings_path)

@@ -17,8 +17,7 @@ import pandas as pd
 from reference_model.errors import InputError
 from reference_model.folders import building, locked
 from reports import Image, Section, markdown_text, render_html, to_markdown, write_csv, write_html
-from reports.cells import csv_untext
-from reports.files import atomic_write_bytes, atomic_write_text
+from reports.files import atomic_write_bytes, atomic_write_text, untext_cells
 from wavebench import tool_version
 from wavebench.fingerprint import FINGERPRINT_FILE, check_replaceable, files_signature
 from wavebench.mos.analysis import plots, screening
@@ -108,7 +107,7 @@ def _read_raters(path: Path | None, ratings_path: Path) -> pd.DataFrame | None:
         return None
     try:
         table = pd.read_csv(path, dtype=str, keep_default_na=False)
-        return table.apply(lambda column: column.map(csv_untext))  # write_csv's formula guard
+        return untext_cells(table)  # write_csv's formula guard, undone
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise InputError(f"not a readable raters CSV ({str(err).splitlines()[0]})",
                          path) from None

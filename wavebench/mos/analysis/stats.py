@@ -19,6 +19,7 @@ from scipy import stats as _st
 from reference_model.errors import InputError
 from reports.bootstrap import (
     bootstrap_means,
+    check_bootstrap_args,
     check_confidence,
     check_n_resamples,
     check_seed,
@@ -401,9 +402,7 @@ def bootstrap_mean(values, *, n_resamples: int = 2000, confidence: float = 0.95,
         ``n_resamples`` not a positive integer, ``confidence`` outside (0, 1) or ``seed``
         not a non-negative integer.
     """
-    check_n_resamples(n_resamples)
-    check_confidence(confidence)
-    check_seed(seed)
+    check_bootstrap_args(n_resamples, confidence, seed)
     x = np.asarray(values, dtype=float)
     x = x[np.isfinite(x)]
     if x.size == 0:

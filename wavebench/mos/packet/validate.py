@@ -1,6 +1,7 @@
 """Check a built packet: integrity, balance, leaks and the key commitment (``mos validate``)."""
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -9,7 +10,14 @@ import numpy as np
 import soundfile as sf
 
 from reference_model.errors import InputError
-from wavebench.mos.packet_files import check_key, check_manifest, read_json, sha256_file
+from wavebench.mos.packet_files import (
+    check_key,
+    check_manifest,
+    parse_json,
+    read_bytes,
+    read_json,
+    sha256_file,
+)
 
 MIN_LEAK_LENGTH = 4  # shorter names match by chance (in base32 ids); reported as unchecked
 
@@ -71,8 +79,8 @@ def validate_packet(path) -> ValidationReport:
         report.warnings.append("no private/ folder beside the packet: balance, leak and key "
                                "checks skipped")
         return report
-    key = _key(packet, private)
-    if sha256_file(private / "key.json") != manifest["key_commitment"]:
+    key, key_sha256 = _key(packet, private)
+    if key_sha256 != manifest["key_commitment"]:
         report.errors.append("private/key.json does not match manifest key_commitment "
                              "(a swapped or edited key)")
     unlisted = sorted(s["file"] for s in key["stimuli"].values()
@@ -93,10 +101,13 @@ def _manifest(packet: Path) -> dict:
     return check_manifest(read_json(path, "packet manifest"), packet, path)
 
 
-def _key(packet: Path, private: Path) -> dict:
-    """The private key, its structure checked and its stimulus files kept inside ``packet``."""
+def _key(packet: Path, private: Path) -> tuple[dict, str]:
+    """The private key, its structure checked and its stimulus files kept inside ``packet``,
+    and the sha256 of its bytes (read once)."""
     path = private / "key.json"
-    return check_key(read_json(path, "packet key"), packet, path)
+    raw = read_bytes(path, "packet key")
+    key = check_key(parse_json(raw, path, "packet key"), packet, path)
+    return key, hashlib.sha256(raw).hexdigest()
 
 
 def _packet_files(packet: Path, report: ValidationReport) -> list[Path]:
