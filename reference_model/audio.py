@@ -2,7 +2,6 @@
 import contextlib
 import os
 import re
-import uuid
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -12,7 +11,7 @@ import soundfile as sf
 import soxr
 
 from reference_model.errors import InputError
-from reference_model.folders import remove_path
+from reference_model.folders import remove_path, temp_sibling
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".aiff", ".aif", ".mp3")
 MAX_SAMPLES = 2 ** 31  # 8 GiB of float32: about 12 hours of 48 kHz stereo
@@ -357,9 +356,11 @@ def save_wav(path, audio, sample_rate: int, subtype: str = "PCM_16") -> Path:
 def atomic_path(path):
     """Yield a temporary path beside ``path``; rename it onto ``path`` if the block succeeds.
 
-    The temporary name keeps ``path``'s suffix (``.name.tmp-<hex>.wav``) so that writers that
-    pick a format from the extension still work. On an exception the temporary file (or
-    folder) is removed and ``path`` is left as it was. Parent folders are created.
+    The temporary name carries this process's id and keeps ``path``'s suffix
+    (``.name.wav.tmp-<pid>-<hex>.wav``), so that writers that pick a format from the extension
+    still work and a later run can remove what a killed one left (``folders.clear_stale``).
+    On an exception the temporary file (or folder) is removed and ``path`` is left as it was.
+    Parent folders are created.
 
     Examples
     --------
@@ -372,7 +373,7 @@ def atomic_path(path):
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp-{uuid.uuid4().hex[:12]}{path.suffix}")
+    tmp = temp_sibling(path, suffix=path.suffix)
     try:
         yield tmp
         os.replace(tmp, path)

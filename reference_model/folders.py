@@ -34,10 +34,13 @@ def _absolute(path) -> Path:
     return Path(os.path.abspath(path))
 
 
-def temp_sibling(path, kind: str = "tmp") -> Path:
-    """A hidden name beside ``path`` owned by this process: ``.NAME.<kind>-<pid>-<hex>``."""
+def temp_sibling(path, kind: str = "tmp", suffix: str = "") -> Path:
+    """A hidden name beside ``path`` owned by this process: ``.NAME.<kind>-<pid>-<hex><suffix>``.
+
+    ``suffix`` keeps an extension at the end for writers that pick a format from it.
+    """
     path = _absolute(path)
-    return path.with_name(f".{path.name}.{kind}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    return path.with_name(f".{path.name}.{kind}-{os.getpid()}-{uuid.uuid4().hex[:8]}{suffix}")
 
 
 def _owner_alive(pid: int) -> bool:
@@ -64,10 +67,26 @@ def clear_stale(path) -> list[Path]:
         What was removed.
     """
     path = _absolute(path)
-    parent = path.parent
+    return _clear(path.parent, re.escape(path.name))
+
+
+def clear_stale_in(folder) -> list[Path]:
+    """Remove every temporary or backup-in-flight entry in ``folder`` that no live process owns.
+
+    For a folder that many atomic writes share (a training run's checkpoints), where a kill
+    can leave ``.last.pt.tmp-<pid>-*.pt`` behind; see :func:`clear_stale`.
+    """
+    return _clear(_absolute(folder), ".+")
+
+
+def _clear(parent: Path, name: str) -> list[Path]:
+    """Remove ``parent``'s ``.<name>.tmp|old-[<pid>-]<hex>[suffix]`` entries of dead owners.
+
+    An entry without a pid (written before names carried one) is removed once it is a day old.
+    """
     if not parent.is_dir():
         return []
-    pattern = re.compile(rf"^\.{re.escape(path.name)}\.(tmp|old)-(?:(\d+)-)?[0-9a-f]+(\..*)?$")
+    pattern = re.compile(rf"^\.{name}\.(tmp|old)-(?:(\d+)-)?[0-9a-f]+(\..*)?$")
     removed = []
     for entry in parent.iterdir():
         match = pattern.match(entry.name)

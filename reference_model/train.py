@@ -20,6 +20,7 @@ from reference_model.checkpoint import first_sentence, read_checkpoint, save_che
 from reference_model.config import ModelConfig
 from reference_model.distributed import Processes
 from reference_model.errors import InputError
+from reference_model.folders import clear_stale_in
 from reference_model.model import WaveNet
 from reference_model.sampling import resolve_device
 from reference_model.train_config import TrainConfig, lr_at
@@ -141,6 +142,9 @@ def train(model_config: ModelConfig, config: TrainConfig, data, out_dir, *, resu
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if processes.is_main:  # what a killed run left half-written (last.pt, step checkpoints)
+        for folder in (out_dir, out_dir / "checkpoints"):
+            clear_stale_in(folder)
     if data.sample_rate != model_config.sample_rate:
         raise InputError(f"data is at {data.sample_rate} Hz but the model expects "
                          f"{model_config.sample_rate} Hz; prepare it with --sample-rate "

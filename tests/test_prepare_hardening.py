@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from reference_model.audio import atomic_path
 from reference_model.data import load_prepared, prepare
 from reference_model.errors import InputError
-from reference_model.folders import locked
+from reference_model.folders import clear_stale_in, locked
 from wavebench.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,6 +56,26 @@ def dead_pid() -> int:
 
 
 # --- temporary folders and the lock --------------------------------------------------------
+
+def test_atomic_file_writes_are_owned_and_a_folder_sweep_clears_dead_ones(tmp_path):
+    """A kill inside an atomic file write (say of last.pt) leaves a temporary named by its pid;
+    the folder-wide sweep the trainer runs on start removes it once that process is dead."""
+    with atomic_path(tmp_path / "last.pt") as tmp:
+        assert tmp.name.startswith(f".last.pt.tmp-{os.getpid()}-") and tmp.suffix == ".pt"
+        tmp.write_bytes(b"x")
+        assert clear_stale_in(tmp_path) == []  # ours, and we are alive
+    stale = tmp_path / f".step_000010.pt.tmp-{dead_pid()}-0123abcd.pt"
+    stale.write_bytes(b"half a checkpoint")
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        busy = tmp_path / f".last.pt.tmp-{live.pid}-4567cdef.pt"
+        busy.write_bytes(b"being written")
+        assert clear_stale_in(tmp_path) == [stale]
+        assert busy.exists() and (tmp_path / "last.pt").read_bytes() == b"x"
+    finally:
+        live.kill()
+        live.wait()
+
 
 def test_prepare_clears_temporaries_of_dead_runs_and_keeps_live_ones(corpus, prepared):
     stale = prepared.with_name(f".data.tmp-{dead_pid()}-0123abcd")
