@@ -33,10 +33,10 @@ import soundfile as sf  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from metrics import DEFAULT_METRICS, score_pair, x_realtime  # noqa: E402
 from metrics.cepstral_distance import FRAME_LENGTH, INT16_SCALE, mel_cepstral_scores  # noqa: E402
-from metrics.checks import HOP  # noqa: E402
 from metrics.intelligibility import intelligibility_scores  # noqa: E402
 from metrics.mel import mel_l1  # noqa: E402
 from metrics.mel_cepstrum import mcep  # noqa: E402
+from metrics.validation import HOP  # noqa: E402
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "speech16k"
 _PAIRS: list = []

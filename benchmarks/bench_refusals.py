@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from test_checkpoint_guards import ABSURD, MISFITS, absurd_checkpoint, small_checkpoint  # noqa: E402
 
 from reference_model.checkpoint import load_checkpoint  # noqa: E402
-from reference_model.errors import InputError  # noqa: E402
+from wavebench_base.errors import InputError
 
 
 def refusal_ms(path: Path) -> tuple[float, str]:

@@ -6,7 +6,6 @@ returns a float, or raises :class:`MetricUnavailable` (a NaN with a reason, see
 :class:`MetricResult` values with that reason as the status. Bad input raises :class:`InputError`.
 """
 from metrics.cepstral_distance import c0_rmse_db, cdist, mcd, mcd_speech, mel_cepstral_scores
-from metrics.checks import INPUT_REASONS, REASONS, InputError, MetricUnavailable, check_pair
 from metrics.dtw import mcd_dtw
 from metrics.intelligibility import estoi, intelligibility_scores, stoi
 from metrics.likelihood import bits_from_nats, nll_bits
@@ -15,6 +14,8 @@ from metrics.mel_cepstrum import mcep
 from metrics.registry import DEFAULT_METRICS, METRICS, MetricResult, MetricSpec, get_metric, score_pair
 from metrics.spectral import lsd, mrstft
 from metrics.throughput import DEFINITIONS, audio_seconds, rtf, samples_per_s, x_realtime
+from metrics.validation import INPUT_REASONS, REASONS, MetricUnavailable, check_pair
+from wavebench_base.errors import InputError
 
 __all__ = [
     "DEFAULT_METRICS", "DEFINITIONS", "INPUT_REASONS", "METRICS", "REASONS", "InputError",

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from metrics.checks import HOP, InputError, check_pair
 from metrics.framing import framewise
 from metrics.mel_cepstrum import mcep
+from metrics.validation import HOP, check_pair
+from wavebench_base.errors import InputError
 
 #: Mel-cepstrum (order, alpha) per sampling rate.
 MCEP_SETTINGS = {16000: (23, 0.42), 22050: (34, 0.45), 24000: (34, 0.46), 44100: (39, 0.53),

@@ -5,8 +5,9 @@ import numpy as np
 import scipy.spatial.distance
 
 from metrics.cepstral_distance import FRAME_LENGTH, KUBICHEK, mel_cepstra
-from metrics.checks import HOP, InputError, check_pair
 from metrics.framing import frame_count
+from metrics.validation import HOP, check_pair
+from wavebench_base.errors import InputError
 
 #: Most cells of the DTW grid (reference frames x generated frames) ``mcd_dtw`` allocates: its
 #: cost and accumulated-cost matrices take 16 bytes a cell, 1 GiB at this bound, which is about

@@ -35,8 +35,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 from pystoi import utils as _pystoi_utils
 from pystoi.stoi import BETA, DYN_RANGE, FS, N_FRAME, NFFT, OBM, N
 
-from metrics.checks import MetricUnavailable, check_pair, check_sample_rate
 from metrics.framing import chunk_bounds, frames, framewise, rowwise_product
+from metrics.validation import MetricUnavailable, check_pair, check_sample_rate
 
 #: pystoi's internal rate, frame, hop and the number of frames one intermediate measure needs.
 STOI_RATE = FS

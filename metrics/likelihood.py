@@ -6,7 +6,7 @@ import math
 import numpy as np
 import scipy.special
 
-from metrics.checks import InputError
+from wavebench_base.errors import InputError
 
 #: How far the log-sum-exp of a row of ``log_probs`` may be from 0 (float32 log-softmax rounding).
 NORMALIZATION_TOLERANCE = 1e-3

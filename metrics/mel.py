@@ -5,8 +5,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from metrics.checks import check_pair
 from metrics.framing import framewise, hann, rowwise_product
+from metrics.validation import check_pair
 
 N_FFT = 1024
 HOP_LENGTH = 256

@@ -15,8 +15,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from metrics.checks import InputError
 from metrics.framing import rowwise_product
+from wavebench_base.errors import InputError
 
 
 @lru_cache(maxsize=1)

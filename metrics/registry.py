@@ -1,9 +1,9 @@
 """The registry of metrics: a spec per metric, lookup by name, and NaN-with-a-reason evaluation.
 
 Each metric is a plain function that returns a float or raises
-:class:`~metrics.checks.MetricUnavailable`. :meth:`MetricSpec.evaluate` and :func:`score_pair`
+:class:`~metrics.validation.MetricUnavailable`. :meth:`MetricSpec.evaluate` and :func:`score_pair`
 turn that exception into ``MetricResult(nan, reason)``, so one odd utterance never stops a run;
-:class:`~metrics.checks.InputError` (bad arrays, misaligned lengths) still propagates.
+:class:`~metrics.validation.InputError` (bad arrays, misaligned lengths) still propagates.
 """
 from __future__ import annotations
 
@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from typing import Callable
 
 from metrics.cepstral_distance import c0_rmse_db, mcd, mcd_speech, mel_cepstral_scores
-from metrics.checks import InputError, MetricUnavailable, allocation_failed
 from metrics.dtw import mcd_dtw
 from metrics.intelligibility import estoi, intelligibility_scores, stoi
 from metrics.likelihood import nll_bits
 from metrics.mel import mel_l1
 from metrics.spectral import lsd, mrstft
+from metrics.validation import MetricUnavailable, allocation_failed
+from wavebench_base.errors import InputError
 
 PAIR_INPUTS = ("reference", "generated", "sample_rate")
 #: Status of a result that has a value.
@@ -28,7 +29,7 @@ OUT_OF_MEMORY = "out_of_memory"
 
 @dataclass(frozen=True)
 class MetricResult:
-    """A metric's value, or NaN with the reason in ``status`` (see :data:`metrics.checks.REASONS`)."""
+    """A metric's value, or NaN with the reason in ``status`` (see :data:`metrics.validation.REASONS`)."""
 
     value: float
     status: str = OK
@@ -62,7 +63,7 @@ class MetricSpec:
         :func:`score_pair` calls it once for all of them.
     aligned : bool
         Whether the metric compares the two signals sample for sample, so that their lengths
-        may differ by at most one hop (:data:`~metrics.checks.HOP`); False for a metric that
+        may differ by at most one hop (:data:`~metrics.validation.HOP`); False for a metric that
         aligns them itself (``mcd_dtw``). A scorer can check lengths before resampling with it.
     """
 
@@ -146,11 +147,11 @@ def score_pair(names=DEFAULT_METRICS, *, reference, generated,
 
     Metrics with the same ``joint`` function (``mcd`` / ``c0_rmse_db`` / ``mcd_speech``;
     ``stoi`` / ``estoi``) are computed by one call of it. A metric with no value for this pair
-    gets NaN and the reason as its status: a :data:`~metrics.checks.REASONS` reason, or, when
+    gets NaN and the reason as its status: a :data:`~metrics.validation.REASONS` reason, or, when
     the metric raised :class:`InputError` (lengths beyond its tolerance, a rate it has no
-    settings for), the error's :data:`~metrics.checks.INPUT_REASONS` reason with the message
+    settings for), the error's :data:`~metrics.validation.INPUT_REASONS` reason with the message
     in ``detail``; a metric that runs out of memory (see
-    :func:`~metrics.checks.allocation_failed`) gets ``out_of_memory``. The other metrics of the
+    :func:`~metrics.validation.allocation_failed`) gets ``out_of_memory``. The other metrics of the
     pair are computed all the same.
 
     Parameters

@@ -5,8 +5,8 @@ from functools import partial
 
 import numpy as np
 
-from metrics.checks import check_pair
 from metrics.framing import framewise, power_spectrum, stft_window
+from metrics.validation import check_pair
 
 #: (n_fft, hop, window length) of the three resolutions of Parallel WaveGAN's loss.
 MRSTFT_RESOLUTIONS = ((1024, 120, 600), (2048, 240, 1200), (512, 50, 240))

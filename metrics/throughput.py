@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from metrics.checks import InputError
+from wavebench_base.errors import InputError
 
 DEFINITIONS = {
     "samples_per_s": "samples produced per second of wall time (higher is better)",

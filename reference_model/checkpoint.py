@@ -7,10 +7,10 @@ from pathlib import Path
 
 import torch
 
-from reference_model.audio import atomic_path
 from reference_model.config import ModelConfig, config_from_dict, shown
-from reference_model.errors import InputError
 from reference_model.model import WaveNet, state_shapes
+from wavebench_base.errors import InputError
+from wavebench_base.files import atomic_path
 
 FORMAT = "wavebench-checkpoint"
 VERSION = 1

@@ -6,7 +6,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reference_model.errors import InputError
+from wavebench_base.errors import InputError
 
 COND_KINDS = ("none", "mel", "speaker", "mel+speaker")
 UPSAMPLE_KINDS = ("transposed", "repeat")

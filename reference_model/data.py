@@ -21,11 +21,11 @@ import numpy as np
 import soundfile as sf
 from tqdm.auto import tqdm
 
-from reference_model.audio import find_audio_files, load_audio
 from reference_model.config import shown
-from reference_model.errors import InputError
-from reference_model.folders import building, clear_stale, locked
 from reference_model.mulaw import mu_law_encode
+from wavebench_base.audio import find_audio_files, load_audio
+from wavebench_base.errors import InputError
+from wavebench_base.files import building, clear_stale, locked
 
 FORMAT = "wavebench-prepared"
 VERSION = 1
@@ -421,7 +421,7 @@ def load_prepared(data_dir) -> AudioSet:
 
     >>> load_prepared("no/such/folder")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
-    reference_model.errors.InputError: no/such/folder: no such folder; run `wavebench prepare ...
+    wavebench_base.errors.InputError: no/such/folder: no such folder; run `wavebench prepare ...
     """
     data_dir = Path(data_dir)
     manifest = _checked_manifest(data_dir)

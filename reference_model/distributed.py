@@ -17,7 +17,7 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
-from reference_model.errors import InputError, PeerLost
+from wavebench_base.errors import InputError, PeerLost
 
 # what gloo and NCCL say when a peer process has gone away
 _PEER_GONE = ("connection closed by peer", "connection reset by peer", "broken pipe",

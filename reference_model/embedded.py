@@ -19,10 +19,10 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import lfilter
 
-from reference_model.audio import atomic_path
 from reference_model.data import AudioSet, Utterance
-from reference_model.errors import InputError
 from reference_model.mulaw import mu_law_encode
+from wavebench_base.errors import InputError
+from wavebench_base.files import atomic_path
 
 GENERATOR = "wavebench-embedded"
 GENERATOR_VERSION = 1

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from reference_model.config import ModelConfig, upsample_factors
-from reference_model.errors import InputError
+from wavebench_base.errors import InputError
 
 # Log-mel frames (natural log, floor ln 1e-5 = -11.5) are brought near zero mean and unit
 # scale before the network sees them: raw values of about -5 +- 3 summed by each 1x1

@@ -14,16 +14,15 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from reference_model.audio import atomic_path
 from reference_model.batches import Cropper, example_length
 from reference_model.checkpoint import first_sentence, read_checkpoint, save_checkpoint, stored_config
 from reference_model.config import ModelConfig
 from reference_model.distributed import Processes
-from reference_model.errors import InputError
-from reference_model.folders import clear_stale_in
 from reference_model.model import WaveNet
 from reference_model.sampling import resolve_device
 from reference_model.train_config import TrainConfig, lr_at
+from wavebench_base.errors import InputError
+from wavebench_base.files import atomic_path, clear_stale_in
 
 LN2 = math.log(2)
 EVAL_SEED = 7919  # validation crops come from their own stream, fixed for the whole run

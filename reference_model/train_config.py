@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 
 from reference_model.config import check_keys, shown
-from reference_model.errors import InputError
+from wavebench_base.errors import InputError
 
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
 SCHEDULES = ("constant", "cosine", "step")

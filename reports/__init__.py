@@ -1,6 +1,5 @@
 """Reports: the long results table, summaries with bootstrap intervals, comparisons, rendering."""
 from reports.compare import compare_systems
-from reports.errors import InputError, MissingDependencyError
 from reports.files import read_csv_table, write_csv, write_json, write_parquet
 from reports.html import Image, Section, render_html, write_html
 from reports.markdown import markdown_text, to_markdown
@@ -11,7 +10,7 @@ from reports.table import concat_results, make_results_table, name_systems_by_ru
 _PLOTS = ("plot_metric_distribution", "plot_spectrogram_pair", "plot_speed")
 
 __all__ = [
-    "InputError", "MissingDependencyError", "make_results_table", "validate_results",
+    "make_results_table", "validate_results",
     "concat_results", "name_systems_by_run", "summarize", "compare_systems", "write_csv",
     "write_parquet", "write_json", "read_csv_table", "to_markdown", "markdown_text",
     *_PLOTS, "Section",

@@ -11,7 +11,7 @@ import zlib
 
 import numpy as np
 
-from reports.errors import InputError
+from wavebench_base.errors import InputError
 
 #: Resample-by-utterance index arrays are drawn in chunks of at most this many elements,
 #: so 10,000 resamples of a large corpus never need more than ~16 MiB of indices at once.

@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 
 from reports.bootstrap import bootstrap_means, check_bootstrap_args, group_rng, percentile_interval
-from reports.errors import InputError
 from reports.table import one_value_per_utterance, usable, validate_results
+from wavebench_base.errors import InputError
 
 COMPARISON_COLUMNS = ("system", "baseline", "metric", "n_pairs", "mean_diff", "ci_low", "ci_high",
                       "p_value", "higher_is_better", "better")

@@ -6,67 +6,15 @@ import importlib.util
 import io
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from reports.cells import csv_text, csv_untext
-from reports.errors import InputError, MissingDependencyError
 from reports.table import ALL_COLUMNS, RESULT_COLUMNS, validate_results
-
-
-def atomic_write_bytes(path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` so that readers see the old file or the whole new one.
-
-    The bytes go to a temporary file in the same folder (same file system), are flushed to
-    disk, and replace ``path`` with :func:`os.replace`; a crash leaves no half-written file.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        Destination; its folder must exist.
-    data : bytes
-        The complete contents.
-
-    Returns
-    -------
-    pathlib.Path
-        ``path``.
-
-    Raises
-    ------
-    InputError
-        The folder does not exist.
-    """
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise InputError(f"folder {path.parent} does not exist; create it first", path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; readers expect the usual
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write_text(path, text: str) -> Path:
-    """Write UTF-8 ``text`` atomically (see :func:`atomic_write_bytes`)."""
-    return atomic_write_bytes(path, text.encode("utf-8"))
+from wavebench_base.errors import InputError, MissingDependencyError
+from wavebench_base.files import atomic_write_bytes, atomic_write_text
 
 
 def write_csv(df: pd.DataFrame, path) -> Path:

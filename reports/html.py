@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from reports.cells import format_cell, is_numeric_column
-from reports.errors import InputError
-from reports.files import atomic_write_text
+from wavebench_base.errors import InputError
+from wavebench_base.files import atomic_write_text
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 #: Forbids every fetch: the page must work offline, from a file or an e-mail attachment.

@@ -6,7 +6,7 @@ import html
 import pandas as pd
 
 from reports.cells import format_cell, is_numeric_column
-from reports.errors import InputError
+from wavebench_base.errors import InputError
 
 
 def to_markdown(df: pd.DataFrame, digits: int = 4) -> str:

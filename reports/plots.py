@@ -12,8 +12,8 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from reports.errors import InputError
 from reports.table import usable, validate_results
+from wavebench_base.errors import InputError
 
 SPEED_COLUMNS = ("device", "sampler", "batch", "samples_per_s")
 #: Dynamic range shown in spectrograms; quieter bins are clipped to the floor colour.

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from reports.errors import InputError
+from wavebench_base.errors import InputError
 
 #: Columns every results table has, in order; ``value`` is float64, the others strings.
 KEY_COLUMNS = ("run", "system", "utterance", "metric")

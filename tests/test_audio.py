@@ -1,4 +1,4 @@
-"""Tests of reference_model.audio: loading, checks, notes, atomic writing, finding files."""
+"""Tests of wavebench_base.audio: loading, checks, notes, atomic writing, finding files."""
 import re
 import struct
 import wave
@@ -7,16 +7,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from reference_model import audio as audio_mod
-from reference_model.audio import (
-    AUDIO_EXTENSIONS,
-    atomic_path,
-    atomic_write_bytes,
-    find_audio_files,
-    load_audio,
-    save_wav,
-)
-from reference_model.errors import InputError
+from wavebench_base import audio as audio_mod
+from wavebench_base.audio import AUDIO_EXTENSIONS, find_audio_files, load_audio, save_wav
+from wavebench_base.errors import InputError
+from wavebench_base.files import atomic_path, atomic_write_bytes
 
 RATE = 16000
 

@@ -13,18 +13,11 @@ import soundfile as sf
 import soxr
 
 import metrics.mel
-import reference_model.audio as audio_module
-from reference_model.audio import (
-    MAX_RATE,
-    MIN_RATE,
-    LoadedAudio,
-    load_audio,
-    resample_audio,
-    resampled_length,
-)
-from reference_model.errors import InputError
+import wavebench_base.audio as audio_module
 from wavebench.cli import main
 from wavebench.score import score
+from wavebench_base.audio import MAX_RATE, MIN_RATE, LoadedAudio, load_audio, resample_audio, resampled_length
+from wavebench_base.errors import InputError
 
 RATE = 16000
 

@@ -5,8 +5,8 @@ import torch
 
 from reference_model.checkpoint import FORMAT, load_checkpoint, read_checkpoint, save_checkpoint
 from reference_model.config import ModelConfig
-from reference_model.errors import InputError
 from reference_model.model import WaveNet
+from wavebench_base.errors import InputError
 
 SMALL = ModelConfig(blocks=1, layers=3, residual_channels=4, dilation_channels=4,
                     skip_channels=8, end_channels=8)

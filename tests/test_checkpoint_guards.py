@@ -22,10 +22,10 @@ from reference_model.config import (
     ModelConfig,
     parameter_count,
 )
-from reference_model.errors import InputError
 from reference_model.model import WaveNet, count_parameters
 from wavebench.cli import main
 from wavebench.training import resolve_run
+from wavebench_base.errors import InputError
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = ModelConfig(blocks=2, layers=3, residual_channels=4, dilation_channels=4,

@@ -8,7 +8,7 @@ from reference_model.config import (
     get_preset,
     model_config_from_sources,
 )
-from reference_model.errors import InputError
+from wavebench_base.errors import InputError
 
 
 def test_reference_receptive_field_is_3070():

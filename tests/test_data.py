@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from reference_model.audio import load_audio
 from reference_model.data import is_prepared, load_prepared, prepare
-from reference_model.errors import InputError
 from reference_model.mulaw import mu_law_encode
+from wavebench_base.audio import load_audio
+from wavebench_base.errors import InputError
 
 SPEECH = Path(__file__).resolve().parent / "data" / "speech16k"  # see tests/data/README.md
 RATE = 16000

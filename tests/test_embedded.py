@@ -7,10 +7,10 @@ import pytest
 import soundfile as sf
 from scipy.linalg import solve_toeplitz
 
-from reference_model.audio import load_audio
 from reference_model.embedded import FAMILIES, embedded_audioset, write_embedded_audio
-from reference_model.errors import InputError
 from reference_model.mulaw import mu_law_encode
+from wavebench_base.audio import load_audio
+from wavebench_base.errors import InputError
 
 
 @pytest.fixture(scope="module")

@@ -15,11 +15,11 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reference_model.audio import MAX_RATE, MIN_RATE, load_audio
 from reference_model.checkpoint import load_checkpoint, save_checkpoint
 from reference_model.config import get_preset
-from reference_model.errors import InputError
 from reference_model.model import WaveNet
+from wavebench_base.audio import MAX_RATE, MIN_RATE, load_audio
+from wavebench_base.errors import InputError
 
 RATE = 16000
 # Sized so that the module runs in well under 30 s on two cores (checkpoint loads build a model).

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import soundfile
 
-from metrics import InputError, MetricUnavailable, c0_rmse_db, cdist, mcd, mcd_dtw, mcd_speech
+from metrics import MetricUnavailable, c0_rmse_db, cdist, mcd, mcd_dtw, mcd_speech
 from metrics.cepstral_distance import mel_cepstral_scores
 from metrics.dtw import dtw_path
+from wavebench_base.errors import InputError
 
 SPEECH = Path(__file__).resolve().parent / "data" / "speech16k"  # see tests/data/README.md
 

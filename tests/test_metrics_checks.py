@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from metrics.checks import HOP, REASONS, InputError, MetricUnavailable, check_pair
+from metrics.validation import HOP, REASONS, MetricUnavailable, check_pair
+from wavebench_base.errors import InputError
 
 RATE = 16000
 

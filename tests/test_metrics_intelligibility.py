@@ -6,8 +6,9 @@ import pytest
 import soundfile
 from pystoi import stoi as pystoi_stoi
 
-from metrics import InputError, MetricUnavailable, estoi, intelligibility_scores, stoi
+from metrics import MetricUnavailable, estoi, intelligibility_scores, stoi
 from metrics.intelligibility import estoi_noise
+from wavebench_base.errors import InputError
 
 DATA = Path(__file__).resolve().parent / "data"  # tests/data/README.md: sources and licences
 VECTORS = DATA / "vectors"

@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from metrics import InputError, bits_from_nats, nll_bits
+from metrics import bits_from_nats, nll_bits
+from wavebench_base.errors import InputError
 
 torch = pytest.importorskip("torch")
 

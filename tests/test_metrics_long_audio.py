@@ -15,10 +15,11 @@ from pystoi.stoi import DYN_RANGE, N_FRAME, NFFT, OBM
 
 import metrics.dtw
 import metrics.framing
-from metrics import METRICS, InputError, mcd_dtw, score_pair
+from metrics import METRICS, mcd_dtw, score_pair
 from metrics.framing import padded_span, rowwise_product
 from metrics.intelligibility import _band_envelopes, _kept_frames, _resample_to_10k
 from metrics.registry import PAIR_INPUTS
+from wavebench_base.errors import InputError
 
 PAIR_METRICS = [name for name, spec in METRICS.items() if spec.inputs == PAIR_INPUTS]
 UNCHUNKED = 1 << 40

@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 import scipy.fft
 
-from metrics import InputError, MetricUnavailable, mel_l1
+from metrics import MetricUnavailable, mel_l1
 from metrics.mel import mel_filterbank
+from wavebench_base.errors import InputError
 
 librosa = pytest.importorskip("librosa")
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import soundfile
 
-from metrics.checks import InputError
 from metrics.mel_cepstrum import mcep
+from wavebench_base.errors import InputError
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # pysptk 1.0.1 imports the deprecated pkg_resources

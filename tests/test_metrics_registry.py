@@ -6,18 +6,9 @@ import numpy as np
 import pytest
 
 import metrics
-from metrics import (
-    DEFAULT_METRICS,
-    METRICS,
-    InputError,
-    MetricResult,
-    get_metric,
-    mcd,
-    mel_l1,
-    score_pair,
-    stoi,
-)
+from metrics import DEFAULT_METRICS, METRICS, MetricResult, get_metric, mcd, mel_l1, score_pair, stoi
 from metrics.registry import PAIR_INPUTS
+from wavebench_base.errors import InputError
 
 
 def _pair(n=16000, seed=0):

@@ -1,7 +1,8 @@
 """Throughput arithmetic, checked on values worked by hand."""
 import pytest
 
-from metrics import DEFINITIONS, InputError, audio_seconds, rtf, samples_per_s, x_realtime
+from metrics import DEFINITIONS, audio_seconds, rtf, samples_per_s, x_realtime
+from wavebench_base.errors import InputError
 
 
 def test_values_worked_by_hand():

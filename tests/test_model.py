@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from reference_model.config import PRESETS, ModelConfig
-from reference_model.errors import InputError
 from reference_model.model import WaveNet, count_parameters, upsample_factors
+from wavebench_base.errors import InputError
 
 SMALL = ModelConfig(blocks=2, layers=4, residual_channels=8, dilation_channels=8,
                     skip_channels=16, end_channels=16, n_mels=6, hop_length=8)

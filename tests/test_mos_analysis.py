@@ -8,9 +8,9 @@ import pytest
 from scipy import stats as st
 from test_mos_analysis_sim import TRUE_MOS, build_packet, results_document, simulate_study
 
-from reference_model.errors import InputError
 from wavebench.mos.analysis import ratings as R
 from wavebench.mos.analysis.report import AnalysisOptions, run_analysis
+from wavebench_base.errors import InputError
 
 BAD = {"L01": "trap", "L02": "straight", "L03": "skip"}
 

@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 from scipy import stats as st
 
-from reference_model.errors import InputError
 from wavebench.mos.analysis import screening, stats, tables
+from wavebench_base.errors import InputError
 
 
 def latin_ratings(seed=0, n_raters=30, n_items=12, conditions=("a", "b", "c"), shift=None):

@@ -8,12 +8,12 @@ import pytest
 import soundfile as sf
 from click.testing import CliRunner
 
-from reference_model.errors import InputError
 from wavebench.mos.cli import mos_group
 from wavebench.mos.packet import design as dz
 from wavebench.mos.packet.build import PacketOptions, build_packet
 from wavebench.mos.packet.levels import active_speech_level
 from wavebench.mos.packet.validate import validate_packet
+from wavebench_base.errors import InputError
 
 FS = 16000
 

@@ -16,12 +16,12 @@ from test_mos_analysis_sim import build_packet as build_sim_packet
 from test_mos_analysis_sim import simulate_study
 from test_mos_packet import make_systems
 
-from reference_model.errors import InputError
-from reference_model.folders import locked
 from wavebench.cli import main as wavebench_main
 from wavebench.mos.packet import build as packet_module
 from wavebench.mos.packet.build import PacketOptions, build_packet
 from wavebench.mos.packet.validate import validate_packet
+from wavebench_base.errors import InputError
+from wavebench_base.files import locked
 
 
 def _systems(root: Path) -> list:

@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from reference_model.errors import InputError
 from wavebench.mos.packet.anchors import anchor_validity, lowpass, lowpass_taps, mnru, parse_anchor
 from wavebench.mos.packet.levels import active_speech_level, integrated_loudness, parse_level, true_peak_dbtp
+from wavebench_base.errors import InputError
 
 FS = 16000
 

@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 from scipy import stats as st
 
-from reference_model.errors import InputError
 from wavebench.cli import main
 from wavebench.mos.analysis import plan as P
 from wavebench.mos.analysis import stats
+from wavebench_base.errors import InputError
 
 TRUE = P.Components(item=0.10, rater=0.25, resid=0.5)
 

@@ -17,11 +17,11 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from test_mos_analysis_sim import build_packet, results_document, simulate_study
 
-from reference_model.errors import InputError
 from wavebench.mos.analysis import ratings as R
 from wavebench.mos.analysis import screening
 from wavebench.mos.analysis.report import AnalysisOptions, run_analysis
 from wavebench.mos.packet_files import json_shape
+from wavebench_base.errors import InputError
 
 LIST = "L01"
 

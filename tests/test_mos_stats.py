@@ -4,9 +4,8 @@ import pandas as pd
 import pytest
 from scipy import stats as st
 
-from reference_model.errors import InputError
-from reports.errors import InputError as BootstrapInputError
 from wavebench.mos.analysis import stats
+from wavebench_base.errors import InputError
 
 NAN = np.nan
 # The CrowdMOS vector (source: tests/data/README.md; rows = raters, columns = sentences).
@@ -34,9 +33,9 @@ def test_t_interval_single_rating_has_no_bounds():
 
 def test_confidence_outside_unit_interval_is_rejected():
     # The check is reports.bootstrap's, shared by every interval of the MOS statistics.
-    with pytest.raises(BootstrapInputError, match="confidence must be between 0 and 1"):
+    with pytest.raises(InputError, match="confidence must be between 0 and 1"):
         stats.t_interval([1, 2, 3], confidence=1.5)
-    with pytest.raises(BootstrapInputError, match="confidence must be between 0 and 1"):
+    with pytest.raises(InputError, match="confidence must be between 0 and 1"):
         stats.bootstrap_interval(3.0, [1.0, 2.0, 3.0], confidence=0.0)
 
 
@@ -116,7 +115,7 @@ def test_two_way_bootstrap_with_one_item_equals_rater_bootstrap():
 
 
 def test_bootstrap_rejects_zero_replicates():
-    with pytest.raises(BootstrapInputError, match="n_resamples must be a positive integer"):
+    with pytest.raises(InputError, match="n_resamples must be a positive integer"):
         stats.bootstrap_two_way(np.ones((2, 2)), np.ones((2, 2)), n_resamples=0)
 
 

@@ -11,10 +11,9 @@ import pytest
 from test_mos_analysis_sim import build_packet, import_ratings, simulate_study
 from test_report_command import UTTERANCES, score_values, write_audio, write_score_run, write_speed_run
 
-from reference_model.errors import InputError
-from reports.errors import InputError as ReportInputError
 from wavebench.mos.analysis.report import AnalysisOptions, run_analysis
 from wavebench.report import build_report
+from wavebench_base.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,7 +61,7 @@ def test_report_never_replaces_a_folder_of_other_files(report_runs, tmp_path):
         with pytest.raises(InputError, match="holds files that are not a report"):
             build_report([report_runs["one"]], out, force=force)
     assert (out / "thesis.tex").read_text() == "years of work"
-    with pytest.raises(ReportInputError, match="one of the runs being reported"):
+    with pytest.raises(InputError, match="one of the runs being reported"):
         build_report([report_runs["one"]], report_runs["one"].parent)  # holds a run
 
 

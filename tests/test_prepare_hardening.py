@@ -14,11 +14,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from reference_model.audio import atomic_path
 from reference_model.data import load_prepared, prepare
-from reference_model.errors import InputError
-from reference_model.folders import clear_stale_in, locked
 from wavebench.cli import main
+from wavebench_base.errors import InputError
+from wavebench_base.files import atomic_path, clear_stale_in, locked
 
 REPO = Path(__file__).resolve().parents[1]
 RATE = 16000

@@ -11,9 +11,10 @@ import pytest
 import soundfile as sf
 
 from metrics import METRICS
-from reports import InputError, make_results_table, read_csv_table, write_csv
+from reports import make_results_table, read_csv_table, write_csv
 from wavebench import cli as cli_module
 from wavebench.report import build_report, extreme_rows, report_command
+from wavebench_base.errors import InputError
 
 RATE = 16000
 UTTERANCES = ("u0", "u1", "sub/u2", "u3")
@@ -462,7 +463,7 @@ def test_baseline_without_score_runs_is_refused(tmp_path):
 # --- with real score runs ----------------------------------------------------------------------
 
 def score_runs_work():
-    from reference_model.audio import load_audio
+    from wavebench_base.audio import load_audio
     return "allow_nonfinite" in inspect.signature(load_audio).parameters
 
 

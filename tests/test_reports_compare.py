@@ -5,8 +5,8 @@ import pytest
 from scipy import stats
 
 from reports.compare import COMPARISON_COLUMNS, NO_CLEAR_DIFFERENCE, TOO_FEW_PAIRS, compare_systems
-from reports.errors import InputError
 from reports.table import make_results_table
+from wavebench_base.errors import InputError
 
 
 def _paired_table(base: np.ndarray, other: np.ndarray, metric: str = "mcd") -> pd.DataFrame:

@@ -9,8 +9,8 @@ import pytest
 from matplotlib.figure import Figure
 
 from reports.cells import format_cell
-from reports.errors import InputError
 from reports.html import Image, Section, render_html, write_html
+from wavebench_base.errors import InputError
 
 
 def _png(colour: str = "C0") -> bytes:

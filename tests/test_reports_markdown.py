@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from reports.cells import MISSING, format_cell
-from reports.errors import InputError
 from reports.markdown import to_markdown
+from wavebench_base.errors import InputError
 
 
 @pytest.mark.parametrize("value, text", [

@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from reports.errors import InputError
 from reports.plots import plot_metric_distribution, plot_spectrogram_pair, plot_speed
 from reports.table import make_results_table
+from wavebench_base.errors import InputError
 
 
 def _decode(png: bytes) -> Image.Image:

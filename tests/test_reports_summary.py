@@ -5,9 +5,9 @@ import pytest
 from scipy import stats
 
 import reports.bootstrap as bootstrap
-from reports.errors import InputError
 from reports.summary import SUMMARY_COLUMNS, summarize
 from reports.table import make_results_table
+from wavebench_base.errors import InputError
 
 
 def _table(values_by_system: dict, metric: str = "mcd", run: str = "r") -> pd.DataFrame:

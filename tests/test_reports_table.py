@@ -5,7 +5,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from reports.errors import InputError
 from reports.table import (
     ALL_COLUMNS,
     concat_results,
@@ -15,6 +14,7 @@ from reports.table import (
     usable,
     validate_results,
 )
+from wavebench_base.errors import InputError
 
 
 def _rows():

@@ -5,7 +5,6 @@ import scipy.special
 import torch
 
 from reference_model.config import PRESETS, ModelConfig
-from reference_model.errors import InputError
 from reference_model.model import WaveNet
 from reference_model.sampling import (
     check_sampler_device,
@@ -14,6 +13,7 @@ from reference_model.sampling import (
     prepare_inputs,
     sample_next,
 )
+from wavebench_base.errors import InputError
 
 # Kernel 3 exercises more than one past tap; mel + speaker exercise both conditionings.
 SMALL = ModelConfig(blocks=2, layers=5, kernel_size=3, residual_channels=8, dilation_channels=8,

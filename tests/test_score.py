@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from reference_model.errors import InputError
 from wavebench.cli import main
 from wavebench.score import score
+from wavebench_base.errors import InputError
 
 RATE = 16000
 METRICS = ("mcd", "mel_l1")  # the quick ones; STOI is exercised in the metrics tests

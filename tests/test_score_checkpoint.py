@@ -9,10 +9,10 @@ import torch
 
 from reference_model.checkpoint import save_checkpoint
 from reference_model.config import ModelConfig
-from reference_model.errors import InputError
 from reference_model.model import WaveNet
 from reference_model.mulaw import mu_law_encode
 from wavebench.score_checkpoint import score_checkpoint
+from wavebench_base.errors import InputError
 
 SMALL = ModelConfig(blocks=1, layers=4, residual_channels=8, dilation_channels=8,
                     skip_channels=16, end_channels=16, n_mels=8, hop_length=64)

@@ -10,9 +10,9 @@ import pytest
 import soundfile as sf
 from test_score import METRICS, RATE, clip, quiet
 
-from reference_model.errors import InputError
 from wavebench.cli import main
 from wavebench.score import score
+from wavebench_base.errors import InputError
 
 
 @pytest.fixture
@@ -111,7 +111,7 @@ def test_concurrent_run_on_one_folder_is_refused(sets, tmp_path):
     out = tmp_path / "S"
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time\n"
-         "from reference_model.folders import locked\n"
+         "from wavebench_base.files import locked\n"
          f"with locked({str(out)!r}):\n    print('held', flush=True); time.sleep(30)"],
         stdout=subprocess.PIPE, text=True, cwd=os.getcwd())
     try:

@@ -8,11 +8,10 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from reference_model.errors import InputError
-from reports.errors import InputError as ReportInputError
 from wavebench.cli import main
 from wavebench.report import build_report
 from wavebench.score import parse_shard, score, shard_of
+from wavebench_base.errors import InputError
 
 RATE = 16000
 METRICS = ("mcd", "mel_l1")  # the quick ones
@@ -110,7 +109,7 @@ def test_the_same_shard_twice_is_refused_naming_both_runs(scored, tmp_path):
     root, _, _ = scored
     copy = tmp_path / "copy_of_part2"
     shutil.copytree(root / "part2", copy)
-    with pytest.raises(ReportInputError, match=r"runs .*part2 and .*copy_of_part2 overlap as "
+    with pytest.raises(InputError, match=r"runs .*part2 and .*copy_of_part2 overlap as "
                                                r"shards of one job \(shard 2 and 2; \d+ shared"):
         build_report([root / "part1", root / "part2", copy], tmp_path / "report")
 
@@ -118,7 +117,7 @@ def test_the_same_shard_twice_is_refused_naming_both_runs(scored, tmp_path):
 def test_shards_split_differently_are_refused(scored, folders, tmp_path):
     root, _, _ = scored
     other = run(folders, tmp_path / "half1", shard=(1, 2))
-    with pytest.raises(ReportInputError, match=r"shards of one job split 3 and 2 ways"):
+    with pytest.raises(InputError, match=r"shards of one job split 3 and 2 ways"):
         build_report([root / "part1", other.out_dir], tmp_path / "report")
 
 

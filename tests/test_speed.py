@@ -8,10 +8,10 @@ import soundfile as sf
 import torch
 
 from reference_model.config import PRESETS
-from reference_model.errors import InputError
 from reference_model.model import WaveNet
 from wavebench.cli import main
 from wavebench.speed import add_speedup, run_speed
+from wavebench_base.errors import InputError
 
 REQUIRED = ["device", "sampler", "batch", "threads", "samples", "seconds_median", "samples_per_s",
             "samples_per_s_per_stream", "rtf", "peak_mem_mb", "speedup"]
@@ -200,9 +200,9 @@ def test_cpu_peak_memory_is_per_combination():
 
 
 def test_streamed_wavs_equal_writing_each_clip_at_once(tmp_path):
-    from reference_model.audio import save_wav
     from reference_model.mulaw import mu_law_decode
     from wavebench.generate import run_generate
+    from wavebench_base.audio import save_wav
     result = run_generate(tmp_path / "out", preset="tiny", seconds=0.2, batch=2, seed=3)
     for b, path in enumerate(result.paths):
         whole = save_wav(tmp_path / f"whole_{b}.wav", mu_law_decode(result.codes[b]), 16000)

@@ -7,9 +7,9 @@ import torch
 from reference_model.checkpoint import load_checkpoint, read_checkpoint
 from reference_model.config import PRESETS, ModelConfig
 from reference_model.embedded import embedded_audioset
-from reference_model.errors import InputError
 from reference_model.train import train
 from reference_model.train_config import TrainConfig, lr_at
+from wavebench_base.errors import InputError
 
 SMALL = ModelConfig(blocks=1, layers=5, residual_channels=8, dilation_channels=8,
                     skip_channels=16, end_channels=16, n_mels=8, hop_length=64)

@@ -12,7 +12,7 @@ from reference_model.batches import Cropper
 from reference_model.config import ModelConfig
 from reference_model.distributed import Processes, as_peer_lost
 from reference_model.embedded import embedded_audioset
-from reference_model.errors import PEER_LOST_EXIT, PeerLost
+from wavebench_base.errors import PEER_LOST_EXIT, PeerLost
 
 REPO = Path(__file__).resolve().parents[1]
 # small and quick: 6 steps of 4 examples, validated and saved every 2 steps

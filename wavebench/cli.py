@@ -7,8 +7,7 @@ import traceback
 
 import click
 
-from reference_model.errors import PEER_LOST_EXIT, PeerLost
-from wavebench.errors import input_error_types
+from wavebench_base.errors import PEER_LOST_EXIT, InputError, PeerLost
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -134,9 +133,9 @@ def train(data, out_dir, preset, config_file, cond, resume, nproc, no_progress, 
     preset_given = (click.get_current_context().get_parameter_source("preset")
                     is click.core.ParameterSource.COMMANDLINE)
     if nproc != 1 and "WORLD_SIZE" not in os.environ:  # this is the launcher, not a worker
-        from reference_model.errors import InputError
         from wavebench.launch import launch
         from wavebench.training import check_processes, resolve_run
+        from wavebench_base.errors import InputError
 
         _, tconf, _ = resolve_run(out_dir=out_dir, preset=preset, config_file=config_file,
                                   resume=resume, model_overrides={"cond": cond},
@@ -304,7 +303,7 @@ def main(argv=None) -> int:
         if debug:
             traceback.print_exc()
         code = PEER_LOST_EXIT
-    except input_error_types() as exc:
+    except InputError as exc:
         if debug:
             traceback.print_exc()
         if debug or not rank_prefix():  # every process sees the same input: rank 0 says it
@@ -318,7 +317,7 @@ def main(argv=None) -> int:
         click.echo(f"{rank_prefix()}error: {where}{exc.strerror or exc}", err=True)
         code = 1
     except (MemoryError, RuntimeError) as exc:
-        from metrics.checks import allocation_failed
+        from metrics.validation import allocation_failed
         if not allocation_failed(exc):
             raise  # a bug: its traceback is what a report needs
         if debug:

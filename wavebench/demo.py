@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from reference_model.audio import load_audio, save_wav
 from reference_model.checkpoint import load_checkpoint
 from reference_model.embedded import write_embedded_audio
 from reference_model.features import log_mel
@@ -23,6 +22,7 @@ from wavebench.score import score
 from wavebench.score_checkpoint import likelihood_record
 from wavebench.score_worker import oracle_audio
 from wavebench.training import run_training
+from wavebench_base.audio import load_audio, save_wav
 
 SAMPLERS = ("fused", "cached")
 
@@ -71,8 +71,8 @@ def build_mos_packet(out_dir: Path, references: dict, generated: Path, rate: int
     Returns the packet's offline page, or None (with the reason logged) when a clip is refused,
     for example a copy from a briefly trained model that clips.
     """
-    from reference_model.errors import InputError
     from wavebench.mos.packet.build import PacketOptions, build_packet
+    from wavebench_base.errors import InputError
 
     oracle = out_dir / "generated" / "oracle_mulaw"
     for path, audio in references.items():

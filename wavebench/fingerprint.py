@@ -15,7 +15,7 @@ import json
 import os
 from pathlib import Path
 
-from reference_model.errors import InputError
+from wavebench_base.errors import InputError
 
 FINGERPRINT_FILE = "fingerprint.json"
 

@@ -10,8 +10,8 @@ import click
 import numpy as np
 import torch
 
-from reference_model.errors import InputError
 from reference_model.sampling import SAMPLERS, generate, resolve_device
+from wavebench_base.errors import InputError
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -73,7 +73,7 @@ class WavStreams:
     def __enter__(self):
         import soundfile as sf
 
-        from reference_model.audio import atomic_path
+        from wavebench_base.files import atomic_path
 
         allow_open_files(len(self.paths) + 64)
         with self.stack as stack:
@@ -113,8 +113,8 @@ def allow_open_files(count: int) -> None:
 
 def prime_codes(path, seconds: float, config) -> np.ndarray:
     """The first ``seconds`` of an audio file as mu-law codes at the model's rate."""
-    from reference_model.audio import load_audio
     from reference_model.mulaw import mu_law_encode
+    from wavebench_base.audio import load_audio
 
     if not seconds > 0:
         raise InputError(f"--prime-seconds must be > 0, got {seconds}")
@@ -146,8 +146,8 @@ def mel_frames(path, config) -> np.ndarray:
             raise InputError(f"mel array has shape {mel.shape}; expected finite values of shape "
                              f"[{config.n_mels}, frames]", path)
         return mel.astype(np.float32)
-    from reference_model.audio import load_audio
     from reference_model.features import log_mel
+    from wavebench_base.audio import load_audio
 
     loaded = load_audio(path)
     if loaded.sample_rate != config.sample_rate:
@@ -175,7 +175,7 @@ def run_generate(out_dir, *, checkpoint=None, preset=None, seconds=None, batch=1
         Missing or foreign checkpoint, prime shorter than asked, mel at the wrong rate or
         with the wrong bands, CUDA asked for but absent, bad values.
     """
-    from reference_model.audio import atomic_write_bytes
+    from wavebench_base.files import atomic_write_bytes
 
     model, defaults = load_model(checkpoint, preset, seed)
     config = model.config

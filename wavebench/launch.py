@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 
-from reference_model.errors import PEER_LOST_EXIT
+from wavebench_base.errors import PEER_LOST_EXIT
 
 PEER_GRACE_S = 10.0
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import unicodedata
 
-from reference_model.errors import InputError
+from wavebench_base.errors import InputError
 
 #: Systems computed from the references themselves are called ``oracle_<kind>``.
 ORACLE_PREFIX = "oracle_"

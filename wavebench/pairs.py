@@ -4,8 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from reference_model.audio import find_audio_files
-from reference_model.errors import InputError
+from wavebench_base.audio import find_audio_files
+from wavebench_base.errors import InputError
 
 SHOWN = 8  # names listed in an error before "and N more"
 

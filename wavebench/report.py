@@ -16,7 +16,6 @@ import click
 import numpy as np
 import pandas as pd
 
-from reference_model.folders import building, locked
 from reports import (
     Image,
     Section,
@@ -29,8 +28,6 @@ from reports import (
     write_html,
     write_parquet,
 )
-from reports.errors import InputError
-from reports.files import atomic_write_text
 from reports.table import usable
 from wavebench.fingerprint import FINGERPRINT_FILE, check_replaceable, files_signature
 from wavebench.runs import (
@@ -43,6 +40,8 @@ from wavebench.runs import (
     merge_score_runs,
     merge_speed_runs,
 )
+from wavebench_base.errors import InputError
+from wavebench_base.files import atomic_write_text, building, locked
 
 #: Best and worst utterances drawn per system: each spectrogram costs a figure.
 EXTREMES_PER_SYSTEM = 1
@@ -229,7 +228,7 @@ def extreme_rows(table: pd.DataFrame, metric: str, higher_is_better: bool,
 
 def _find_audio(folder: Path, utterance: str) -> Path:
     """The audio file of ``utterance`` (relative path without extension) under ``folder``."""
-    from reference_model.audio import AUDIO_EXTENSIONS
+    from wavebench_base.audio import AUDIO_EXTENSIONS
     target = folder / utterance
     if target.parent.is_dir():
         for path in sorted(target.parent.iterdir()):
@@ -247,7 +246,7 @@ def _pair_audio(run: Run, system: str, utterance: str):
     -------
     (reference, generated, sample_rate) : np.ndarray [shape=(n,)], np.ndarray [shape=(m,)], int
     """
-    from reference_model.audio import load_audio
+    from wavebench_base.audio import load_audio
     inputs = run.info.get("inputs")
     if not isinstance(inputs, dict) or not inputs.get("reference"):
         raise InputError("no run.json naming the audio folders", run.path)
@@ -270,7 +269,6 @@ def _spectrogram_images(named: pd.DataFrame, merged: pd.DataFrame, runs: Sequenc
     A system whose audio cannot be found or read (moved folders, a run without run.json) is
     skipped with a note: the figures illustrate the numbers, they are not the numbers.
     """
-    from reference_model.errors import InputError as AudioInputError
     from reports import plot_spectrogram_pair
     spec = _metric_spec(metric)
     unit = f" {spec.unit}" if spec and spec.unit else ""
@@ -282,7 +280,7 @@ def _spectrogram_images(named: pd.DataFrame, merged: pd.DataFrame, runs: Sequenc
         try:
             audio = _pair_audio(by_name[merged.at[i, "run"]], merged.at[i, "system"], utterance)
             images.append(Image(plot_spectrogram_pair(*audio, title=caption), caption))
-        except (InputError, AudioInputError) as err:  # e.g. a clip of one sample
+        except InputError as err:  # e.g. a clip of one sample
             problems.setdefault(system, str(err))
     notes += [f"spectrograms of {s} skipped: {p}" for s, p in problems.items()]
     return images

@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 
 from reports import concat_results, name_systems_by_run, read_csv_table
-from reports.errors import InputError
 from reports.files import parse_numbers, read_csv_strings
+from wavebench_base.errors import InputError
 
 RUN_FILE = "run.json"
 #: The file that marks a folder as a run of each kind when it has no run.json.

@@ -12,16 +12,15 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from metrics import METRICS, get_metric
-from reference_model.audio import atomic_path
 from reference_model.checkpoint import library_versions
-from reference_model.errors import InputError
-from reference_model.folders import locked
 from reports import make_results_table, summarize, to_markdown, write_csv
 from wavebench.fingerprint import check_same_job, files_signature, read_fingerprint
 from wavebench.names import check_system_name
 from wavebench.pairs import match_pairs
 from wavebench.runinfo import git_revision, stable_hash
 from wavebench.score_worker import ORACLES, Task, one_thread_per_worker, score_task
+from wavebench_base.errors import InputError
+from wavebench_base.files import atomic_path, locked
 
 ROWS_FILE = "rows.jsonl"  # results as they arrive; the run resumes from it
 SETTINGS_FILE = "run.json"

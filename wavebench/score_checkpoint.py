@@ -8,15 +8,15 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from metrics import DEFAULT_METRICS
-from reference_model.audio import load_audio, save_wav
 from reference_model.checkpoint import load_checkpoint
-from reference_model.errors import InputError
 from reference_model.features import log_mel
 from reference_model.likelihood import bits_per_sample, target_log_probs
 from wavebench.fingerprint import read_fingerprint
 from wavebench.pairs import keyed_files
 from wavebench.runinfo import file_hash
 from wavebench.score import SETTINGS_FILE, read_done, score, trim_partial_line
+from wavebench_base.audio import load_audio, save_wav
+from wavebench_base.errors import InputError
 
 NLL_FILE = "nll.jsonl"
 

@@ -11,13 +11,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from metrics import InputError as MetricInputError
 from metrics import MetricResult, get_metric, score_pair
-from metrics.checks import allocation_failed, check_lengths
 from metrics.registry import OUT_OF_MEMORY
-from reference_model.audio import LoadedAudio, load_audio, resample_audio, resampled_length
-from reference_model.errors import InputError
+from metrics.validation import allocation_failed, check_lengths
 from reference_model.mulaw import mu_law_decode, mu_law_encode
+from wavebench_base.audio import LoadedAudio, load_audio, resample_audio, resampled_length
+from wavebench_base.errors import InputError
 
 ORACLES = ("mulaw",)
 
@@ -86,7 +85,7 @@ def _score_generated(task: Task, ref: LoadedAudio) -> tuple[dict, tuple]:
     The length the generated audio will have at the reference's rate is known before it is
     resampled. If it differs from the reference's by more than one hop, the metrics that compare
     aligned signals get ``length_mismatch`` at once, and the audio is resampled (within
-    :data:`~reference_model.audio.MAX_SAMPLES`) only if a metric that aligns the two itself
+    :data:`~wavebench_base.audio.MAX_SAMPLES`) only if a metric that aligns the two itself
     (``mcd_dtw``) is asked for. Only one copy of the generated audio is kept while the metrics
     run.
 
@@ -106,7 +105,7 @@ def _score_generated(task: Task, ref: LoadedAudio) -> tuple[dict, tuple]:
         at_reference_rate = resampled_length(gen.audio.size, gen.sample_rate, ref.sample_rate)
         try:
             check_lengths(ref.audio.size, at_reference_rate)
-        except MetricInputError as mismatch:
+        except InputError as mismatch:
             detail = (f"{mismatch} (at {ref.sample_rate} Hz; found before resampling from "
                       f"{gen.sample_rate} Hz)")
             refused = {name: MetricResult(float("nan"), mismatch.reason, detail)

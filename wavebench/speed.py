@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from reference_model.errors import InputError
 from reference_model.sampling import SAMPLERS, check_sampler_device, generate, resolve_device
 from wavebench.generate import set_threads
+from wavebench_base.errors import InputError
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 COLUMNS = ["device", "sampler", "batch", "threads", "precision", "samples", "repeats",
@@ -188,7 +188,7 @@ def _check_args(samplers, batches, threads, samples, naive_samples, repeats, bas
 
 def write_tables(table: pd.DataFrame, out_dir: Path, preset: str, baseline: str) -> None:
     """speed.csv, speed.md and speed.png, each written atomically."""
-    from reference_model.audio import atomic_write_bytes
+    from wavebench_base.files import atomic_write_bytes
 
     atomic_write_bytes(out_dir / "speed.csv", table.to_csv(index=False).encode())
     text = f"# Sampling speed: preset {preset}, baseline {baseline}\n\n{markdown(table)}\n"

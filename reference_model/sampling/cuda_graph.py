@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import torch
 
-from reference_model.errors import InputError
 from reference_model.sampling.randomness import sample_next
 from reference_model.sampling.registry import SamplerSpec, register
 from reference_model.sampling.state import (
@@ -24,6 +23,7 @@ from reference_model.sampling.state import (
     step_weights,
     working_copy,
 )
+from wavebench_base.errors import InputError
 
 STEPS_PER_GRAPH = 16  # steps unrolled in one captured graph (fewer replays, one host sync per chunk)
 

@@ -13,7 +13,7 @@ import math
 import numpy as np
 import torch
 
-from reference_model.errors import InputError
+from wavebench_base.errors import InputError
 
 
 def sample_next(logits, uniforms, *, temperature: float):

@@ -15,9 +15,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from reference_model.errors import InputError
 from reference_model.model import WaveNet
 from reference_model.sampling.randomness import check_temperature, draw_uniforms
+from wavebench_base.errors import InputError
 
 CHUNK = 1024  # steps between progress updates, callbacks and conditioning projections
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from reference_model.errors import InputError
+from wavebench_base.errors import InputError
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reference_model.errors import InputError
+from wavebench_base.errors import InputError
 
 #: Deepest JSON nesting read (the results and the key nest 4 deep, the manifest 5).
 MAX_JSON_DEPTH = 32

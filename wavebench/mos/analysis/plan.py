@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as _st
 
-from reference_model.errors import InputError
 from wavebench.mos.analysis import stats
+from wavebench_base.errors import InputError
 
 #: Illustrative components on the 5-point scale (listening-test.md 13): item, rater, residual.
 DEFAULT_COMPONENTS = (0.10, 0.25, 0.5)

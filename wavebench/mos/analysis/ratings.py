@@ -20,10 +20,10 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from reference_model.errors import InputError
 from reports import write_csv
 from reports.files import untext_cells
 from wavebench.mos.packet_files import check_import_shape, parse_json, read_bytes, read_json
+from wavebench_base.errors import InputError
 
 #: Columns of ratings.csv, in order (listening-test.md 11).
 RATING_COLUMNS = (

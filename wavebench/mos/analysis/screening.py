@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as _st
 
-from reference_model.errors import InputError
+from wavebench_base.errors import InputError
 
 #: Rules in the order they are applied, with their default settings.
 DEFAULT_RULES = {

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats as _st
 
-from reference_model.errors import InputError
 from reports.bootstrap import (
     bootstrap_means,
     check_bootstrap_args,
@@ -25,6 +24,7 @@ from reports.bootstrap import (
     check_seed,
     percentile_interval,
 )
+from wavebench_base.errors import InputError
 
 #: Largest number of non-zero differences for which the exact signed-rank distribution is used.
 EXACT_MAX_N = 50

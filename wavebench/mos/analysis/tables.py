@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as _st
 
-from reference_model.errors import InputError
 from wavebench.mos.analysis import stats
+from wavebench_base.errors import InputError
 
 CI_METHODS = ("boot2way", "crowdmos", "t", "lmm")
 #: What ``--ci all`` computes: lmm only when asked for (slower, needs statsmodels).

@@ -6,7 +6,7 @@ import re
 import numpy as np
 from scipy import signal
 
-from reference_model.errors import InputError
+from wavebench_base.errors import InputError
 
 STOPBAND_DB = 65.0          # spec: at least 60 dB; 5 dB of headroom for the window estimate
 TRANSITION_FRACTION = 0.05  # spec: transition band at most 5 % of the cutoff

@@ -12,9 +12,6 @@ from pathlib import Path
 
 import numpy as np
 
-from reference_model.audio import atomic_write_bytes
-from reference_model.errors import InputError
-from reference_model.folders import building, locked, temp_sibling
 from wavebench import tool_version
 from wavebench.mos.packet import design as dz
 from wavebench.mos.packet.anchors import anchor_validity, lowpass_taps, parse_anchor
@@ -36,6 +33,8 @@ from wavebench.mos.packet.stimuli import StimulusSet
 from wavebench.mos.packet.zipper import write_zip
 from wavebench.mos.packet_files import sha256_file
 from wavebench.pairs import keyed_files
+from wavebench_base.errors import InputError
+from wavebench_base.files import atomic_write_bytes, building, locked, temp_sibling
 
 METHODS = ("acr", "mushra")
 ACR_SCALE = {"id": "acr5", "min": 1, "max": 5, "step": 1,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from reference_model.errors import InputError
+from wavebench_base.errors import InputError
 
 SECTIONS = ("method", "attribute", "question", "scale", "design", "audio", "anchors", "checks",
             "session", "exports", "study")

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference_model.errors import InputError
+from wavebench_base.errors import InputError
 
 DEFAULT_TRIALS = 20        # ACR rating trials per session when --trials-per-session is auto
 MAX_MUSHRA_CONDITIONS = 12  # webMUSHRA #129: more per page is unusable

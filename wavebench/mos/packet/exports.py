@@ -12,8 +12,8 @@ import csv
 import io
 import json
 
-from reference_model.errors import InputError
 from wavebench.mos.packet.page import CALIBRATION, CHOICE_QUESTIONS
+from wavebench_base.errors import InputError
 
 EXPORTS = ("trials",)
 PLANNED = ("webmushra", "beaqlejs", "p808")

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from reference_model.audio import load_audio
-from reference_model.errors import InputError
 from wavebench.mos.packet.levels import active_speech_level
+from wavebench_base.audio import load_audio
+from wavebench_base.errors import InputError
 
 MIN_DURATION_S = 0.2       # shorter clips cannot be rated (or levelled) meaningfully: error
 WARN_DURATION_S = 0.4      # spec: a warning below this

@@ -11,9 +11,9 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from reference_model.audio import atomic_path
-from reference_model.errors import InputError
 from wavebench.mos.packet.levels import measure_level, true_peak_dbtp
+from wavebench_base.errors import InputError
+from wavebench_base.files import atomic_path
 
 MAX_RATE = 48000
 TRUE_PEAK_MAX_DBTP = -1.0

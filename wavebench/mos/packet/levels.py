@@ -6,7 +6,7 @@ import warnings
 import numpy as np
 from scipy import signal
 
-from reference_model.errors import InputError
+from wavebench_base.errors import InputError
 
 # P.56 method B constants: envelope time constant, hangover and the margin between the active
 # level and the threshold at which activity is counted.

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference_model.errors import InputError
 from wavebench.mos.packet.anchors import render_anchor
 from wavebench.mos.packet.anonymize import anon_id
 from wavebench.mos.packet.quality_checks import gold_low, tone_count_trap, woods_trial
+from wavebench_base.errors import InputError
 
 
 @dataclass

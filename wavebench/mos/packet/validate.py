@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from reference_model.errors import InputError
 from wavebench.mos.packet_files import (
     check_key,
     check_manifest,
@@ -18,6 +17,7 @@ from wavebench.mos.packet_files import (
     read_json,
     sha256_file,
 )
+from wavebench_base.errors import InputError
 
 MIN_LEAK_LENGTH = 4  # shorter names match by chance (in base32 ids); reported as unchecked
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
-from reference_model.audio import atomic_path
+from wavebench_base.files import atomic_path
 
 _FIXED_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest date zip can store: no build time leaks
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from wavebench_base.errors import InputError
+
 #: Default tolerance on the length difference of a pair, in samples: one hop of the frame-based
 #: metrics (``mcd``, ``mel_l1``). Larger differences mean misaligned audio.
 HOP = 256
@@ -25,23 +27,6 @@ REASONS = {
     "nonfinite_reference": "the reference has NaN or infinite samples",
     "nonfinite_generated": "the generated audio has NaN or infinite samples",
 }
-
-
-class InputError(ValueError):
-    """Bad input that no metric can use; the message is one line saying what to do.
-
-    Parameters
-    ----------
-    message : str
-        What is wrong, with the values, and what to do.
-    path : str or os.PathLike, optional
-        The file the problem is in, when the caller knows it; it prefixes the message.
-    """
-
-    def __init__(self, message: str, path=None, reason: str = "bad_input"):
-        self.path = None if path is None else str(path)
-        self.reason = reason  # the status a scoring run records for the metrics this stops
-        super().__init__(f"{self.path}: {message}" if self.path else message)
 
 
 #: Statuses a scoring run gives a metric that raised :class:`InputError` on one pair, or ran out

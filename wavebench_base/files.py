@@ -1,6 +1,8 @@
-"""Output folders that are never half-written: build aside, swap in, lock, clear what is stale.
+"""Files and folders that are never half-written: atomic writes, folder swaps, locks, stale temporaries.
 
-Every command that writes a set of files (a prepared store, a report, an analysis, a MOS packet)
+A single file is written to a temporary sibling and renamed onto its name
+(:func:`atomic_write_bytes`, :func:`atomic_path`), so a reader sees the old file or the whole new
+one. Every command that writes a set of files (a prepared store, a report, an analysis, a MOS packet)
 builds the set in a hidden temporary folder beside its destination and swaps it in at the end.
 Readers then see the old complete set or the new complete set, never a mix; a run killed at any
 moment leaves only a temporary folder, which the next run removes once its owner is dead.
@@ -21,7 +23,7 @@ import time
 import uuid
 from pathlib import Path
 
-from reference_model.errors import InputError
+from wavebench_base.errors import InputError
 
 _RENAME_EXCHANGE = 2  # linux/fs.h
 _AT_FDCWD = -100
@@ -221,3 +223,48 @@ def locked(dest, what: str = "output folder"):
         yield
     finally:
         os.close(fd)  # closing releases the flock
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary path beside ``path``; rename it onto ``path`` if the block succeeds.
+
+    The temporary name carries this process's id and keeps ``path``'s suffix
+    (``.name.wav.tmp-<pid>-<hex>.wav``), so that writers that pick a format from the extension
+    still work and a later run can remove what a killed one left (:func:`clear_stale`).
+    On an exception the temporary file (or folder) is removed and ``path`` is left as it was.
+    Parent folders are created.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     with atomic_path(Path(folder) / "out" / "table.csv") as tmp:
+    ...         size = tmp.write_text("system,mcd")
+    ...     print(sorted(p.name for p in (Path(folder) / "out").iterdir()))
+    ['table.csv']
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_sibling(path, suffix=path.suffix)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        remove_path(tmp)
+        raise
+
+
+def atomic_write_bytes(path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (temp file in the same folder, fsync, rename)."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    return Path(path)
+
+
+def atomic_write_text(path, text: str) -> Path:
+    """Write UTF-8 ``text`` atomically (see :func:`atomic_write_bytes`)."""
+    return atomic_write_bytes(path, text.encode("utf-8"))

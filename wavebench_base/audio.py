@@ -1,6 +1,4 @@
 """Audio file I/O: checked loading to mono float32, atomic WAV writing, and finding audio files."""
-import contextlib
-import os
 import re
 import warnings
 from dataclasses import dataclass, replace
@@ -10,8 +8,8 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from reference_model.errors import InputError
-from reference_model.folders import remove_path, temp_sibling
+from wavebench_base.errors import InputError
+from wavebench_base.files import atomic_path
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".aiff", ".aif", ".mp3")
 MAX_SAMPLES = 2 ** 31  # 8 GiB of float32: about 12 hours of 48 kHz stereo
@@ -350,46 +348,6 @@ def save_wav(path, audio, sample_rate: int, subtype: str = "PCM_16") -> Path:
     with atomic_path(path) as tmp:
         sf.write(str(tmp), audio, int(sample_rate), subtype=subtype, format="WAV")
     return path
-
-
-@contextlib.contextmanager
-def atomic_path(path):
-    """Yield a temporary path beside ``path``; rename it onto ``path`` if the block succeeds.
-
-    The temporary name carries this process's id and keeps ``path``'s suffix
-    (``.name.wav.tmp-<pid>-<hex>.wav``), so that writers that pick a format from the extension
-    still work and a later run can remove what a killed one left (``folders.clear_stale``).
-    On an exception the temporary file (or folder) is removed and ``path`` is left as it was.
-    Parent folders are created.
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> with tempfile.TemporaryDirectory() as folder:
-    ...     with atomic_path(Path(folder) / "out" / "table.csv") as tmp:
-    ...         size = tmp.write_text("system,mcd")
-    ...     print(sorted(p.name for p in (Path(folder) / "out").iterdir()))
-    ['table.csv']
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_sibling(path, suffix=path.suffix)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    except BaseException:
-        remove_path(tmp)
-        raise
-
-
-def atomic_write_bytes(path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (temp file in the same folder, fsync, rename)."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-    return Path(path)
 
 
 def find_audio_files(directory) -> list:
