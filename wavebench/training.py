@@ -9,9 +9,9 @@ import torch
 from reference_model.checkpoint import read_checkpoint, stored_config
 from reference_model.config import architecture, get_preset, load_toml, model_config_from_sources
 from reference_model.data import is_prepared, load_prepared, prepare
+from reference_model.devices import resolve_device
 from reference_model.distributed import Processes, as_peer_lost, processes_from_env, start, stop
 from reference_model.embedded import embedded_audioset
-from reference_model.sampling import resolve_device
 from reference_model.train import TrainResult, train
 from reference_model.train_config import train_config_from_dict
 from wavebench_base.errors import InputError

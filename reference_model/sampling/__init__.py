@@ -20,10 +20,11 @@ so :data:`REGISTRY` is complete once ``reference_model.sampling`` is imported. A
 one new module that calls :func:`~reference_model.sampling.registry.register`, and one import
 line below.
 """
+from reference_model.devices import resolve_device  # re-exported: callers predate devices.py
 from reference_model.sampling.generation import Generation, check_sampler_device, generate
 from reference_model.sampling.randomness import check_temperature, draw_uniforms, sample_next
 from reference_model.sampling.registry import REGISTRY, SamplerSpec, register
-from reference_model.sampling.state import Inputs, prepare_inputs, resolve_device
+from reference_model.sampling.state import Inputs, prepare_inputs
 
 # The samplers register themselves on import, in this order: the order of SAMPLERS.
 # isort: off

@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from reference_model.devices import resolve_device
 from reference_model.model import WaveNet
 from reference_model.mulaw import mu_law_decode
 from reference_model.sampling.registry import REGISTRY, SamplerSpec
-from reference_model.sampling.state import prepare_inputs, resolve_device
+from reference_model.sampling.state import prepare_inputs
 from wavebench_base.errors import InputError
 
 

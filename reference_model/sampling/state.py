@@ -95,20 +95,6 @@ def prepare_inputs(model: WaveNet, n_samples: int, *, batch: int, temperature: f
                   int(n_samples), float(temperature))
 
 
-def resolve_device(name) -> torch.device:
-    """``"cpu"``, ``"cuda"`` or ``"cuda:N"`` as a torch device; InputError if CUDA is absent."""
-    try:
-        device = torch.device(name)
-    except (RuntimeError, TypeError):
-        raise InputError(f"unknown device {name!r}; use cpu or cuda") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"device {name!r} asked for, but CUDA is not available on this machine "
-                         f"(torch {torch.__version__}); use --device cpu")
-    if device.type not in ("cpu", "cuda"):
-        raise InputError(f"unknown device {name!r}; use cpu or cuda")
-    return device
-
-
 # ----------------------------------------------------------------------------- shared step pieces
 
 def prime_history(model: WaveNet, inputs: Inputs) -> list:
