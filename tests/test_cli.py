@@ -86,6 +86,36 @@ def test_prepare_accepts_odd_formats_with_notes(tmp_path, capsys):
     assert code == 0 and out.startswith("reused 4 files")
 
 
+def test_help_lists_every_command_module_without_loading_the_work():
+    """`wavebench --help` imports each command module (for its summary line) but none of the
+    work behind it: no torch, numba, pandas or numpy."""
+    code = ("import sys\n"
+            "from wavebench.cli import main\n"
+            "try:\n"
+            "    main(['--help'])\n"
+            "finally:\n"
+            "    heavy = {'torch', 'numba', 'pandas', 'numpy', 'matplotlib'} & set(sys.modules)\n"
+            "    print('heavy:', sorted(heavy), file=sys.stderr)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "heavy: []" in proc.stderr
+    listed = re.findall(r"^  (\w+)  ", proc.stdout.split("Commands:")[1], flags=re.M)
+    assert listed == ["demo", "generate", "mos", "prepare", "report", "score", "speed", "train"]
+
+
+def test_each_command_lives_in_its_own_module_of_wavebench_commands():
+    import click
+
+    from wavebench.cli import COMMANDS, cli
+
+    ctx = click.Context(cli)
+    for name in COMMANDS:
+        command = cli.get_command(ctx, name)
+        assert command.name == name
+        assert command.callback.__module__ == f"wavebench.commands.{name}"
+
+
 def test_usage_errors_exit_2(capsys):
     code, _, err = run(capsys, "train", "--no-such-option")
     assert code == 2 and "No such option" in err

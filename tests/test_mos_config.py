@@ -7,8 +7,8 @@ from click.testing import CliRunner
 from test_mos_analysis_sim import import_ratings, load_sim_packet, simulate_study
 from test_mos_packet import make_systems
 
+from wavebench.commands.mos import mos_group
 from wavebench.mos.analysis.report import AnalysisOptions, run_analysis
-from wavebench.mos.cli import mos_group
 
 CONFIG = """
 method: acr

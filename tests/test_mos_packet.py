@@ -8,7 +8,7 @@ import pytest
 import soundfile as sf
 from click.testing import CliRunner
 
-from wavebench.mos.cli import mos_group
+from wavebench.commands.mos import mos_group
 from wavebench.mos.packet import design as dz
 from wavebench.mos.packet.build import PacketOptions, build_packet
 from wavebench.mos.packet.levels import active_speech_level

@@ -13,7 +13,7 @@ import soundfile as sf
 from metrics import METRICS
 from reports import make_results_table, read_csv_table, write_csv
 from wavebench import cli as cli_module
-from wavebench.report import build_report, extreme_rows, report_command
+from wavebench.report import build_report, extreme_rows
 from wavebench_base.errors import InputError
 
 RATE = 16000
@@ -316,9 +316,6 @@ def test_unfindable_audio_is_noted_per_system_and_the_rest_is_drawn(tmp_path):
 
 @pytest.fixture
 def wavebench(capsys):
-    if "report" not in cli_module.cli.commands:
-        cli_module.cli.add_command(report_command)
-
     def run(*argv):
         code = cli_module.main([str(a) for a in argv])
         out, err = capsys.readouterr()

@@ -1,4 +1,5 @@
-"""``wavebench speed``: time the samplers across devices, batch sizes and thread counts."""
+"""``wavebench speed``'s work: time the samplers across devices, batch sizes and thread counts.
+The command's options are in :mod:`wavebench.commands.speed`."""
 from __future__ import annotations
 
 import math
@@ -6,7 +7,6 @@ import resource
 import statistics
 from pathlib import Path
 
-import click
 import numpy as np
 import pandas as pd
 import torch
@@ -15,7 +15,6 @@ from reference_model.sampling import SAMPLERS, check_sampler_device, generate, r
 from wavebench.generate import set_threads
 from wavebench_base.errors import InputError
 
-CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 COLUMNS = ["device", "sampler", "batch", "threads", "precision", "samples", "repeats",
            "seconds_median", "samples_per_s", "samples_per_s_per_stream", "rtf", "x_realtime",
            "peak_mem_mb", "speedup", "status", "note"]
@@ -214,43 +213,3 @@ def markdown(table: pd.DataFrame) -> str:
             count = f"{len(rows)} combination{'s' if len(rows) > 1 else ''}"
             text += f"- {device}: {samplers} ({count}): {note}\n"
     return f"{text}\n{DEFINITIONS}\n"
-
-
-def _int_list(text: str, name: str) -> tuple:
-    try:
-        return tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise InputError(f"--{name} takes comma-separated integers, got {text!r}") from None
-
-
-@click.command("speed", context_settings=CONTEXT)
-@click.option("--preset", default="reference", show_default=True)
-@click.option("--devices", default="cpu,cuda", show_default=True, help="Comma-separated.")
-@click.option("--samplers", default="naive,cached,fused,cuda-graph", show_default=True)
-@click.option("--batch", "batch", default="1,8,64", show_default=True,
-              help="Comma-separated batch sizes.")
-@click.option("--threads", default="1", show_default=True, help="Comma-separated CPU thread counts.")
-@click.option("--samples", type=int, default=16000, show_default=True,
-              help="Samples per stream in each timed run.")
-@click.option("--naive-samples", type=int, default=100, show_default=True,
-              help="Samples per timed run of the (very slow) naive sampler.")
-@click.option("--repeats", type=int, default=5, show_default=True, help="Timed runs; the median counts.")
-@click.option("--baseline", default="cached", show_default=True, help="Sampler of speedup = 1.")
-@click.option("--cpu-max-batch", type=int, default=256, show_default=True,
-              help="Larger batches are skipped on the CPU (they take minutes).")
-@click.option("--float64", is_flag=True, help="Time float64 instead of float32.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("-o", "--out", "out_dir", default="runs/speed", show_default=True)
-def speed_command(devices, samplers, batch, threads, **options):
-    """Benchmark the samplers: samples/s per stream and aggregate, RTF, memory, speed-up.
-
-    \b
-    Example:
-      wavebench speed --preset reference --devices cpu,cuda --samplers cached,fused,cuda-graph \\
-          --batch 1,64 --threads 1,2 --samples 16000 -o runs/speed
-    """
-    table = run_speed(devices=[d.strip() for d in devices.split(",") if d.strip()],
-                      samplers=[s.strip() for s in samplers.split(",") if s.strip()],
-                      batches=_int_list(batch, "batch"), threads=_int_list(threads, "threads"),
-                      log=lambda line: click.echo(line, err=True), **options)
-    click.echo(markdown(table), nl=False)

@@ -25,7 +25,7 @@ them. ``plan`` sizes a test from the same variance model.
 
 :mod:`wavebench.mos.packet_files` holds what both halves read of a packet: JSON bounded before
 parsing, the JSON types of ``manifest.json`` and ``private/key.json``, sha256. Neither half
-imports the other. :mod:`wavebench.mos.cli` defines the commands and imports a half only when
+imports the other. :mod:`wavebench.commands.mos` defines the commands and imports a half only when
 one runs. ``FORMAT.md`` beside this file fixes the file formats between the halves; the
 sections cited as "listening-test.md N" are those of ``docs/listening-test.md``, the spec.
 """

@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import math
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -729,6 +730,46 @@ def output_paths(ratings_path, raters_path=None) -> tuple[Path, Path, Path]:
     return (ratings_path,
             Path(raters_path) if raters_path else ratings_path.with_name("raters.csv"),
             ratings_path.with_name("rejects.csv"))
+
+
+def check_import_outputs(results, packet_root, outputs: dict) -> None:
+    """Refuse an output of ``mos import`` that is one of its inputs or lies inside the packet.
+
+    Paths are compared resolved (links followed) and, where both exist, as the same file (hard
+    links), so ``-o victim.json`` or ``-o PACKET/private/key.json`` never destroys what
+    cannot be collected again.
+
+    Parameters
+    ----------
+    results : sequence of str
+        The results files being imported.
+    packet_root : pathlib.Path
+        The packet's output folder, holding ``packet/`` and ``private/`` (``Packet.root``).
+    outputs : dict
+        Option name (``-o``, ``--raters``, ...) -> the file it would write.
+
+    Raises
+    ------
+    InputError
+        One line naming the output and what it would overwrite.
+    """
+    root = Path(packet_root).resolve()
+    for option, out in outputs.items():
+        target = Path(out).resolve()
+        for given in results:
+            if target == Path(given).resolve() or _same_file(out, given):
+                raise InputError(f"{option} is the results file {given} being imported; write "
+                                 "the output elsewhere", out)
+        if target.is_relative_to(root):
+            raise InputError(f"{option} is inside the packet folder {root}; write the output "
+                             "outside it (the packet holds its key and is replaced whole)", out)
+
+
+def _same_file(a, b) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet)
+        return False
 
 
 def write_ratings(result: ImportResult, ratings_path, raters_path=None) -> tuple[Path, Path]:

@@ -1,4 +1,4 @@
-"""The ``wavebench mos`` click group: ``plan``, ``packet``, ``validate``, ``import``, ``analyze``.
+"""``wavebench mos``: the click group of ``plan``, ``packet``, ``validate``, ``import``, ``analyze``.
 
 Each command reads its options and calls one function of :mod:`wavebench.mos.packet` or
 :mod:`wavebench.mos.analysis`, imported when the command runs, so that ``wavebench --help``
@@ -6,14 +6,12 @@ loads neither half.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
 
+from wavebench.commands.context import CONTEXT, log_to_stderr
 from wavebench_base.errors import InputError
-
-CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
 @click.group("mos", context_settings=CONTEXT)
@@ -215,6 +213,7 @@ def import_command(results, packet_dir, source, out_path, raters_path):
       wavebench mos import downloads/wavebench_*.json --packet mos_out -o ratings.csv
     """
     from wavebench.mos.analysis.ratings import (
+        check_import_outputs,
         import_results,
         load_packet,
         output_paths,
@@ -236,46 +235,6 @@ def import_command(results, packet_dir, source, out_path, raters_path):
     click.echo(f"imported {len(result.ratings)} judgements from {len(result.raters)} sessions "
                f"({result.raters['rater_id'].nunique()} raters) into {ratings}; sessions in "
                f"{raters}")
-
-
-def check_import_outputs(results, packet_root, outputs: dict) -> None:
-    """Refuse an output of ``mos import`` that is one of its inputs or lies inside the packet.
-
-    Paths are compared resolved (links followed) and, where both exist, as the same file (hard
-    links), so ``-o victim.json`` or ``-o PACKET/private/key.json`` never destroys what
-    cannot be collected again.
-
-    Parameters
-    ----------
-    results : sequence of str
-        The results files being imported.
-    packet_root : pathlib.Path
-        The packet's output folder, holding ``packet/`` and ``private/`` (``Packet.root``).
-    outputs : dict
-        Option name (``-o``, ``--raters``, ...) -> the file it would write.
-
-    Raises
-    ------
-    InputError
-        One line naming the output and what it would overwrite.
-    """
-    root = Path(packet_root).resolve()
-    for option, out in outputs.items():
-        target = Path(out).resolve()
-        for given in results:
-            if target == Path(given).resolve() or _same_file(out, given):
-                raise InputError(f"{option} is the results file {given} being imported; write "
-                                 "the output elsewhere", out)
-        if target.is_relative_to(root):
-            raise InputError(f"{option} is inside the packet folder {root}; write the output "
-                             "outside it (the packet holds its key and is replaced whole)", out)
-
-
-def _same_file(a, b) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except OSError:  # one of them does not exist (yet)
-        return False
 
 
 @mos_group.command("analyze", context_settings=CONTEXT)
@@ -331,7 +290,7 @@ def analyze_command(ratings, packet_dir, out_dir, screening_path, ci, generalize
                               raters_path=raters_path, plots=not no_plots,
                               raw_tests=raw_tests, strict_report=strict_report)
     result = run_analysis(ratings, packet_dir, out_dir, options,
-                          log=lambda line: click.echo(line, err=True), force=force)
+                          log=log_to_stderr, force=force)
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
     excluded = int(result.screening.sessions["excluded"].sum())
