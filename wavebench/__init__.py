@@ -1,10 +1,4 @@
 """wavebench: evaluation and benchmarking of neural waveform generators."""
-from importlib import metadata
+from wavebench_base.runinfo import tool_version
 
-
-def tool_version() -> str:
-    """The installed wavebench version ("unknown" when run from a source tree)."""
-    try:
-        return metadata.version("wavebench")
-    except metadata.PackageNotFoundError:
-        return "unknown"
+__all__ = ["tool_version"]

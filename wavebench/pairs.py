@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from wavebench_base.audio import find_audio_files
+from wavebench_base.audio import keyed_files
 from wavebench_base.errors import InputError
 
 SHOWN = 8  # names listed in an error before "and N more"
@@ -17,20 +17,6 @@ class Pair:
     utterance: str
     reference: Path
     generated: Path | None = None
-
-
-def keyed_files(folder, what: str = "utterance") -> dict[str, Path]:
-    """Audio files under ``folder`` by key (relative path without extension); two files with
-    one key (a.wav, a.flac) are an error that calls the key a ``what``."""
-    folder = Path(folder)
-    keyed: dict[str, Path] = {}
-    for path in find_audio_files(folder):
-        key = path.relative_to(folder).with_suffix("").as_posix()
-        if key in keyed:
-            raise InputError(f"two files for {what} {key!r}: {keyed[key].name} and {path.name}",
-                             folder)
-        keyed[key] = path
-    return keyed
 
 
 def listing(names) -> str:

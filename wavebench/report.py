@@ -28,7 +28,6 @@ from reports import (
     write_parquet,
 )
 from reports.table import usable
-from wavebench.fingerprint import FINGERPRINT_FILE, check_replaceable, files_signature
 from wavebench.runs import (
     MARKERS,
     RUN_FILE,
@@ -41,6 +40,7 @@ from wavebench.runs import (
 )
 from wavebench_base.errors import InputError
 from wavebench_base.files import atomic_write_text, building, locked
+from wavebench_base.fingerprint import FINGERPRINT_FILE, check_replaceable, files_signature
 
 #: Best and worst utterances drawn per system: each spectrogram costs a figure.
 EXTREMES_PER_SYSTEM = 1

@@ -14,13 +14,14 @@ from tqdm.auto import tqdm
 from metrics import METRICS, get_metric
 from reference_model.checkpoint import library_versions
 from reports import make_results_table, summarize, to_markdown, write_csv
-from wavebench.fingerprint import check_same_job, files_signature, read_fingerprint
 from wavebench.names import check_system_name
 from wavebench.pairs import match_pairs
-from wavebench.runinfo import git_revision, stable_hash
 from wavebench.score_worker import ORACLES, Task, one_thread_per_worker, score_task
+from wavebench_base.audio import keyed_files
 from wavebench_base.errors import InputError
 from wavebench_base.files import atomic_path, locked
+from wavebench_base.fingerprint import check_same_job, files_signature, read_fingerprint
+from wavebench_base.runinfo import git_revision, stable_hash
 
 ROWS_FILE = "rows.jsonl"  # results as they arrive; the run resumes from it
 SETTINGS_FILE = "run.json"
@@ -211,7 +212,6 @@ def score(*, reference_dir, generated=None, out_dir, metrics=None, oracles=(), j
         tasks += [Task(system, p.utterance, str(p.reference), str(p.generated), metric_names,
                        strict_rate) for p in pairs]
     if oracles:
-        from wavebench.pairs import keyed_files
         references = keyed_files(reference_dir)
         for kind in oracles:
             if kind not in ORACLES:

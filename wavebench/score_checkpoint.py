@@ -11,12 +11,11 @@ from metrics import DEFAULT_METRICS
 from reference_model.checkpoint import load_checkpoint
 from reference_model.features import log_mel
 from reference_model.likelihood import bits_per_sample, target_log_probs
-from wavebench.fingerprint import read_fingerprint
-from wavebench.pairs import keyed_files
-from wavebench.runinfo import file_hash
 from wavebench.score import SETTINGS_FILE, read_done, score, trim_partial_line
-from wavebench_base.audio import load_audio, save_wav
+from wavebench_base.audio import keyed_files, load_audio, save_wav
 from wavebench_base.errors import InputError
+from wavebench_base.fingerprint import read_fingerprint
+from wavebench_base.runinfo import file_hash
 
 NLL_FILE = "nll.jsonl"
 

@@ -1,4 +1,5 @@
-"""Audio file I/O: checked loading to mono float32, atomic WAV writing, and finding audio files."""
+"""Audio file I/O: checked loading to mono float32, atomic WAV writing, and finding audio files
+(by path, or keyed by their relative path without extension)."""
 import re
 import warnings
 from dataclasses import dataclass, replace
@@ -380,3 +381,17 @@ def find_audio_files(directory) -> list:
         raise InputError(f"no audio files found (looked for {', '.join(AUDIO_EXTENSIONS)}, "
                          f"any case, in all subfolders)", directory)
     return files
+
+
+def keyed_files(folder, what: str = "utterance") -> dict[str, Path]:
+    """Audio files under ``folder`` by key (relative path without extension); two files with
+    one key (a.wav, a.flac) are an error that calls the key a ``what``."""
+    folder = Path(folder)
+    keyed: dict[str, Path] = {}
+    for path in find_audio_files(folder):
+        key = path.relative_to(folder).with_suffix("").as_posix()
+        if key in keyed:
+            raise InputError(f"two files for {what} {key!r}: {keyed[key].name} and {path.name}",
+                             folder)
+        keyed[key] = path
+    return keyed

@@ -16,13 +16,13 @@ import pandas as pd
 
 from reports import Image, Section, markdown_text, render_html, to_markdown, write_csv, write_html
 from reports.files import untext_cells
-from wavebench import tool_version
-from wavebench.fingerprint import FINGERPRINT_FILE, check_replaceable, files_signature
 from wavebench.mos.analysis import plots, screening
 from wavebench.mos.analysis import tables as mos_tables
 from wavebench.mos.analysis.ratings import Packet, load_packet, read_ratings, unblind
 from wavebench_base.errors import InputError
 from wavebench_base.files import atomic_write_bytes, atomic_write_text, building, locked
+from wavebench_base.fingerprint import FINGERPRINT_FILE, check_replaceable, files_signature
+from wavebench_base.runinfo import tool_version
 
 NOT_REPORTED = "NOT REPORTED"
 _NOT_COMPARABLE = ("MOS values are not comparable across tests: they depend on the other "

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 
-from wavebench import tool_version
 from wavebench.mos.packet import design as dz
 from wavebench.mos.packet.anchors import anchor_validity, lowpass_taps, parse_anchor
 from wavebench.mos.packet.anonymize import key_bytes, packet_id, packet_secret, trial_id
@@ -32,9 +31,10 @@ from wavebench.mos.packet.quality_checks import WOODS_TRIALS, gold_low
 from wavebench.mos.packet.stimuli import StimulusSet
 from wavebench.mos.packet.zipper import write_zip
 from wavebench.mos.packet_files import sha256_file
-from wavebench.pairs import keyed_files
+from wavebench_base.audio import keyed_files
 from wavebench_base.errors import InputError
 from wavebench_base.files import atomic_write_bytes, building, locked, temp_sibling
+from wavebench_base.runinfo import tool_version
 
 METHODS = ("acr", "mushra")
 ACR_SCALE = {"id": "acr5", "min": 1, "max": 5, "step": 1,

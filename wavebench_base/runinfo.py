@@ -1,11 +1,21 @@
-"""Run metadata shared by every command that writes a run folder: git revision and hashes
-(library versions come from ``reference_model.checkpoint.library_versions``)."""
+"""Run metadata shared by every command that writes a run folder: the installed version, the
+git revision and hashes (library versions come from
+``reference_model.checkpoint.library_versions``)."""
 from __future__ import annotations
 
 import hashlib
 import json
 import subprocess
+from importlib import metadata
 from pathlib import Path
+
+
+def tool_version() -> str:
+    """The installed wavebench version ("unknown" when run from a source tree)."""
+    try:
+        return metadata.version("wavebench")
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def git_revision() -> str:
