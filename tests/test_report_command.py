@@ -246,7 +246,8 @@ def test_results_csv_round_trips_and_other_tables_are_written(study):
     assert len(pd.read_csv(out / "speed.csv")) == 4
     assert {p.name for p in out.iterdir() if not p.name.endswith(".parquet")} == {
         "report.html", "report.md", "report.json", "results.csv", "summary.csv",
-        "comparisons.csv", "speed.csv", "fingerprint.json"}  # and no temporary files left behind
+        "comparisons.csv", "speed.csv", "fingerprint.json", "paper.md",
+        "report.tex"}  # and no temporary files left behind
     assert [p.name for p in out.parent.iterdir() if p.name.startswith(".out.tmp")] == []
 
 
@@ -482,3 +483,26 @@ def test_report_of_real_score_runs(tmp_path):
     np.testing.assert_array_equal(values.loc["s1/sys"].sort_index().to_numpy(),
                                   values.loc["s2/sys"].sort_index().to_numpy())
     assert len(Page((tmp_path / "out" / "report.html").read_text()).images) == 2 + 2 * 4
+
+
+def test_paper_table_has_a_row_per_system_and_the_summary_in_each_cell(study):
+    out, result = study["root"] / "out", study["result"]
+    summary = result.summary.set_index(["system", "metric"])
+    paper = result.paper
+    assert list(paper.columns) == ["system", "MCD (dB) ↓", "Mel L1 (nats) ↓"]  # papers' order
+    assert list(paper["system"]) == list(dict.fromkeys(result.summary["system"]))
+    for row in paper.itertuples(index=False):
+        s = summary.loc[(row.system, "mcd")]
+        assert row[1] == f"{s['mean']:.3f} [{s['ci_low']:.3f}, {s['ci_high']:.3f}]"
+    markdown = (out / "paper.md").read_text()
+    assert "MCD (dB) ↓" in markdown and len(markdown.strip().splitlines()) == 2 + len(paper)
+    latex = (out / "report.tex").read_text()
+    assert "\\toprule" in latex and "\\bottomrule" in latex and "$\\downarrow$" in latex
+    assert "oracle\\_mulaw" in latex  # underscores escaped
+
+
+def test_command_prints_the_paper_table(study, tmp_path, wavebench):
+    runs = [study["root"] / "run1", study["root"] / "run2"]
+    code, out, err = wavebench("report", *runs, "-o", tmp_path / "p", "--table", "paper")
+    assert code == 0, err
+    assert "| system" in out and "MCD (dB) ↓" in out and "report.tex" in out

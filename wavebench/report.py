@@ -27,6 +27,7 @@ from reports import (
     write_html,
     write_parquet,
 )
+from reports.paper import PaperColumn, paper_latex, paper_markdown, paper_table
 from reports.table import usable
 from wavebench.runs import (
     MARKERS,
@@ -42,6 +43,11 @@ from wavebench_base.errors import InputError
 from wavebench_base.files import atomic_write_text, building, locked
 from wavebench_base.fingerprint import FINGERPRINT_FILE, check_replaceable, files_signature
 
+#: The columns of the paper table (``report --table paper``, paper.md, report.tex), in the order
+#: vocoder papers (HiFi-GAN, BigVGAN, Vocos, CARGAN) print them: metric and header label.
+PAPER_COLUMNS = (("mcd", "MCD"), ("mel_l1", "Mel L1"), ("mrstft", "M-STFT"), ("pesq_wb", "PESQ"),
+                 ("periodicity_rmse", "Periodicity"), ("vuv_f1", "V/UV F1"),
+                 ("f0_rmse_cents", "F0 RMSE"), ("stoi", "STOI"), ("dnsmos_ovrl", "DNSMOS OVRL"))
 #: Best and worst utterances drawn per system: each spectrogram costs a figure.
 EXTREMES_PER_SYSTEM = 1
 HEADLINE_METRIC = "mcd"
@@ -64,6 +70,9 @@ class ReportResult:
         The tables written to summary.csv, comparisons.csv and speed.csv.
     baseline, headline : str or None
         The system the others were compared with, and the metric shown first.
+    paper : pd.DataFrame or None
+        The paper table: a row per system, a column per metric of :data:`PAPER_COLUMNS` that
+        the runs have, each cell a mean with its 95% interval (paper.md, report.tex).
     notes : list of str
         What the reader should know (renamed systems, skipped figures).
     missing_shards : list of str
@@ -79,6 +88,7 @@ class ReportResult:
     speed: pd.DataFrame | None = None
     baseline: str | None = None
     headline: str | None = None
+    paper: pd.DataFrame | None = None
     notes: list = field(default_factory=list)
     missing_shards: list = field(default_factory=list)
 
@@ -102,6 +112,24 @@ class ReportResult:
         lines.append(f"wrote {self.files['report.html']} (+ "
                      + ", ".join(n for n in self.files if n != "report.html") + ")")
         return "\n".join(lines)
+
+
+    def paper_text(self) -> str:
+        """The paper table as Markdown, and where it was written."""
+        if self.paper is None:
+            return "no score runs: no paper table"
+        return (paper_markdown(self.paper) + f"\nwrote {self.files['paper.md']} and "
+                f"{self.files['report.tex']}")
+
+
+def paper_columns(metrics: Sequence[str]) -> list[PaperColumn]:
+    """:data:`PAPER_COLUMNS` with units and directions from the registry (those it knows)."""
+    columns = []
+    for name, label in PAPER_COLUMNS:
+        spec = _metric_spec(name)
+        if spec is not None and name in metrics:
+            columns.append(PaperColumn(name, label, spec.unit, spec.higher_is_better))
+    return columns
 
 
 def _verdict(row) -> str:
@@ -443,6 +471,11 @@ def report_fingerprint(runs: Sequence[Run], baseline, title, seed) -> dict:
             "files": files_signature(files)}
 
 
+def _paper_caption() -> str:
+    return ("Mean over utterances with its 95% bootstrap confidence interval; the arrow gives the "
+            "better direction. Written by wavebench report.")
+
+
 def _write_tables(result: ReportResult) -> None:
     """results, summary, comparisons and speed as CSV, and Parquet where pyarrow is present."""
     out, files = result.out_dir, result.files
@@ -508,8 +541,11 @@ def build_report(run_dirs: Sequence, out_dir, *, baseline: str | None = None,
     ...     table = make_results_table(rows, {"run": "r1"})
     ...     table.to_csv(scores / "per_utterance.csv", index=False)
     ...     result = build_report([scores], Path(folder, "report"), baseline="a")
-    >>> print(*sorted(name for name in result.files if not name.endswith(".parquet")))
-    comparisons.csv fingerprint.json report.html report.json report.md results.csv summary.csv
+    >>> names = sorted(name for name in result.files if not name.endswith(".parquet"))
+    >>> names[:5]
+    ['comparisons.csv', 'fingerprint.json', 'paper.md', 'report.html', 'report.json']
+    >>> names[5:]
+    ['report.md', 'report.tex', 'results.csv', 'summary.csv']
     >>> result.summary[["system", "n", "mean", "ci_low", "ci_high"]].round(3)
       system  n   mean  ci_low  ci_high
     0      a  6  4.667   4.292    5.083
@@ -538,6 +574,8 @@ def build_report(run_dirs: Sequence, out_dir, *, baseline: str | None = None,
                           markers=("report.json", "report.html"), job_keys=("runs", "options"))
         if named is not None:
             result.summary = summarize(named, seed=seed)
+            result.paper, _ = paper_table(result.summary,
+                                          paper_columns(set(result.summary["metric"])))
             if result.baseline is not None:
                 result.comparisons = _compare(named, result.baseline, notes, seed)
         title = title or "wavebench report: " + ", ".join(n for r in runs for n in r.names)
@@ -559,6 +597,11 @@ def _write_report_files(result: ReportResult, folder: Path, merged, runs, notes,
                                                       _report_markdown(result, runs, title))
         result.files["report.json"] = atomic_write_text(folder / "report.json",
                                                         _report_json(result, runs, title))
+        if result.paper is not None:
+            result.files["paper.md"] = atomic_write_text(folder / "paper.md",
+                                                         paper_markdown(result.paper) + "\n")
+            result.files["report.tex"] = atomic_write_text(
+                folder / "report.tex", paper_latex(result.paper, caption=_paper_caption()) + "\n")
         result.files[FINGERPRINT_FILE] = atomic_write_text(
             folder / FINGERPRINT_FILE, json.dumps(fingerprint, indent=1) + "\n")
     finally:

@@ -14,7 +14,11 @@ from wavebench.commands.context import CONTEXT
 @click.option("--title", default=None, help="Title of the report (default: the run names).")
 @click.option("--force", is_flag=True,
               help="Replace a report of other runs or options in -o (refused without it).")
-def report_command(run_dirs, out_dir, baseline, title, force):
+@click.option("--table", "table", type=click.Choice(["summary", "paper"]), default="summary",
+              show_default=True,
+              help="What to print: the headline summary, or the paper table (a row per system, "
+                   "a column per metric, mean [95% CI]).")
+def report_command(run_dirs, out_dir, baseline, title, force, table):
     """Merge score and speed runs into one report, comparison table and HTML page.
 
     \b
@@ -26,7 +30,8 @@ def report_command(run_dirs, out_dir, baseline, title, force):
 
     Writes OUT/report.html (one self-contained page: metric meanings, summary, comparisons,
     distributions, best and worst spectrograms, speed chart), report.md, report.json,
-    results.csv, summary.csv, comparisons.csv and speed.csv (Parquet copies with pyarrow).
+    results.csv, summary.csv, comparisons.csv and speed.csv (Parquet copies with pyarrow), and
+    the paper table as paper.md and report.tex (LaTeX, booktabs).
     Runs whose metrics of one name were computed differently are refused. The set is built
     aside and swapped in whole; -o holding a report of other runs or options is refused
     (naming the change) unless --force, and a folder holding anything else is always refused.
@@ -37,3 +42,5 @@ def report_command(run_dirs, out_dir, baseline, title, force):
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
     click.echo(result.describe())
+    if table == "paper":
+        click.echo(result.paper_text())
