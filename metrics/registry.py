@@ -8,19 +8,24 @@ turn that exception into ``MetricResult(nan, reason)``, so one odd utterance nev
 from __future__ import annotations
 
 import difflib
+import importlib.util
 from dataclasses import dataclass
 from typing import Callable
 
 from metrics.cepstral_distance import c0_rmse_db, mcd, mcd_speech, mel_cepstral_scores
+from metrics.dnsmos import DNSMOS_RATE, dnsmos_bak, dnsmos_ovrl, dnsmos_p808, dnsmos_scores, dnsmos_sig
 from metrics.dtw import mcd_dtw
 from metrics.intelligibility import estoi, intelligibility_scores, stoi
 from metrics.likelihood import nll_bits
 from metrics.mel import mel_l1
+from metrics.perceptual_quality import PESQ_RATE, pesq_nb, pesq_scores, pesq_wb
 from metrics.spectral import lsd, mrstft
 from metrics.validation import MetricUnavailable, allocation_failed
-from wavebench_base.errors import InputError
+from wavebench_base.errors import InputError, MissingDependencyError
 
 PAIR_INPUTS = ("reference", "generated", "sample_rate")
+#: Inputs of a metric that needs no reference (a predicted MOS, say).
+GENERATED_INPUTS = ("generated", "sample_rate")
 #: Status of a result that has a value.
 OK = "ok"
 #: Status of a metric that ran out of memory on a pair (one of the ``INPUT_REASONS``).
@@ -65,6 +70,12 @@ class MetricSpec:
         Whether the metric compares the two signals sample for sample, so that their lengths
         may differ by at most one hop (:data:`~metrics.validation.HOP`); False for a metric that
         aligns them itself (``mcd_dtw``). A scorer can check lengths before resampling with it.
+    requires : tuple of (tuple of str, str), optional
+        ``(modules, extra)``: the optional packages the metric imports when it runs, and the
+        ``wavebench[extra]`` that installs them (see :meth:`check_available`).
+    rate : int, optional
+        The sample rate the metric works at, if it has one of its own: audio at another rate is
+        resampled to it inside the metric (a scorer notes that once per run).
     """
 
     name: str
@@ -76,6 +87,20 @@ class MetricSpec:
     inputs: tuple[str, ...] = PAIR_INPUTS
     joint: Callable[..., dict] | None = None
     aligned: bool = True
+    requires: tuple[tuple[str, ...], str] | None = None
+    rate: int | None = None
+
+    def check_available(self) -> None:
+        """Raise :class:`MissingDependencyError` (one line with the install command) when the
+        optional package this metric needs is not installed; a scorer calls it before any work."""
+        if self.requires is None:
+            return
+        modules, extra = self.requires
+        missing = [m for m in modules if importlib.util.find_spec(m) is None]
+        if missing:
+            raise MissingDependencyError(
+                f"metric '{self.name}' needs {' and '.join(modules)}, and "
+                f"{', '.join(missing)} is not installed: pip install 'wavebench[{extra}]'")
 
     def evaluate(self, **inputs) -> MetricResult:
         """Compute the metric; NaN with the reason where it has no value for this input.
@@ -98,6 +123,14 @@ def _spec(name, unit, higher_is_better, function, description, **extra) -> Metri
     return MetricSpec(name, unit, higher_is_better, True, function, description, **extra)
 
 
+def _reference_free(name, function, description) -> MetricSpec:
+    """A DNSMOS score: no reference, 16 kHz, Microsoft's models from the speechmos wheel."""
+    return MetricSpec(name, "", True, False, function, description + " (no reference; "
+                      "resampled to 16 kHz)", inputs=GENERATED_INPUTS, joint=dnsmos_scores,
+                      aligned=False, requires=(("speechmos", "onnxruntime"), "dnsmos"),
+                      rate=DNSMOS_RATE)
+
+
 METRICS: dict[str, MetricSpec] = {spec.name: spec for spec in (
     _spec("mcd", "dB", False, mcd, "mel-cepstral distortion (Kubichek, c0 excluded, SPTK mcep, "
           "Hamming 1024 / hop 256, frame-aligned)", joint=mel_cepstral_scores),
@@ -116,6 +149,17 @@ METRICS: dict[str, MetricSpec] = {spec.name: spec for spec in (
     _spec("stoi", "", True, stoi, "short-time objective intelligibility (pystoi 0.4.1)",
           joint=intelligibility_scores),
     _spec("estoi", "", True, estoi, "extended STOI (pystoi 0.4.1)", joint=intelligibility_scores),
+    _spec("pesq_wb", "", True, pesq_wb, "wideband PESQ, ITU-T P.862.2 (python-pesq 0.0.4; "
+          "resampled to 16 kHz, at most 20 s)", joint=pesq_scores, requires=(("pesq",), "pesq"),
+          rate=PESQ_RATE),
+    _spec("pesq_nb", "", True, pesq_nb, "narrowband PESQ, ITU-T P.862 with the P.862.1 mapping, "
+          "scored at 16 kHz (python-pesq 0.0.4; at most 20 s)", joint=pesq_scores,
+          requires=(("pesq",), "pesq"), rate=PESQ_RATE),
+    *(_reference_free(name, function, description) for name, function, description in (
+        ("dnsmos_sig", dnsmos_sig, "DNSMOS P.835 speech quality (SIG), predicted MOS 1-5"),
+        ("dnsmos_bak", dnsmos_bak, "DNSMOS P.835 background quality (BAK), predicted MOS 1-5"),
+        ("dnsmos_ovrl", dnsmos_ovrl, "DNSMOS P.835 overall quality (OVRL), predicted MOS 1-5"),
+        ("dnsmos_p808", dnsmos_p808, "DNSMOS P.808 overall quality, predicted MOS 1-5"))),
     MetricSpec("nll_bits", "bits/sample", False, False, nll_bits,
                "teacher-forced negative log-likelihood of the reference under the model",
                inputs=("log_probs", "targets")),
@@ -145,6 +189,9 @@ def score_pair(names=DEFAULT_METRICS, *, reference, generated,
                sample_rate: int) -> dict[str, MetricResult]:
     """Every metric in ``names`` on one (reference, generated) pair, sharing work where it can.
 
+    A metric that needs no reference (``needs_reference`` False) is given ``generated`` and
+    ``sample_rate`` only, so ``reference`` may be None when every metric asked for is one.
+
     Metrics with the same ``joint`` function (``mcd`` / ``c0_rmse_db`` / ``mcd_speech``;
     ``stoi`` / ``estoi``) are computed by one call of it. A metric with no value for this pair
     gets NaN and the reason as its status: a :data:`~metrics.validation.REASONS` reason, or, when
@@ -159,7 +206,8 @@ def score_pair(names=DEFAULT_METRICS, *, reference, generated,
     names : iterable of str
         Metric names; default :data:`DEFAULT_METRICS`.
     reference, generated : np.ndarray [shape=(n,)], float
-        Mono waveforms in [-1, 1] at ``sample_rate``.
+        Mono waveforms in [-1, 1] at ``sample_rate``; ``reference`` None for reference-free
+        metrics only.
     sample_rate : int
 
     Returns
@@ -170,13 +218,16 @@ def score_pair(names=DEFAULT_METRICS, *, reference, generated,
     Raises
     ------
     InputError
-        Unknown names, or a metric that does not take a pair (``nll_bits``).
+        Unknown names, a metric that does not take audio (``nll_bits``), or a metric that
+        needs the reference when ``reference`` is None.
     """
     specs = [get_metric(name) for name in names]
     for spec in specs:
-        if spec.inputs != PAIR_INPUTS:
+        if spec.inputs not in (PAIR_INPUTS, GENERATED_INPUTS):
             raise InputError(f"metric '{spec.name}' takes {', '.join(spec.inputs)}, not an audio "
                              "pair; evaluate it with get_metric(name).evaluate(...)")
+        if reference is None and "reference" in spec.inputs:
+            raise InputError(f"metric '{spec.name}' needs a reference recording")
     pair = {"reference": reference, "generated": generated, "sample_rate": sample_rate}
     results: dict[str, MetricResult] = {}
     for spec in specs:
@@ -185,10 +236,11 @@ def score_pair(names=DEFAULT_METRICS, *, reference, generated,
         group = [spec] if spec.joint is None else \
             [other for other in METRICS.values() if other.joint is spec.joint]
         try:  # one metric's error (a rate it has no settings for, say) spares the others
+            inputs = {name: pair[name] for name in spec.inputs}
             if spec.joint is None:
-                shared = {spec.name: spec.evaluate(**pair)}
+                shared = {spec.name: spec.evaluate(**inputs)}
             else:
-                values = spec.joint(**pair)
+                values = spec.joint(**inputs)
                 shared = {name: MetricResult(float(value)) for name, value in values.items()}
         except MetricUnavailable as unavailable:
             shared = {other.name: MetricResult(float("nan"), unavailable.reason)

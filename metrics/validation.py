@@ -26,6 +26,8 @@ REASONS = {
     "silent_reference": "the reference is digital silence, so there is nothing to compare with",
     "nonfinite_reference": "the reference has NaN or infinite samples",
     "nonfinite_generated": "the generated audio has NaN or infinite samples",
+    "no_utterances": "PESQ (P.862) detected no speech in the reference or the generated audio",
+    "no_voiced_frames": "the reference has no voiced frame, so pitch error is undefined",
 }
 
 
@@ -35,7 +37,8 @@ INPUT_REASONS = {
     "length_mismatch": "the two lengths differ by more than the metric allows (misaligned "
                        "audio; mcd_dtw aligns)",
     "unsupported_rate": "the metric has no settings for this sample rate",
-    "too_long": "the pair is longer than the metric can score within its memory bound",
+    "too_long": "the pair is longer than the metric can score (its memory bound; 20 s for PESQ, "
+                "whose C code overflows beyond)",
     "out_of_memory": "the metric ran out of memory on this pair (see the run's notes)",
     "bad_input": "audio the metric cannot use (see the run's notes)",
 }

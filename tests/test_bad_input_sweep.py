@@ -341,7 +341,7 @@ def mos_cases():
 
 def usage_cases():
     return [
-        case("score-no-reference", lambda r: ["score", "-o", r / "out"], [], usage=True),
+        case("score-nothing-to-score", lambda r: ["score", "-o", r / "out"], [], usage=True),
         case("generate-bad-sampler", lambda r: ["generate", "--preset", "tiny", "--sampler",
                                                 "warp", "-o", r / "out"], ["*.wav"], usage=True),
         case("unknown-command", lambda r: ["transmogrify"], [], usage=True),

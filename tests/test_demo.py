@@ -1,4 +1,6 @@
 """`wavebench demo` end to end: the README's main command, on the embedded default only."""
+import importlib.util
+
 import pandas as pd
 import pytest
 
@@ -15,6 +17,10 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
     summary = pd.read_csv(tmp_path / "report" / "summary.csv")
     assert {"tiny_fused", "tiny_cached", "oracle_mulaw"} <= set(summary["system"])
     assert {"mcd", "mel_l1", "stoi", "estoi", "nll_bits"} <= set(summary["metric"])
+    if importlib.util.find_spec("speechmos") and importlib.util.find_spec("onnxruntime"):
+        assert {"dnsmos_ovrl", "dnsmos_p808"} <= set(summary["metric"])  # wavebench[dnsmos]
+    paper = (tmp_path / "report" / "paper.md").read_text()
+    assert "| tiny_fused" in paper and "MCD (dB) ↓" in paper
     means = summary.set_index(["system", "metric"])["mean"]
     # a model trained for seconds is far from the mu-law floor
     assert means[("oracle_mulaw", "mcd")] < means[("tiny_fused", "mcd")]

@@ -1,8 +1,11 @@
-"""Known degradations move every pair metric the right way: identity < 20 dB SNR < 5 dB SNR."""
+"""Known degradations move every audio metric the right way: identity < 20 dB SNR < 5 dB SNR,
+identity < 8-bit mu-law, identity < a 3 kHz low-pass (reference-free metrics included: they score
+the degraded audio alone)."""
 from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.signal
 import soundfile
 
 from metrics import METRICS, score_pair
@@ -24,14 +27,38 @@ def _mu_law_round_trip(audio, mu=255.0):
     return np.sign(y) * np.expm1(np.abs(y) * np.log1p(mu)) / mu
 
 
+def _low_pass(audio, rate, cutoff=3000.0):
+    return scipy.signal.sosfiltfilt(scipy.signal.butter(8, cutoff, fs=rate, output="sos"), audio)
+
+
 @pytest.fixture(scope="module")
 def scores():
     reference, rate = soundfile.read(SPEECH / "cannot-complete-as-dialed.flac")
     conditions = {"identity": reference, "snr20": _add_noise(reference, 20),
-                  "snr5": _add_noise(reference, 5), "mulaw": _mu_law_round_trip(reference)}
+                  "snr5": _add_noise(reference, 5), "mulaw": _mu_law_round_trip(reference),
+                  "lowpass": _low_pass(reference, rate)}
     return {condition: score_pair(PAIR_METRICS, reference=reference, generated=generated,
                                   sample_rate=rate)
             for condition, generated in conditions.items()}
+
+
+#: Degradations DNSMOS does not see, measured on three speech16k clips (cannot-complete,
+#: vm-login, dir-first; docs/metrics.md). It was trained to rate noise suppression: its P.835 SIG
+#: moves by under 0.35 either way with noise down to 5 dB SNR (0.12 on the clip used here), and
+#: SIG, BAK and OVRL move by under 0.2, often upwards, for 8-bit mu-law and a 3 kHz low-pass
+#: (P.808 falls with the low-pass, by 0.24-0.69). For these the test asserts that insensitivity
+#: instead: on this clip the score moves by less than 0.25.
+INSENSITIVE = {("dnsmos_sig", "snr20"), ("dnsmos_sig", "snr5"), ("dnsmos_sig", "mulaw"),
+               ("dnsmos_bak", "mulaw"), ("dnsmos_ovrl", "mulaw"), ("dnsmos_p808", "mulaw"),
+               ("dnsmos_sig", "lowpass"), ("dnsmos_bak", "lowpass"), ("dnsmos_ovrl", "lowpass")}
+
+
+def _worse_than_identity(scores, name, condition):
+    identity, degraded = (_badness(scores[c][name], name) for c in ("identity", condition))
+    if (name, condition) in INSENSITIVE:
+        assert abs(degraded - identity) < 0.25
+    else:
+        assert identity < degraded
 
 
 def _badness(result, name):
@@ -41,16 +68,34 @@ def _badness(result, name):
 
 @pytest.mark.parametrize("name", PAIR_METRICS)
 def test_more_noise_is_worse(scores, name):
+    if (name, "snr5") in INSENSITIVE:
+        _worse_than_identity(scores, name, "snr20")
+        _worse_than_identity(scores, name, "snr5")
+        return
     identity, snr20, snr5 = (_badness(scores[c][name], name) for c in ("identity", "snr20", "snr5"))
     assert identity < snr20 < snr5
 
 
 @pytest.mark.parametrize("name", PAIR_METRICS)
 def test_mu_law_is_worse_than_identity(scores, name):
-    assert _badness(scores["identity"][name], name) < _badness(scores["mulaw"][name], name)
+    _worse_than_identity(scores, name, "mulaw")
+
+
+@pytest.mark.parametrize("name", PAIR_METRICS)
+def test_low_pass_is_worse_than_identity(scores, name):
+    _worse_than_identity(scores, name, "lowpass")
+
+
+#: The value of a signal against itself where it is not 0 (distances) or 1 (STOI, F1): the top
+#: of PESQ's MOS-LQO scales (P.862.2's mapping tops at 4.644, P.862.1's at 4.549).
+TOP = {"pesq_wb": 4.644, "pesq_nb": 4.549}
 
 
 def test_identity_is_perfect(scores):
-    values = {name: result.value for name, result in scores["identity"].items()}
-    perfect = {name: 1.0 if METRICS[name].higher_is_better else 0.0 for name in PAIR_METRICS}
-    assert values == pytest.approx(perfect, abs=1e-9)  # STOI's correlations round to 1 - 1e-16
+    compared = [name for name in PAIR_METRICS if METRICS[name].needs_reference]
+    values = {name: scores["identity"][name].value for name in compared}
+    perfect = {name: TOP.get(name, 1.0 if METRICS[name].higher_is_better else 0.0)
+               for name in compared}
+    assert {n: v for n, v in values.items() if n not in TOP} == pytest.approx(
+        {n: v for n, v in perfect.items() if n not in TOP}, abs=1e-9)  # STOI: 1 - 1e-16
+    assert {n: values[n] for n in TOP} == pytest.approx(TOP, abs=1e-3)

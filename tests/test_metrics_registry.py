@@ -25,7 +25,11 @@ def test_every_spec_is_complete_and_named_by_its_key():
         assert isinstance(spec.higher_is_better, bool) and isinstance(spec.needs_reference, bool)
         assert callable(spec.function) and spec.description
     assert set(DEFAULT_METRICS) <= set(METRICS)
-    assert {name for name, s in METRICS.items() if s.higher_is_better} == {"stoi", "estoi"}
+    assert {name for name, s in METRICS.items() if s.higher_is_better} == {
+        "stoi", "estoi", "pesq_wb", "pesq_nb", "dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl",
+        "dnsmos_p808"}
+    assert {name for name, s in METRICS.items() if not s.needs_reference} == {
+        "dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "dnsmos_p808", "nll_bits"}
     assert METRICS["nll_bits"].inputs == ("log_probs", "targets")
 
 
@@ -39,8 +43,8 @@ def test_unknown_metric_suggests_the_close_one():
     with pytest.raises(InputError, match=r"^unknown metric 'stio'; did you mean 'stoi'\? "
                                          r"available: mcd, c0_rmse_db, .*, nll_bits$"):
         get_metric("stio")
-    with pytest.raises(InputError, match=r"^unknown metric 'pesq'; available: mcd, "):
-        get_metric("pesq")
+    with pytest.raises(InputError, match=r"^unknown metric 'xyzzy'; available: mcd, "):
+        get_metric("xyzzy")
 
 
 def test_evaluate_equals_the_plain_function():

@@ -14,11 +14,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from metrics import DEFAULT_METRICS
 from reference_model.checkpoint import load_checkpoint
 from reference_model.embedded import write_embedded_audio
 from reference_model.features import log_mel
 from reference_model.sampling import generate
-from wavebench.score import score
+from wavebench.score import reference_free_metrics, score
 from wavebench.score_checkpoint import likelihood_record
 from wavebench.score_worker import oracle_audio
 from wavebench.training import run_training
@@ -131,11 +132,14 @@ def run_demo(out_dir, *, steps: int = 300, clips: int = 4, seconds: float = 1.0,
                     (systems["tiny_cached"] / p.name).read_bytes() for p in references)
     log(f"  fused and cached wrote {'byte-identical' if identical else 'DIFFERENT'} WAV files")
 
-    stage(3, "scoring the copies against the references (with the 8-bit mu-law oracle)")
+    reference_free = reference_free_metrics()  # DNSMOS, where wavebench[dnsmos] is installed
+    stage(3, "scoring the copies against the references (with the 8-bit mu-law oracle)"
+             + (f"; {', '.join(reference_free)} without them" if reference_free else ""))
     likelihood = [likelihood_record(model, "tiny_fused", p.stem, audio, [])
                   for p, audio in references.items()]
     score(reference_dir=out_dir / "references", generated=systems, out_dir=out_dir / "score",
-          oracles=("mulaw",), progress=progress, log=log, extra_records=likelihood,
+          metrics=DEFAULT_METRICS + reference_free, oracles=("mulaw",), progress=progress,
+          log=log, extra_records=likelihood,
           force=True)  # the demo's folder is its own: a rerun (say with other --steps) replaces it
 
     stage(4, "building a blind MOS listening-test packet (tiny_fused against the mu-law oracle)")

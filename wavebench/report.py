@@ -275,6 +275,8 @@ def _pair_audio(run: Run, system: str, utterance: str):
     """
     from wavebench_base.audio import load_audio
     inputs = run.info.get("inputs")
+    if isinstance(inputs, dict) and "reference" in inputs and inputs["reference"] is None:
+        raise InputError("scored without references, so there is no pair to draw", run.path)
     if not isinstance(inputs, dict) or not inputs.get("reference"):
         raise InputError("no run.json naming the audio folders", run.path)
     ref = load_audio(_find_audio(Path(inputs["reference"]), utterance), allow_silent=True)

@@ -11,14 +11,15 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from metrics import METRICS, get_metric
+from metrics import DEFAULT_METRICS, METRICS, get_metric
+from metrics.registry import GENERATED_INPUTS, PAIR_INPUTS
 from reference_model.checkpoint import library_versions
 from reports import make_results_table, summarize, to_markdown, write_csv
 from wavebench.names import check_system_name
 from wavebench.pairs import match_pairs
 from wavebench.score_worker import ORACLES, Task, one_thread_per_worker, score_task
 from wavebench_base.audio import keyed_files
-from wavebench_base.errors import InputError
+from wavebench_base.errors import InputError, MissingDependencyError
 from wavebench_base.files import atomic_path, locked
 from wavebench_base.fingerprint import check_same_job, files_signature, read_fingerprint
 from wavebench_base.runinfo import git_revision, stable_hash
@@ -157,20 +158,22 @@ def select_shard(tasks: list, extra_records, settings: dict, shard) -> tuple:
     return tasks, extra, info
 
 
-def score(*, reference_dir, generated=None, out_dir, metrics=None, oracles=(), jobs=1,
+def score(*, reference_dir=None, generated=None, out_dir, metrics=None, oracles=(), jobs=1,
           strict_rate=False, allow_missing=False, progress=True, log=print,
           extra_records=(), checkpoint_hash="", shard=None, force=False) -> ScoreResult:
     """Score systems' audio against references and write the per-utterance and summary tables.
 
     Parameters
     ----------
-    reference_dir : path
-        Folder of reference recordings.
+    reference_dir : path or None
+        Folder of reference recordings. None scores every file of each ``generated`` folder
+        with the metrics that need no reference (a predicted MOS) only.
     generated : dict[str, path]
         System name -> folder of its generated audio, matched to the references by relative
         path without extension.
     metrics : sequence of str
-        Metric names (default: ``metrics.DEFAULT_METRICS``).
+        Metric names (default: ``metrics.DEFAULT_METRICS``, or without a reference every
+        installed metric that needs none, see :func:`reference_free_metrics`).
     oracles : sequence of str
         Extra systems computed from the references themselves (``"mulaw"``).
     jobs : int
@@ -190,21 +193,21 @@ def score(*, reference_dir, generated=None, out_dir, metrics=None, oracles=(), j
     ScoreResult
         Paths of ``per_utterance.csv`` and ``summary.csv`` and the summary table.
     """
-    from metrics import DEFAULT_METRICS
     out_dir = Path(out_dir)
-    metric_names = DEFAULT_METRICS if metrics is None else tuple(metrics)
-    for name in metric_names:
-        spec = get_metric(name)
-        if not spec.needs_reference or spec.inputs[0] != "reference":
-            raise InputError(f"metric {name!r} does not compare audio with a reference; "
-                             "it needs --checkpoint")
     generated = dict(generated or {})
     for name in [*generated, *{r["system"] for r in extra_records}]:
         check_system_name(name)
     if not generated and not oracles and not extra_records:
         raise InputError("nothing to score: give --generated DIR (or --checkpoint, or --oracle)")
+    if reference_dir is None and oracles:
+        raise InputError("--oracle is made from the references: give --reference DIR")
+    metric_names = check_metric_names(metrics, reference=reference_dir is not None, log=log)
     tasks, missing_total, notes = [], 0, []
     for system, folder in generated.items():
+        if reference_dir is None:
+            tasks += [Task(system, key, None, str(path), metric_names, strict_rate)
+                      for key, path in sorted(keyed_files(folder).items())]
+            continue
         pairs, missing, extra = match_pairs(reference_dir, folder, allow_missing=allow_missing)
         missing_total += len(missing)
         if missing or extra:
@@ -227,7 +230,7 @@ def score(*, reference_dir, generated=None, out_dir, metrics=None, oracles=(), j
     if isinstance(shard, str):
         shard = parse_shard(shard)
     tasks, extra_records, shard_info = select_shard(tasks, extra_records, settings, shard)
-    inputs = {"reference": str(Path(reference_dir).resolve()),
+    inputs = {"reference": None if reference_dir is None else str(Path(reference_dir).resolve()),
               "generated": {name: str(Path(folder).resolve()) for name, folder in generated.items()}}
     out_dir.mkdir(parents=True, exist_ok=True)
     with locked(out_dir, "-o folder"):
@@ -249,8 +252,64 @@ def score(*, reference_dir, generated=None, out_dir, metrics=None, oracles=(), j
         records = [done[(t.system, t.utterance)] for t in tasks] + list(extra_records)
         for record in records:
             notes += record.get("notes", [])
+        notes += resampling_notes(records, metric_names)
         return write_tables(out_dir, records, settings, info, notes, len(todo),
                             len(tasks) - len(todo), checkpoint_hash)
+
+
+def reference_free_metrics() -> tuple[str, ...]:
+    """The metrics that need no reference and whose optional package is installed."""
+    names = []
+    for name, spec in METRICS.items():
+        if spec.inputs == GENERATED_INPUTS:
+            try:
+                spec.check_available()
+            except InputError:
+                continue
+            names.append(name)
+    return tuple(names)
+
+
+def check_metric_names(metrics, *, reference: bool, log=print) -> tuple[str, ...]:
+    """The metric names a run computes, checked before any work.
+
+    Every name must be known, take audio, have its optional package installed (one line with
+    the install command otherwise), and, without a reference, need none.
+    """
+    if metrics is None and not reference:
+        names = reference_free_metrics()
+        if not names:
+            raise MissingDependencyError(
+                "no --reference, and no metric that needs none is installed: pip install "
+                "'wavebench[dnsmos]' for DNSMOS, or give --reference DIR")
+        log(f"no --reference: scoring only the metrics that need none ({', '.join(names)})")
+        return names
+    names = DEFAULT_METRICS if metrics is None else tuple(metrics)
+    for name in names:
+        spec = get_metric(name)
+        if spec.inputs not in (PAIR_INPUTS, GENERATED_INPUTS):
+            raise InputError(f"metric {name!r} does not score audio files; it needs --checkpoint")
+        if spec.needs_reference and not reference:
+            raise InputError(f"metric {name!r} compares with a reference: give --reference DIR, "
+                             "or leave it out")
+        spec.check_available()
+    return names
+
+
+def resampling_notes(records, metric_names) -> list[str]:
+    """A note for the metrics that work at a rate of their own and were given audio at another."""
+    rates = {r["sample_rate"] for r in records if r.get("sample_rate")}
+    by_rate = {}
+    for name in metric_names:
+        if METRICS[name].rate is not None:
+            by_rate.setdefault(METRICS[name].rate, []).append(name)
+    notes = []
+    for own, names in sorted(by_rate.items()):
+        other = sorted(rate for rate in rates if rate != own)
+        if other:
+            notes.append(f"{', '.join(names)}: audio at {', '.join(f'{r} Hz' for r in other)} "
+                         f"resampled to {own} Hz inside the metric")
+    return notes
 
 
 def run_tasks(tasks, rows_path: Path, jobs: int, progress: bool):

@@ -23,11 +23,12 @@ ORACLES = ("mulaw",)
 
 @dataclass(frozen=True)
 class Task:
-    """One utterance of one system to score (``generated`` None for an oracle system)."""
+    """One utterance of one system to score (``generated`` None for an oracle system,
+    ``reference`` None for reference-free metrics only)."""
 
     system: str
     utterance: str
-    reference: str
+    reference: str | None
     generated: str | None
     metrics: tuple
     strict_rate: bool
@@ -49,6 +50,12 @@ def score_task(task: Task) -> dict:
     the pair gets the status ``out_of_memory`` and a note naming the file, as a metric's input
     error gets its status.
     """
+    if task.reference is None:
+        gen = _load(task.generated)
+        results = score_pair(task.metrics, reference=None, generated=gen.audio,
+                             sample_rate=gen.sample_rate)
+        return _record(task, results, [f"{task.utterance}: {task.system} {n}" for n in gen.notes],
+                       gen.sample_rate)
     ref = _load(task.reference)
     notes = [f"{task.utterance}: reference {n}" for n in ref.notes]
     if task.oracle:
@@ -59,6 +66,11 @@ def score_task(task: Task) -> dict:
     else:
         results, gen_notes = _score_generated(task, ref)
         notes += [f"{task.utterance}: {task.system} {n}" for n in gen_notes]
+    return _record(task, results, notes, ref.sample_rate)
+
+
+def _record(task: Task, results: dict, notes: list, sample_rate: int) -> dict:
+    """The row record of one task: a row per metric, the notes, and the rate it was scored at."""
     rows = [{"metric": name, "value": r.value, "status": r.status} for name, r in results.items()]
     failed = {}  # one note per distinct error, naming the metrics it stopped
     for name, r in results.items():
@@ -69,7 +81,8 @@ def score_task(task: Task) -> dict:
               for detail, names in failed.items()]
     for row in rows:
         row.update(system=task.system, utterance=task.utterance)
-    return {"system": task.system, "utterance": task.utterance, "rows": rows, "notes": notes}
+    return {"system": task.system, "utterance": task.utterance, "rows": rows, "notes": notes,
+            "sample_rate": sample_rate}
 
 
 def _load(path: str) -> LoadedAudio:

@@ -24,7 +24,9 @@ def parse_systems(generated, system) -> dict:
 
 
 @click.command("score", context_settings=CONTEXT)
-@click.option("--reference", "reference_dir", required=True, help="Folder of reference recordings.")
+@click.option("--reference", "reference_dir", default=None,
+              help="Folder of reference recordings (without it, only the metrics that need no "
+                   "reference are computed).")
 @click.option("--generated", multiple=True,
               help="Folder of a system's audio (repeatable; NAME=DIR to name it).")
 @click.option("--system", default=None, help="Name of the system in --generated DIR.")
@@ -53,6 +55,10 @@ def score_command(reference_dir, generated, system, checkpoint, out_dir, metrics
       wavebench score --generated out/hifigan --reference data/test -o scores/ --oracle mulaw
       wavebench score --generated a=out/a --generated b=out/b --reference data/test -o s/ --jobs 2
       wavebench score --checkpoint runs/mel/best.pt --reference data/test -o scores/mel
+      wavebench score --generated out/music -o scores/music    # no reference: DNSMOS only
+
+    Without --reference, every file of each --generated folder is scored with the metrics that
+    need no reference (DNSMOS, with wavebench[dnsmos] installed).
 
     Writes OUT/per_utterance.csv (system, utterance, metric, value, status) and OUT/summary.csv
     (n, n_failed, mean, median, std, bootstrap 95% CI). An interrupted run resumes where it
@@ -61,6 +67,11 @@ def score_command(reference_dir, generated, system, checkpoint, out_dir, metrics
     """
     from wavebench.score import parse_shard, score
 
+    if not (generated or checkpoint or oracle):
+        raise click.UsageError("nothing to score: give --generated DIR (or --checkpoint, or "
+                               "--oracle with --reference)")
+    if reference_dir is None and (checkpoint or oracle):
+        raise click.UsageError("--checkpoint and --oracle need --reference DIR")
     shard = parse_shard(shard)
     if shard and checkpoint:
         raise click.UsageError("--shard applies to --generated and --oracle, not --checkpoint")
