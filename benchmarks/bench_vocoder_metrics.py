@@ -2,6 +2,7 @@
 
 Usage:
     python benchmarks/bench_vocoder_metrics.py [--data tests/data/speech16k] [--repeats 3]
+        [--pairs N]
 
 All in one process, one after another on the same pairs: the speech clips of ``--data`` joined
 end to end and cut into 3-second 16 kHz pairs, each against itself plus white noise at 20 dB SNR.
@@ -108,8 +109,10 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=ROOT / "tests" / "data" / "speech16k")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--pairs", type=int, default=None,
+                        help="only the first N pairs (CREPE takes about 10 CPU-s per pair-second)")
     args = parser.parse_args(argv)
-    data = pairs(args.data)
+    data = pairs(args.data)[:args.pairs]
     audio_seconds = len(data) * SECONDS
     print(f"host: {host()}")
     print(f"{len(data)} pairs of {SECONDS} s at {RATE} Hz ({audio_seconds} s of audio), "

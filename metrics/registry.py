@@ -19,6 +19,7 @@ from metrics.intelligibility import estoi, intelligibility_scores, stoi
 from metrics.likelihood import nll_bits
 from metrics.mel import mel_l1
 from metrics.perceptual_quality import PESQ_RATE, pesq_nb, pesq_scores, pesq_wb
+from metrics.pitch import CREPE_RATE, f0_rmse_cents, periodicity_rmse, pitch_scores, vuv_f1
 from metrics.spectral import lsd, mrstft
 from metrics.validation import MetricUnavailable, allocation_failed
 from wavebench_base.errors import InputError, MissingDependencyError
@@ -65,7 +66,9 @@ class MetricSpec:
     joint : callable, optional
         A function of the same inputs that returns this metric together with others (for
         example ``mcd`` and ``c0_rmse_db`` from one mel-cepstral analysis) as a dict by name;
-        :func:`score_pair` calls it once for all of them.
+        :func:`score_pair` calls it once for all of them. A value in that dict may be a
+        :class:`~metrics.validation.MetricUnavailable` where that metric alone has no value
+        (the pitch RMSE of a pair with no voiced frame in common, whose periodicity has one).
     aligned : bool
         Whether the metric compares the two signals sample for sample, so that their lengths
         may differ by at most one hop (:data:`~metrics.validation.HOP`); False for a metric that
@@ -155,6 +158,15 @@ METRICS: dict[str, MetricSpec] = {spec.name: spec for spec in (
     _spec("pesq_nb", "", True, pesq_nb, "narrowband PESQ, ITU-T P.862 with the P.862.1 mapping, "
           "scored at 16 kHz (python-pesq 0.0.4; at most 20 s)", joint=pesq_scores,
           requires=(("pesq",), "pesq"), rate=PESQ_RATE),
+    *(_spec(name, unit, higher, function, description, joint=pitch_scores,
+            requires=(("torchcrepe", "resampy"), "pitch"), rate=CREPE_RATE)
+      for name, unit, higher, function, description in (
+          ("f0_rmse_cents", "cents", False, f0_rmse_cents, "CARGAN pitch RMSE over frames voiced "
+           "in both signals (torchcrepe full, hop 11.6 ms, 50-550 Hz, Viterbi)"),
+          ("periodicity_rmse", "", False, periodicity_rmse, "CARGAN periodicity RMSE over all "
+           "frames (torchcrepe, silence below -60 dB set to 0)"),
+          ("vuv_f1", "", True, vuv_f1, "CARGAN voiced/unvoiced F1 (torchcrepe hysteresis "
+           "0.19/0.31)"))),
     *(_reference_free(name, function, description) for name, function, description in (
         ("dnsmos_sig", dnsmos_sig, "DNSMOS P.835 speech quality (SIG), predicted MOS 1-5"),
         ("dnsmos_bak", dnsmos_bak, "DNSMOS P.835 background quality (BAK), predicted MOS 1-5"),
@@ -241,7 +253,9 @@ def score_pair(names=DEFAULT_METRICS, *, reference, generated,
                 shared = {spec.name: spec.evaluate(**inputs)}
             else:
                 values = spec.joint(**inputs)
-                shared = {name: MetricResult(float(value)) for name, value in values.items()}
+                shared = {name: MetricResult(float("nan"), value.reason)
+                          if isinstance(value, MetricUnavailable) else MetricResult(float(value))
+                          for name, value in values.items()}
         except MetricUnavailable as unavailable:
             shared = {other.name: MetricResult(float("nan"), unavailable.reason)
                       for other in group}

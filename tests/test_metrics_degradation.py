@@ -9,9 +9,14 @@ import scipy.signal
 import soundfile
 
 from metrics import METRICS, score_pair
+from metrics.pitch import NAMES as PITCH_NAMES
 
 SPEECH = Path(__file__).resolve().parent / "data" / "speech16k"  # see tests/data/README.md
-PAIR_METRICS = [name for name, spec in METRICS.items() if "generated" in spec.inputs]
+AUDIO_METRICS = [name for name, spec in METRICS.items() if "generated" in spec.inputs]
+#: CREPE costs 5 CPU-seconds per audio second and signal: a minute for the five conditions
+SLOW_METRICS = set(PITCH_NAMES)
+PAIR_METRICS = [pytest.param(name, marks=pytest.mark.slow) if name in SLOW_METRICS else name
+                for name in AUDIO_METRICS]
 
 
 def _add_noise(audio, snr_db, seed=0):
@@ -31,15 +36,30 @@ def _low_pass(audio, rate, cutoff=3000.0):
     return scipy.signal.sosfiltfilt(scipy.signal.butter(8, cutoff, fs=rate, output="sos"), audio)
 
 
-@pytest.fixture(scope="module")
-def scores():
+def _score(names):
     reference, rate = soundfile.read(SPEECH / "cannot-complete-as-dialed.flac")
     conditions = {"identity": reference, "snr20": _add_noise(reference, 20),
                   "snr5": _add_noise(reference, 5), "mulaw": _mu_law_round_trip(reference),
                   "lowpass": _low_pass(reference, rate)}
-    return {condition: score_pair(PAIR_METRICS, reference=reference, generated=generated,
+    return {condition: score_pair(names, reference=reference, generated=generated,
                                   sample_rate=rate)
             for condition, generated in conditions.items()}
+
+
+@pytest.fixture(scope="module")
+def fast_scores():
+    return _score([name for name in AUDIO_METRICS if name not in SLOW_METRICS])
+
+
+@pytest.fixture(scope="module")
+def slow_scores():
+    return _score(sorted(SLOW_METRICS))
+
+
+@pytest.fixture
+def scores(request, name):
+    """The scores of the five conditions for the module's metrics, ``name``'s among them."""
+    return request.getfixturevalue("slow_scores" if name in SLOW_METRICS else "fast_scores")
 
 
 #: Degradations DNSMOS does not see, measured on three speech16k clips (cannot-complete,
@@ -53,10 +73,20 @@ INSENSITIVE = {("dnsmos_sig", "snr20"), ("dnsmos_sig", "snr5"), ("dnsmos_sig", "
                ("dnsmos_sig", "lowpass"), ("dnsmos_bak", "lowpass"), ("dnsmos_ovrl", "lowpass")}
 
 
+#: Degradations that leave a pitch metric exactly where identity puts it on this clip
+#: (measured): CREPE decodes every voiced frame of the mu-law copy to the same 20-cent bin as
+#: the original's, so the pitch RMSE stays 0, and it keeps the reference's voicing under mu-law
+#: and the 3 kHz low-pass, so F1 stays 1 (the periodicity RMSE moves under both: 0.0009 and
+#: 0.0032). For these the test asserts "no better than identity".
+UNMOVED = {("f0_rmse_cents", "mulaw"), ("vuv_f1", "mulaw"), ("vuv_f1", "lowpass")}
+
+
 def _worse_than_identity(scores, name, condition):
     identity, degraded = (_badness(scores[c][name], name) for c in ("identity", condition))
     if (name, condition) in INSENSITIVE:
         assert abs(degraded - identity) < 0.25
+    elif (name, condition) in UNMOVED:
+        assert identity <= degraded
     else:
         assert identity < degraded
 
@@ -91,8 +121,10 @@ def test_low_pass_is_worse_than_identity(scores, name):
 TOP = {"pesq_wb": 4.644, "pesq_nb": 4.549}
 
 
-def test_identity_is_perfect(scores):
-    compared = [name for name in PAIR_METRICS if METRICS[name].needs_reference]
+def test_identity_is_perfect(fast_scores):
+    scores = fast_scores  # the pitch metrics' identity: tests/test_metrics_pitch.py
+    compared = [name for name in AUDIO_METRICS
+                if METRICS[name].needs_reference and name not in SLOW_METRICS]
     values = {name: scores["identity"][name].value for name in compared}
     perfect = {name: TOP.get(name, 1.0 if METRICS[name].higher_is_better else 0.0)
                for name in compared}
