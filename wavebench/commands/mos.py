@@ -18,6 +18,8 @@ from wavebench_base.errors import InputError
 def mos_group():
     """MOS listening tests: plan, build a blind offline packet, validate it, analyze ratings.
 
+    A packet can also be run online: mos serve, then mos status and mos import --db.
+
     \b
     A whole study:
       wavebench mos plan --systems 2 --items 40 --raters 60          # how wide, what difference
@@ -194,38 +196,59 @@ def plan(systems, items, raters, trials_per_session, sessions_per_rater, pilot_p
 
 
 @mos_group.command("import", context_settings=CONTEXT)
-@click.argument("results", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.argument("results", nargs=-1, type=click.Path(path_type=str))
 @click.option("--packet", "packet_dir", required=True,
               help="The packet's output folder (with packet/ and private/).")
 @click.option("--from", "source", type=click.Choice(["html"]), default="html", show_default=True,
               help="Results format: html = the offline page's JSON downloads.")
+@click.option("--db", "db_path", default=None,
+              help="Import the study database of mos serve instead of results files.")
 @click.option("-o", "--out", "out_path", required=True, help="ratings.csv to write.")
 @click.option("--raters", "raters_path", default=None,
               help="Sessions table to write (default: raters.csv beside the ratings).")
-def import_command(results, packet_dir, source, out_path, raters_path):
+def import_command(results, packet_dir, source, db_path, out_path, raters_path):
     """Import listening-test results into the canonical ratings.csv (and raters.csv).
 
     Each file's checksum, packet id, list, trials and stimuli are checked against the
-    packet's key, itself checked against the manifest's commitment.
+    packet's key, itself checked against the manifest's commitment. With --db, every session
+    of a served study (finished or not) is imported the same way; it can run while the
+    server does.
 
     \b
     Example:
       wavebench mos import downloads/wavebench_*.json --packet mos_out -o ratings.csv
+      wavebench mos import --db study.sqlite --packet mos_out -o ratings.csv
     """
     from wavebench.mos.analysis.ratings import (
         check_import_outputs,
+        import_documents,
         import_results,
         load_packet,
         output_paths,
         write_ratings,
     )
 
+    if bool(results) == bool(db_path):
+        raise click.UsageError("give results files or --db, not both" if results
+                               else "give results files to import, or --db study.sqlite")
     packet = load_packet(packet_dir)
     ratings, raters, rejects = output_paths(out_path, raters_path)
-    check_import_outputs(results, packet.root, {
+    check_import_outputs(list(results) + ([db_path] if db_path else []), packet.root, {
         "-o": ratings, ("--raters" if raters_path else "raters.csv beside -o"): raters,
         "rejects.csv beside -o": rejects})
-    result = import_results(results, packet)
+    if db_path:
+        from wavebench.mos.serve.db import StudyDB
+
+        db = StudyDB(db_path, packet)
+        try:
+            documents = db.results_documents()
+        finally:
+            db.close()
+        if not documents:
+            raise InputError("no answers stored yet; nothing to import", db_path)
+        result = import_documents(documents, packet)
+    else:
+        result = import_results(results, packet)
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
     write_ratings(result, ratings, raters)
@@ -301,3 +324,85 @@ def analyze_command(ratings, packet_dir, out_dir, screening_path, ci, generalize
                    f"[{getattr(row, f'ci_lo_{primary}'):.3f}, "
                    f"{getattr(row, f'ci_hi_{primary}'):.3f}]  n={row.n_ratings}")
     click.echo(f"report: {result.out_dir / 'report.html'}")
+
+
+@mos_group.command("serve", context_settings=CONTEXT)
+@click.argument("packet_dir")
+@click.option("--db", "db_path", required=True,
+              help="Study database (SQLite); created when missing, carried on when it exists.")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; keep 127.0.0.1 behind a TLS reverse proxy.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True)
+@click.option("--completion-url", default=None,
+              help="Send finished raters here (e.g. Prolific's completion link; {code} in it "
+                   "becomes the completion code). Default: show the code.")
+@click.option("--admin-token", envvar="WAVEBENCH_ADMIN_TOKEN", default=None,
+              help="Token of the /admin status page (or env WAVEBENCH_ADMIN_TOKEN); without "
+                   "it a random one is made and printed.")
+@click.option("--abandon-minutes", type=click.FloatRange(min=1), default=60.0,
+              show_default=True, help="An unfinished session silent this long frees its list.")
+@click.option("--rate-limit", type=click.FloatRange(min=0), default=5.0, show_default=True,
+              help="POST requests per second per client (bursts of 30); 0: no limit.")
+def serve_command(packet_dir, db_path, host, port, completion_url, admin_token,
+                  abandon_minutes, rate_limit):
+    """Run the listening test online: the packet's page, each answer saved as it is given.
+
+    Raters open http://HOST:PORT/?rater=ID (or a Prolific link with PROLIFIC_PID, STUDY_ID
+    and SESSION_ID). Each gets a list so that lists fill evenly, and resumes where they
+    stopped. Answers go to the SQLite --db (WAL, synchronous=FULL): an acknowledged answer
+    survives a crash, and a restart on the same --db carries on. Needs the serve extra:
+    pip install 'wavebench[serve]'.
+
+    \b
+    Example:
+      wavebench mos serve mos_out --db study.sqlite --port 8080 \\
+          --completion-url 'https://app.prolific.com/submissions/complete?cc=C0DE'
+      wavebench mos status --db study.sqlite --packet mos_out
+      wavebench mos import --db study.sqlite --packet mos_out -o ratings.csv
+    """
+    import secrets
+
+    from wavebench.mos.analysis.ratings import load_packet
+    from wavebench.mos.serve.app import Settings, require_serve_extra, serve
+
+    require_serve_extra()
+    if completion_url and not completion_url.startswith(("https://", "http://")):
+        raise InputError(f"--completion-url must be an http(s) URL, got {completion_url!r}")
+    if admin_token is not None and len(admin_token) < 16:
+        raise InputError("--admin-token must be at least 16 characters")
+    if admin_token is None:
+        admin_token = secrets.token_urlsafe(24)
+        click.echo(f"admin token (for /admin): {admin_token}", err=True)
+    packet = load_packet(packet_dir)
+    settings = Settings(completion_url=completion_url, admin_token=admin_token,
+                        abandon_minutes=abandon_minutes, rate_per_s=rate_limit)
+    serve(packet, db_path, host=host, port=port, settings=settings,
+          log=lambda line: click.echo(line, err=True))
+
+
+@mos_group.command("status", context_settings=CONTEXT)
+@click.option("--db", "db_path", required=True, help="The study database of mos serve.")
+@click.option("--packet", "packet_dir", required=True,
+              help="The packet's output folder (with packet/ and private/).")
+@click.option("--abandon-minutes", type=click.FloatRange(min=1), default=60.0,
+              show_default=True, help="An unfinished session silent this long is abandoned.")
+@click.option("--screening", "screening_path", default=None,
+              help="Screening rules (as mos analyze --screening); default: built-in rules.")
+def status_command(db_path, packet_dir, abandon_minutes, screening_path):
+    """How a served study stands: raters, votes per (item, condition), screening so far.
+
+    \b
+    Example:
+      wavebench mos status --db study.sqlite --packet mos_out
+    """
+    from wavebench.mos.analysis.ratings import load_packet
+    from wavebench.mos.serve.db import StudyDB
+    from wavebench.mos.serve.status import format_status, study_status
+
+    packet = load_packet(packet_dir)
+    db = StudyDB(db_path, packet)
+    try:
+        status = study_status(db, timeout_s=abandon_minutes * 60, rules_path=screening_path)
+    finally:
+        db.close()
+    click.echo(format_status(status), nl=False)

@@ -7,6 +7,9 @@ The layer has two halves, a module both read packets through, and the commands::
     wavebench mos validate  -> packet.validate     integrity, balance, leaks, the key commitment
     wavebench mos import    -> analysis.ratings    the page's results JSON into ratings.csv
     wavebench mos analyze   -> analysis.report     screening, MOS intervals, tests, the report
+    wavebench mos serve     -> serve.app           the same page online, answers in SQLite
+    wavebench mos status    -> serve.status        raters, votes per cell, screening so far
+    wavebench mos import --db -> serve.db          the served study into the same ratings.csv
 
 :mod:`wavebench.mos.packet` builds the test. Start at :mod:`~wavebench.mos.packet.build`:
 ``inputs`` finds and checks the clips, ``levels`` measures them (P.56, BS.1770, true peak) and
@@ -25,7 +28,9 @@ them. ``plan`` sizes a test from the same variance model.
 
 :mod:`wavebench.mos.packet_files` holds what both halves read of a packet: JSON bounded before
 parsing, the JSON types of ``manifest.json`` and ``private/key.json``, sha256. Neither half
-imports the other. :mod:`wavebench.commands.mos` defines the commands and imports a half only when
+imports the other. :mod:`wavebench.mos.serve` runs a packet online and uses both halves: the
+packet's page (with a served-mode script added) and the analysis's import and screening.
+:mod:`wavebench.commands.mos` defines the commands and imports a half only when
 one runs. ``FORMAT.md`` beside this file fixes the file formats between the halves; the
 sections cited as "listening-test.md N" are those of ``docs/listening-test.md``, the spec.
 """

@@ -516,11 +516,30 @@ def import_results(paths, packet: Packet) -> ImportResult:
     """
     if not paths:
         raise InputError("no results files given")
+    return import_documents(((p, read_json(p, "results file", max_bytes=MAX_RESULTS_BYTES,
+                                           max_items=MAX_JSON_ITEMS))
+                             for p in map(Path, paths)), packet)
+
+
+def import_documents(documents, packet: Packet) -> ImportResult:
+    """Import results documents already loaded: the work of :func:`import_results`.
+
+    Parameters
+    ----------
+    documents : iterable of (pathlib.Path, dict)
+        Each results document (the JSON object the page downloads, FORMAT.md) with the name
+        its messages carry: the file it was read from, or for ``mos import --db`` the database
+        and session (:mod:`wavebench.mos.serve.db` builds them from its rows).
+    packet : Packet
+
+    Returns
+    -------
+    ImportResult
+        As :func:`import_results`, whose checks (and errors) apply to every document.
+    """
     scale, asked = answer_scale(packet), answers_per_list(packet)
     rows, rejects, sessions, seen, notes = [], [], [], {}, []
-    for p in map(Path, paths):
-        data = read_json(p, "results file", max_bytes=MAX_RESULTS_BYTES,
-                         max_items=MAX_JSON_ITEMS)
+    for p, data in documents:
         payload = _check_results(data, p, packet, asked)
         sid = str(payload["session_id"])
         if sid in seen:

@@ -5,7 +5,7 @@ import html
 import json
 from math import isqrt
 
-from wavebench.mos.packet.page_script import SCRIPT, STYLE
+from wavebench.mos.packet.page_script import SCRIPT, SERVED_SCRIPT, STYLE
 
 CONSENT = ("This is a listening test. You will hear short audio samples and rate them. Your "
            "answers are stored anonymously with the id you were given. You may stop at any time.")
@@ -89,3 +89,26 @@ def render_instructions(question: str, scale: dict, instructions: list) -> str:
             "<title>Instructions</title>\n</head>\n<body>\n<h1>Instructions</h1>\n"
             f"<p>{html.escape(CONSENT)}</p>\n{paragraphs}\n<p>{html.escape(question)}</p>\n"
             f"<ul>{items}</ul>\n<p>{html.escape(CALIBRATION)}</p>\n</body>\n</html>\n")
+
+
+#: Where :func:`served_index` adds the served-mode script: the end of the page's script.
+_SERVED_AT = "\nstart();\n})();\n</script>"
+
+
+def served_index(index_html: str, served: dict) -> str:
+    """The packet's ``index.html`` as ``mos serve`` sends it: the same page, plus
+    :data:`~wavebench.mos.packet.page_script.SERVED_SCRIPT` (posting each answer) and its
+    settings ``served`` inlined as ``<script type="application/json" id="wb-served">``.
+
+    Raises
+    ------
+    ValueError
+        The page is not one this version of wavebench wrote (the insertion point is missing).
+    """
+    if index_html.count(_SERVED_AT) != 1 or index_html.count("<script>") != 1:
+        raise ValueError("index.html is not a page written by this wavebench (rebuild the "
+                         "packet with mos packet)")
+    data = ("<script type=\"application/json\" id=\"wb-served\">"
+            f"{_inline_json(served)}</script>\n")
+    page = index_html.replace("<script>", data + "<script>", 1)
+    return page.replace(_SERVED_AT, "\n" + SERVED_SCRIPT + _SERVED_AT, 1)

@@ -362,3 +362,155 @@ window.wavebench = {sha256hex: sha256hex};
 start();
 })();
 """
+
+#: The served page's addition (``wavebench mos serve``), run inside ``SCRIPT`` just before
+#: ``start()``: it replaces ``start`` (the server assigns the list and the session), posts
+#: each trial's answers as they are given (retried until acknowledged; a reload sends what
+#: was not), and on finishing waits for the server's completion code or redirect. The offline
+#: page never contains it. Expects ``<script type="application/json" id="wb-served">``.
+SERVED_SCRIPT = r"""
+// --- served mode (wavebench mos serve): every answer is posted as it is given ---
+var SRV = JSON.parse(document.getElementById('wb-served').textContent);
+var auth = null, outbox = [], sending = false, retryMs = 500;
+var offlineFinishTrial = finishTrial, offlineBuild = buildResult, offlineDone = done;
+
+function api(path, body) {
+  var headers = {'Content-Type': 'application/json'};
+  if (auth) { headers.Authorization = 'Bearer ' + auth.token; }
+  return fetch(SRV.api + path, {method: 'POST', headers: headers, body: JSON.stringify(body),
+                                credentials: 'omit', cache: 'no-store'}).then(function (r) {
+    return r.json().catch(function () { return {}; }).then(function (data) {
+      return {status: r.status, data: data};
+    });
+  });
+}
+function message(title, text) {
+  show([el('h1', {text: title}), el('p', {id: 'served-message', text: text})]);
+}
+function later(fn) { setTimeout(fn, retryMs); retryMs = Math.min(retryMs * 2, 8000); }
+
+start = function () {
+  var q = new URLSearchParams(location.search);
+  var pid = q.get('PROLIFIC_PID') || '', rater = pid || q.get('rater') || '';
+  if (!rater) {
+    return message('Listening test', 'This link has no rater id. Open the study from the ' +
+                   'link you were given.');
+  }
+  var authKey = 'wavebench-served:' + CFG.packet_id + ':' + rater;
+  try { auth = JSON.parse(localStorage.getItem(authKey) || 'null'); } catch (err) { auth = null; }
+  if (!auth || !auth.token) {  // this browser's secret for the session, kept before it is sent
+    var bytes = new Uint8Array(32), hex = '';
+    crypto.getRandomValues(bytes);
+    bytes.forEach(function (b) { hex += ('0' + b.toString(16)).slice(-2); });
+    auth = {token: hex};
+    try { localStorage.setItem(authKey, JSON.stringify(auth)); } catch (err) { /* private */ }
+  }
+  var ident = {rater_id: rater, study_id: q.get('STUDY_ID') || '',
+               prolific_session_id: q.get('SESSION_ID') || '',
+               platform: pid ? 'prolific' : SRV.platform};
+  message('Listening test', 'Connecting...');
+  api('session', ident).then(function (res) {
+    if (res.status !== 200) {
+      return message('Cannot start', res.data.error || ('The server answered ' + res.status));
+    }
+    resume(res.data, rater, ident.platform);
+  }, function () {
+    message('Cannot reach the server', 'Check your connection, then reload this page.');
+  });
+};
+
+function resume(data, rater, platform) {
+  storeKey = 'wavebench:' + CFG.packet_id + ':' + data.list_id + ':' + rater;
+  var saved = null;
+  try { saved = JSON.parse(localStorage.getItem(storeKey) || 'null'); } catch (err) { saved = null; }
+  if (!saved || saved.session_id !== data.session_id) {
+    saved = {list_id: data.list_id, rater_id: rater, step: 'consent', trial_index: 0,
+      session_id: data.session_id, started_at: nowIso(), responses: [], questionnaire: {},
+      audio_context_rate: null, rating_started: null, break_done: false, result: null};
+  }
+  state = saved;
+  state.platform = platform;
+  // The server's answers are the record; answers it has not acknowledged go out again.
+  var stored = {};
+  data.responses.forEach(function (r) { stored[r.trial_id] = true; });
+  var pending = state.responses.filter(function (r) { return !stored[r.trial_id]; });
+  state.responses = data.responses.concat(pending).sort(function (a, b) {
+    return a.trial_index - b.trial_index;
+  });
+  var byTrial = {};
+  pending.forEach(function (r) {
+    if (!byTrial[r.trial_id]) { byTrial[r.trial_id] = []; outbox.push(byTrial[r.trial_id]); }
+    byTrial[r.trial_id].push(r);
+  });
+  var next = state.responses.length ?
+    state.responses[state.responses.length - 1].trial_index + 1 : 0;
+  if (next > state.trial_index) { state.trial_index = next; }
+  if (state.responses.length && (state.step === 'consent' || state.step === 'instructions')) {
+    state.step = 'trial';
+    state.rating_started = state.rating_started || Date.now();
+  }
+  if (data.completed) { state.step = 'done'; state.served_code = data.completion_code; }
+  save();
+  render();
+  flush();
+}
+
+function flush() {
+  if (sending || !outbox.length) { return; }
+  sending = true;
+  api('answers', {session_id: state.session_id, answers: outbox[0]}).then(function (res) {
+    sending = false;
+    if (res.status === 200 || res.status === 409 || res.status === 422) {
+      // 409: stored already, the first answer stands; 422: refused for good (kept locally)
+      outbox.shift(); retryMs = 500; flush();
+    } else { later(flush); }
+  }, function () { sending = false; later(flush); });
+}
+
+finishTrial = function (rows) {
+  outbox.push(rows);
+  offlineFinishTrial(rows);
+  flush();
+};
+
+buildResult = function () {
+  var r = offlineBuild();
+  r.payload.platform = state.platform || '';
+  r.checksum = sha256hex(JSON.stringify(r.payload));
+  r.completion_code = r.checksum.slice(0, 8);
+  return r;
+};
+
+function finishServed() {
+  if (outbox.length || sending) { flush(); return setTimeout(finishServed, 200); }
+  var p = state.result.payload;
+  var meta = {started_at: p.started_at, finished_at: p.finished_at, completed: p.completed,
+              user_agent: p.user_agent, audio_context_rate: p.audio_context_rate,
+              questionnaire: p.questionnaire, platform: p.platform};
+  api('finish', {session_id: state.session_id, meta: meta, checksum: state.result.checksum})
+    .then(function (res) {
+      if (res.status === 200) {
+        state.served_code = res.data.completion_code;
+        save();
+        if (res.data.redirect) { location.href = res.data.redirect; return; }
+        return done();
+      }
+      if (res.status === 409 && res.data.missing) {  // send those trials again
+        res.data.missing.forEach(function (tid) {
+          outbox.push(state.responses.filter(function (r) { return r.trial_id === tid; }));
+        });
+      }
+      later(finishServed);
+    }, function () { later(finishServed); });
+}
+
+done = function () {
+  if (state.served_code === undefined || state.served_code === null) {
+    message('Saving', 'Saving your answers. Please keep this page open.');
+    return finishServed();
+  }
+  if (!state.result) { return message('Thank you', 'Your completion code: ' + state.served_code); }
+  offlineDone();
+  document.getElementById('code').textContent = state.served_code;
+};
+"""
