@@ -221,6 +221,14 @@ class Trainer:
     net: torch.nn.Module | None = None
     writer: object | None = None
     reference_logged: bool = False  # the validation file goes to TensorBoard once per call
+    # the training clock of the log: seconds logged by the runs this one resumes, and when
+    # this one started
+    clock_offset: float = 0.0
+    clock_start: float = field(default_factory=time.perf_counter)
+
+    def seconds(self) -> float:
+        """Wall-clock seconds of training so far, over this run and the ones it resumes."""
+        return self.clock_offset + time.perf_counter() - self.clock_start
 
     @property
     def last_path(self) -> Path:
@@ -330,7 +338,8 @@ def open_outputs(run: Trainer, state: TrainState, resumed: bool) -> None:
     """Trim the log to the restored step, wrap the model for DDP and open TensorBoard."""
     main = run.processes.is_main
     if main:
-        trim_log(run.out_dir, state.step if resumed else -1)
+        run.clock_offset = trim_log(run.out_dir, state.step if resumed else -1)
+    run.clock_start = time.perf_counter()
     # wrapped after restoring, so every process starts from the same loaded weights;
     # the last layer's residual output feeds nothing, so its weights get no gradient
     run.net = (torch.nn.parallel.DistributedDataParallel(run.model, find_unused_parameters=True)
@@ -406,7 +415,9 @@ def validate(run: Trainer, state: TrainState) -> bool:
     if improved and state.step > 0:
         save(run, state, run.best_path)
     if run.processes.is_main:
-        append_log(run.out_dir, {"event": "validation", **record})
+        # the wall time goes to the log only: checkpoints stay equal between runs
+        append_log(run.out_dir, {"event": "validation", **record,
+                                 "seconds": round(run.seconds(), 3)})
     run.log(f"step {state.step:>6} | validation {record['val_bits']:.3f} bits/sample")
     return state.evals_since_best >= config.patience
 
@@ -487,14 +498,15 @@ def append_log(out_dir: Path, record: dict) -> None:
         f.write(json.dumps(record) + "\n")
 
 
-def trim_log(out_dir: Path, step: int) -> None:
+def trim_log(out_dir: Path, step: int) -> float:
     """Keep only the log lines up to ``step`` (-1: none), the events the resumed checkpoint
     already holds, so that steps replayed after a kill are not logged twice. A line cut short
-    by the kill is dropped too."""
+    by the kill is dropped too. Returns the training seconds the kept lines reach (0.0 for
+    none), where a resumed run's clock carries on."""
     path = out_dir / "log.jsonl"
     if not path.exists():
-        return
-    kept = []
+        return 0.0
+    kept, seconds = [], 0.0
     for line in path.read_text().splitlines():
         try:
             record = json.loads(line)
@@ -502,8 +514,11 @@ def trim_log(out_dir: Path, step: int) -> None:
             continue
         if isinstance(record, dict) and record.get("step", math.inf) <= step:
             kept.append(line + "\n")
+            if isinstance(record.get("seconds"), (int, float)):
+                seconds = max(seconds, float(record["seconds"]))
     with atomic_path(path) as tmp:
         Path(tmp).write_text("".join(kept))
+    return seconds
 
 
 def _silent(_line: str) -> None:

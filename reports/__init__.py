@@ -7,7 +7,7 @@ from reports.summary import summarize
 from reports.table import concat_results, make_results_table, name_systems_by_run, validate_results
 
 # The plots need matplotlib (most of a second to import): load them on first use only.
-_PLOTS = ("plot_metric_distribution", "plot_spectrogram_pair", "plot_speed")
+_PLOTS = ("plot_metric_distribution", "plot_spectrogram_pair", "plot_speed", "plot_training_curve")
 
 __all__ = [
     "make_results_table", "validate_results",

@@ -204,3 +204,49 @@ def plot_speed(df: pd.DataFrame) -> bytes:
     ax.legend(fontsize="small", ncols=min(3, len(combos)), loc="upper left",
               bbox_to_anchor=(0.0, -0.18), frameon=False)
     return _png(fig)
+
+
+TRAINING_COLUMNS = ("run", "seconds", "val_bits")
+
+
+def plot_training_curve(df: pd.DataFrame) -> bytes:
+    """Validation bits per sample against training wall-clock time, one line per run.
+
+    Parameters
+    ----------
+    df : pd.DataFrame
+        Columns ``run``, ``seconds`` and ``val_bits`` (one row per validation; other columns
+        are ignored). Rows without a time or a loss are left out.
+
+    Returns
+    -------
+    bytes
+        A PNG image.
+
+    Raises
+    ------
+    InputError
+        A missing column, or no row with both a time and a loss.
+    """
+    missing = [c for c in TRAINING_COLUMNS if c not in df.columns]
+    if missing:
+        raise InputError(f"training table is missing column(s) {', '.join(missing)}; it needs "
+                         f"{', '.join(TRAINING_COLUMNS)}")
+    seconds = pd.to_numeric(df["seconds"], errors="coerce")
+    bits = pd.to_numeric(df["val_bits"], errors="coerce")
+    rows = df.assign(seconds=seconds, val_bits=bits)[seconds.notna() & bits.notna()]
+    if rows.empty:
+        raise InputError("training table has no validation with a time and a loss to plot")
+    fig = Figure(figsize=(6.0, 3.6), layout="constrained")
+    ax = fig.add_subplot()
+    for k, (run, mine) in enumerate(rows.groupby("run", sort=False)):
+        mine = mine.sort_values("seconds")
+        ax.plot(mine["seconds"], mine["val_bits"], marker="o", color=f"C{k % 10}",
+                label=str(run))
+    ax.set_xlabel("training wall time (s)")
+    ax.set_ylabel("validation bits / sample")
+    ax.set_title("training curve (lower is better)")
+    ax.grid(alpha=0.35)
+    if rows["run"].nunique() > 1:
+        ax.legend(fontsize="small", frameon=False)
+    return _png(fig)

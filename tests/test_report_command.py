@@ -395,7 +395,7 @@ def truncated_speed(root):
 BAD_INPUT = [
     (lambda r: [r / "nope"], r"nope: no such folder"),
     (lambda r: [(r / "empty").mkdir() or r / "empty"],
-     r"empty: not a wavebench run \(no run\.json, per_utterance\.csv or speed\.csv\)"),
+     r"empty: not a wavebench run \(no run\.json, per_utterance\.csv, speed\.csv or log\.jsonl\)"),
     (truncated_per_utterance, r"run/per_utterance\.csv: last line has \d+ fields.*truncated"),
     (incompatible, r"metric 'mcd' is defined differently in run 'old' .*and run 'new' .*order 34"),
     (bad_run_json, r"speed/run\.json: not valid JSON"),
@@ -414,8 +414,8 @@ BAD_INPUT = [
     (score_run_json_only, r"run: no per_utterance\.csv; the score run did not finish"),
     (bad_definitions, r"run/run\.json: settings\.definitions must map metric names"),
     (file_instead_of_folder, r"table\.csv: not a folder; give the output folder of wavebench"),
-    (run_json('{"kind": "train"}'),
-     r"x: run\.json has kind 'train'; wavebench report reads runs of kind score, speed"),
+    (run_json('{"kind": "mos"}'),
+     r"x: run\.json has kind 'mos'; wavebench report reads runs of kind score, speed, train"),
     (run_json("[1]"), r"x/run\.json: expected a JSON object, found list"),
 ]
 

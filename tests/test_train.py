@@ -1,6 +1,7 @@
 """The trainer: loss falls, resume equals an uninterrupted run, schedules, early stopping; its
 state is its checkpoint payload, which round-trips, and checkpoints written in the layout the
 trainer has always used still resume; picking a device loads no sampler."""
+import json
 import math
 import subprocess
 import sys
@@ -205,6 +206,21 @@ def test_validations_update_the_counters_early_stopping_reads():
     assert [h["step"] for h in state.history] == [0, 10, 10, 10]
     assert state.history[-1] == {"step": 10, "val_bits": pytest.approx(4.0 / math.log(2)),
                                  "lr": 5e-4}
+
+
+def test_the_log_carries_a_training_clock_over_resumes(tmp_path, data):
+    train(SMALL, QUICK.replace(steps=3), data, tmp_path, progress=False, log=quiet)
+    first = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    train(SMALL, QUICK, data, tmp_path, resume=tmp_path / "last.pt", progress=False, log=quiet)
+    records = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [0, 3, 6]
+    assert records[:2] == first  # the resumed run keeps what the first one logged
+    seconds = [r["seconds"] for r in records]
+    # the resumed run's clock starts where the first one's stopped, not at 0
+    assert 0 <= seconds[0] < seconds[1] < seconds[2]
+    # and checkpoints hold no wall time, so that a resumed run's equals an unbroken one's
+    assert all("seconds" not in h for h in torch.load(tmp_path / "last.pt",
+                                                      weights_only=True)["history"])
 
 
 def test_checkpoints_keep_the_legacy_layout(tmp_path, data):

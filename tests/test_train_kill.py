@@ -1,6 +1,7 @@
 """`wavebench train` killed with SIGKILL at seeded random points resumes (`--resume auto`) to the
 weights of an uninterrupted run, with no validation logged twice; a killed launcher takes its
 worker processes with it."""
+import json
 import os
 import signal
 import subprocess
@@ -52,8 +53,13 @@ def run_and_kill(cmd, delay: float) -> bool:
 
 
 def final_state(out: Path):
+    """Step, weights and the validation log; the log's wall-clock seconds (which differ
+    between runs) are checked to run forward over the resumes and then left out."""
     payload = torch.load(out / "last.pt", weights_only=True)
-    return payload["step"], payload["model"], (out / "log.jsonl").read_text()
+    records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    seconds = [record.pop("seconds") for record in records]
+    assert seconds == sorted(seconds) and seconds[0] >= 0, seconds
+    return payload["step"], payload["model"], records
 
 
 @pytest.mark.slow

@@ -38,6 +38,7 @@ from wavebench.runs import (
     load_runs,
     merge_score_runs,
     merge_speed_runs,
+    merge_train_runs,
 )
 from wavebench_base.errors import InputError
 from wavebench_base.files import atomic_write_text, building, locked
@@ -68,6 +69,8 @@ class ReportResult:
         The merged long table (results.csv): systems in several runs named ``run/system``.
     summary, comparisons, speed : pd.DataFrame or None
         The tables written to summary.csv, comparisons.csv and speed.csv.
+    training : pd.DataFrame or None
+        The validations of the training runs (training.csv): run, step, seconds, val_bits, lr.
     baseline, headline : str or None
         The system the others were compared with, and the metric shown first.
     paper : pd.DataFrame or None
@@ -86,6 +89,7 @@ class ReportResult:
     summary: pd.DataFrame | None = None
     comparisons: pd.DataFrame | None = None
     speed: pd.DataFrame | None = None
+    training: pd.DataFrame | None = None
     baseline: str | None = None
     headline: str | None = None
     paper: pd.DataFrame | None = None
@@ -328,6 +332,23 @@ def _speed_images(speed: pd.DataFrame, notes: list) -> list[Image]:
                                     "(higher is better)")]
 
 
+def _training_images(training: pd.DataFrame, notes: list) -> list[Image]:
+    """The training curve: validation bits per sample against wall-clock seconds."""
+    from reports import plot_training_curve
+    if training["seconds"].isna().all():
+        notes.append("the training logs hold no times (written before wavebench recorded "
+                     "them): no training curve")
+        return []
+    return [Image(plot_training_curve(training), "validation bits per sample against training "
+                                                 "wall time (lower is better)")]
+
+
+TRAINING_TEXT = ("Validation loss of each training run as it trained: bits per sample of the "
+                 "reference audio under the model (teacher-forced; 8 bits is a uniform guess "
+                 "over 256 mu-law codes), against the training's wall-clock seconds, which "
+                 "depend on the machine.")
+
+
 # --- the report's parts ------------------------------------------------------------------------
 
 SPEED_SHOWN = ("run", "device", "sampler", "batch", "threads", "samples_per_s",
@@ -370,13 +391,17 @@ def _speed_text() -> str:
             "baseline. Rows without numbers are devices or samplers that were skipped.")
 
 
-def _report_sections(result: ReportResult, merged, runs, notes) -> list[Section]:
-    """The HTML page: overview, metric meanings, tables, distributions, spectrograms, speed."""
+def _report_sections(result: ReportResult, merged, runs, notes,
+                     preface: str | None = None) -> list[Section]:
+    """The HTML page: overview, metric meanings, tables, distributions, spectrograms, speed,
+    training."""
     table = result.results
     tables = ", ".join(name for name in result.files if name.endswith(".csv"))
     sections = [Section("Overview", f"Runs merged into this report: {len(runs)}. Tables beside "
                         f"this page: {tables} (results.csv has every utterance).",
                         _runs_table(runs))]
+    if preface:
+        sections.append(Section("Reading these numbers", preface))
     if table is not None:
         sections += [
             Section("Metrics", "What each metric measures, its unit, and which direction is "
@@ -395,14 +420,20 @@ def _report_sections(result: ReportResult, merged, runs, notes) -> list[Section]
         shown = [c for c in SPEED_SHOWN if c in result.speed.columns]
         sections.append(Section("Speed", _speed_text(), result.speed[shown],
                                  _speed_images(result.speed, notes)))
+    if result.training is not None:
+        sections.append(Section("Training", TRAINING_TEXT, result.training,
+                                _training_images(result.training, notes)))
     if notes:
         sections.append(Section("Notes", "\n\n".join(notes)))
     return sections
 
 
-def _report_markdown(result: ReportResult, runs: Sequence[Run], title: str) -> str:
+def _report_markdown(result: ReportResult, runs: Sequence[Run], title: str,
+                     preface: str | None = None) -> str:
     """The report as Markdown: the same tables as the HTML page, without figures."""
     parts = [f"# {markdown_text(title)}", "## Runs", to_markdown(_runs_table(runs))]
+    if preface:
+        parts += ["## Reading these numbers", markdown_text(preface)]
     if result.results is not None:
         parts += ["## Metrics", to_markdown(_metrics_table(result.results, runs)),
                   "## Summary", SUMMARY_TEXT, to_markdown(result.summary)]
@@ -412,6 +443,8 @@ def _report_markdown(result: ReportResult, runs: Sequence[Run], title: str) -> s
     if result.speed is not None:
         shown = [c for c in SPEED_SHOWN if c in result.speed.columns]
         parts += ["## Speed", _speed_text(), to_markdown(result.speed[shown])]
+    if result.training is not None:
+        parts += ["## Training", TRAINING_TEXT, to_markdown(result.training)]
     if result.notes:
         parts += ["## Notes", "\n".join(f"- {markdown_text(note)}" for note in result.notes)]
     parts.append("Figures: see report.html.")
@@ -438,7 +471,8 @@ def _report_json(result: ReportResult, runs: Sequence[Run], title: str) -> str:
                                else _metrics_table(result.results, runs)),
            "baseline": result.baseline, "headline_metric": result.headline,
            "summary": _records(result.summary), "comparisons": _records(result.comparisons),
-           "speed": _records(result.speed), "notes": result.notes}
+           "speed": _records(result.speed), "training": _records(result.training),
+           "notes": result.notes}
     return json.dumps(doc, indent=1, allow_nan=False, ensure_ascii=False) + "\n"
 
 
@@ -463,13 +497,16 @@ def _check_out_dir(out_dir, runs: Sequence[Run]) -> Path:
     return out_dir
 
 
-def report_fingerprint(runs: Sequence[Run], baseline, title, seed) -> dict:
+def report_fingerprint(runs: Sequence[Run], baseline, title, seed, preface=None) -> dict:
     """The report's job (its runs and options) and the signatures of the files read."""
+    options = {"baseline": baseline, "title": title, "seed": seed}
+    if preface is not None:  # absent otherwise, so reports written before it still match
+        options["preface"] = preface
     names = (RUN_FILE, *MARKERS)
     files = {f"{run.path.resolve()}/{name}": run.path / name
              for run in runs for name in names if (run.path / name).is_file()}
     return {"kind": "report", "runs": [str(run.path.resolve()) for run in runs],
-            "options": {"baseline": baseline, "title": title, "seed": seed},
+            "options": options,
             "files": files_signature(files)}
 
 
@@ -483,7 +520,8 @@ def _write_tables(result: ReportResult) -> None:
     out, files = result.out_dir, result.files
     parquet = importlib.util.find_spec("pyarrow") is not None
     for name, df in (("results", result.results), ("summary", result.summary),
-                     ("comparisons", result.comparisons), ("speed", result.speed)):
+                     ("comparisons", result.comparisons), ("speed", result.speed),
+                     ("training", result.training)):
         if df is not None:
             files[f"{name}.csv"] = write_csv(df, out / f"{name}.csv")
             if parquet:
@@ -491,14 +529,16 @@ def _write_tables(result: ReportResult) -> None:
 
 
 def build_report(run_dirs: Sequence, out_dir, *, baseline: str | None = None,
-                 title: str | None = None, seed: int = 0, force: bool = False) -> ReportResult:
-    """Merge score and speed runs and write the report, its tables and one HTML page.
+                 title: str | None = None, seed: int = 0, force: bool = False,
+                 preface: str | None = None) -> ReportResult:
+    """Merge score, speed and training runs and write the report, its tables and one HTML page.
 
     Parameters
     ----------
     run_dirs : sequence of path
-        Folders written by ``wavebench score`` or ``wavebench speed`` (a folder holding
-        ``per_utterance.csv`` or ``speed.csv`` without ``run.json`` is read too).
+        Folders written by ``wavebench score``, ``wavebench speed`` or ``wavebench train``
+        (a folder holding ``per_utterance.csv``, ``speed.csv`` or ``log.jsonl`` without
+        ``run.json`` is read too; a training run gives the training curve).
     out_dir : path
         Output folder, created if needed; it must not be one of ``run_dirs``.
     baseline : str, optional
@@ -510,6 +550,9 @@ def build_report(run_dirs: Sequence, out_dir, *, baseline: str | None = None,
         Seed of the bootstrap resampling.
     force : bool
         Replace a report of other runs or options at ``out_dir`` (refused without it).
+    preface : str, optional
+        A paragraph shown first, under "Reading these numbers" (the demo says there what its
+        numbers mean for a model its size).
 
     Returns
     -------
@@ -563,14 +606,15 @@ def build_report(run_dirs: Sequence, out_dir, *, baseline: str | None = None,
     missing_shards = check_shards(runs, notes)
     merged, named = merge_score_runs(runs, notes)
     if named is None and baseline is not None:
-        raise InputError(f"--baseline {baseline!r} needs score runs; only speed runs were given")
+        raise InputError(f"--baseline {baseline!r} needs score runs; none was given")
     result = ReportResult(Path(out_dir), runs, results=named, speed=merge_speed_runs(runs),
-                          notes=notes, missing_shards=missing_shards)
+                          training=merge_train_runs(runs), notes=notes,
+                          missing_shards=missing_shards)
     if named is not None:
         result.baseline = choose_baseline(list(dict.fromkeys(named["system"])), baseline)
         result.headline = _headline_metric(list(dict.fromkeys(named["metric"])))
     out_dir = _check_out_dir(out_dir, runs)
-    fingerprint = report_fingerprint(runs, baseline, title, seed)
+    fingerprint = report_fingerprint(runs, baseline, title, seed, preface)
     with locked(out_dir, "-o folder"):
         check_replaceable(out_dir, fingerprint, kind="report", force=force,
                           markers=("report.json", "report.html"), job_keys=("runs", "options"))
@@ -582,21 +626,22 @@ def build_report(run_dirs: Sequence, out_dir, *, baseline: str | None = None,
                 result.comparisons = _compare(named, result.baseline, notes, seed)
         title = title or "wavebench report: " + ", ".join(n for r in runs for n in r.names)
         with building(out_dir) as tmp:
-            _write_report_files(result, tmp, merged, runs, notes, title, fingerprint)
+            _write_report_files(result, tmp, merged, runs, notes, title, fingerprint, preface)
     result.files = {name: out_dir / path.name for name, path in result.files.items()}
     return result
 
 
 def _write_report_files(result: ReportResult, folder: Path, merged, runs, notes, title,
-                        fingerprint) -> None:
+                        fingerprint, preface=None) -> None:
     """Write every file of the report into ``folder`` (the temporary folder swapped in later)."""
     result.out_dir, final = folder, result.out_dir
     try:
         _write_tables(result)
-        page = render_html(_report_sections(result, merged, runs, notes), title)
+        page = render_html(_report_sections(result, merged, runs, notes, preface), title)
         result.files["report.html"] = write_html(folder / "report.html", page)
         result.files["report.md"] = atomic_write_text(folder / "report.md",
-                                                      _report_markdown(result, runs, title))
+                                                      _report_markdown(result, runs, title,
+                                                                       preface))
         result.files["report.json"] = atomic_write_text(folder / "report.json",
                                                         _report_json(result, runs, title))
         if result.paper is not None:

@@ -1,9 +1,9 @@
-"""Run folders as `wavebench report` reads them: score and speed runs, checked and merged.
+"""Run folders as `wavebench report` reads them: score, speed and training runs, checked and merged.
 
-A run is a folder written by ``wavebench score`` (per_utterance.csv) or ``wavebench speed``
-(speed.csv), with its run.json when present. Loading refuses truncated tables and differing
-metric definitions; shards of one sharded scoring job are merged, refusing overlaps and naming
-the missing ones.
+A run is a folder written by ``wavebench score`` (per_utterance.csv), ``wavebench speed``
+(speed.csv) or ``wavebench train`` (log.jsonl), with its run.json when present. Loading
+refuses truncated tables and differing metric definitions; shards of one sharded scoring job
+are merged, refusing overlaps and naming the missing ones.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from wavebench_base.errors import InputError
 
 RUN_FILE = "run.json"
 #: The file that marks a folder as a run of each kind when it has no run.json.
-MARKERS = {"per_utterance.csv": "score", "speed.csv": "speed"}
+MARKERS = {"per_utterance.csv": "score", "speed.csv": "speed", "log.jsonl": "train"}
 SPEED_REQUIRED = ("device", "sampler", "batch", "samples_per_s")
 SPEED_NUMERIC = ("batch", "threads", "samples", "seconds_median", "samples_per_s",
                  "samples_per_s_per_stream", "rtf", "peak_mem_mb", "speedup")
@@ -75,7 +75,7 @@ def _run_kind(folder: Path, info: dict) -> str:
     if not folder.exists():
         raise InputError("no such folder", folder)
     if not folder.is_dir():
-        raise InputError("not a folder; give the output folder of wavebench score or speed",
+        raise InputError("not a folder; give the output folder of wavebench score, speed or train",
                          folder)
     if info:
         kind = info.get("kind")
@@ -133,9 +133,41 @@ def _load_speed_run(folder: Path, info: dict) -> Run:
     return Run("speed", folder, info, table, {}, (name,))
 
 
+def _load_train_run(folder: Path, info: dict) -> Run:
+    """A training run: the validations of its log.jsonl as a table (run, step, seconds,
+    val_bits, lr); ``seconds`` is NaN in logs written before the trainer recorded its clock.
+
+    Raises
+    ------
+    InputError
+        A line that is not a JSON object (with its number), or a log with no validation.
+    """
+    path = folder / "log.jsonl"
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise InputError(f"line {number} is not JSON ({err}); the log may be cut short "
+                             "(resuming the training trims it)", path) from None
+        if not isinstance(record, dict):
+            raise InputError(f"line {number} is not a JSON object", path)
+        if record.get("event") == "validation":
+            rows.append({name: record.get(name) for name in ("step", "seconds", "val_bits", "lr")})
+    if not rows:
+        raise InputError("no validation in log.jsonl yet; nothing to plot", path)
+    table = pd.DataFrame(rows)
+    for name in ("step", "seconds", "val_bits", "lr"):
+        table[name] = pd.to_numeric(table[name], errors="coerce")
+    name = str(info.get("run") or folder.name)
+    table.insert(0, "run", name)
+    return Run("train", folder, info, table, {}, (name,))
+
+
 #: How each kind of run is read; a new kind (MOS) adds its loader here and a marker above.
 LOADERS: dict[str, Callable[[Path, dict], Run]] = {"score": _load_score_run,
-                                                     "speed": _load_speed_run}
+                                                     "speed": _load_speed_run,
+                                                     "train": _load_train_run}
 
 
 def load_runs(run_dirs: Sequence, notes: list) -> list[Run]:
@@ -331,6 +363,12 @@ def merge_score_runs(runs: Sequence[Run], notes: list):
             notes.append(f"system {system!r}: disjoint utterances from runs "
                          f"{', '.join(dict.fromkeys(group))} merged as shards of one run")
     return merged, named
+
+
+def merge_train_runs(runs: Sequence[Run]) -> pd.DataFrame | None:
+    """All training curves stacked, or None without training runs."""
+    tables = [r.table for r in runs if r.kind == "train"]
+    return pd.concat(tables, ignore_index=True) if tables else None
 
 
 def merge_speed_runs(runs: Sequence[Run]) -> pd.DataFrame | None:
