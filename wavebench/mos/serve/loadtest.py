@@ -79,13 +79,19 @@ class Rater:
         self.stats, self.p_drop, self.p_repeat, self.deadline = stats, p_drop, p_repeat, deadline
         self.log = RaterLog(rater_id)
         self.client = f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
+        self.pending_resume = False  # a connection failed mid-session: resume before going on
 
     async def call(self, path, body, *, timed=False, drop_ok=True):
-        """POST until a final answer (anything but a dropped connection, 429 or 5xx)."""
+        """POST until a final answer (anything but a dropped connection, 429 or 5xx); after a
+        connection failure the session is resumed first, as the page does after a reload."""
         delay = 0.05
         while True:
             if time.monotonic() > self.deadline:
                 raise TimeoutError(f"{self.log.rater_id}: past the load test's deadline")
+            if self.pending_resume and not await self.resume_after_error():
+                await asyncio.sleep(delay * (0.5 + self.rng.random()))
+                delay = min(delay * 2, 1.0)
+                continue
             drop = drop_ok and self.rng.random() < self.p_drop
             t0 = time.perf_counter()
             try:
@@ -93,7 +99,7 @@ class Rater:
             except (OSError, asyncio.TimeoutError, ValueError, IndexError) as err:
                 self.stats[type(err).__name__] = self.stats.get(type(err).__name__, 0) + 1
                 out = None
-                await self.resume_after_error()
+                self.pending_resume = bool(self.log.session_id)
             if out is not None and timed:
                 self.stats["latency"].append(time.perf_counter() - t0)
             if out is None:
@@ -105,23 +111,22 @@ class Rater:
             await asyncio.sleep(delay * (0.5 + self.rng.random()))
             delay = min(delay * 2, 1.0)
 
-    async def resume_after_error(self):
+    async def resume_after_error(self) -> bool:
         """After a connection failure (e.g. the server was killed): resume the session and
-        check that everything acknowledged came back."""
-        if not self.log.session_id:
-            return
-        await asyncio.sleep(0.1)
+        check that everything acknowledged came back. False while the server cannot answer."""
         try:
             out = await _request(self.port, "/api/session", self.ident(), self.log.token,
                                  self.client)
         except (OSError, asyncio.TimeoutError, ValueError, IndexError):
-            return  # still down: the next attempt tries again
-        if out and out[0] == 200:
-            stored = {}
-            for answer in out[1]["responses"]:
-                stored.setdefault(answer["trial_id"], []).append(answer)
-            self.log.resumed_ok.append(all(stored.get(t) == a for t, a in
-                                           self.log.acked.items()))
+            return False  # still down: the next attempt tries again
+        if out[0] != 200:
+            return False  # rate-limited or restarting: try again
+        stored = {}
+        for answer in out[1]["responses"]:
+            stored.setdefault(answer["trial_id"], []).append(answer)
+        self.log.resumed_ok.append(all(stored.get(t) == a for t, a in self.log.acked.items()))
+        self.pending_resume = False
+        return True
 
     def ident(self):
         return {"rater_id": self.log.rater_id, "study_id": "", "prolific_session_id": "",
