@@ -181,9 +181,9 @@ PRESETS: dict[str, Preset] = {
     "tiny": Preset(
         ModelConfig(blocks=2, layers=8, residual_channels=24, dilation_channels=24,
                     skip_channels=64, end_channels=64, n_mels=40),
-        temperature=1.0, seconds=1.0,
+        temperature=0.6, seconds=1.0,
         description="the embedded demo: trains to audible structure in minutes on 2 CPU cores",
-        train={"steps": 400, "batch_size": 8, "crop": 1024, "lr": 3e-3, "warmup": 20,
+        train={"steps": 400, "batch_size": 8, "crop": 1024, "lr": 1e-2, "warmup": 20,
                "eval_every": 50, "checkpoint_every": 200}),
     "reference": Preset(
         ModelConfig(), temperature=1.0, seconds=1.0,

@@ -28,6 +28,10 @@ GENERATOR = "wavebench-embedded"
 GENERATOR_VERSION = 1
 FAMILIES = ("tones", "chords", "formants")
 VALID_EVERY = 5  # every 5th clip is validation: an 80/20 split that covers all three families
+#: Clips in the default set: 320 train (10.7 minutes) and 80 valid. With the first 40 alone,
+#: the demo's model memorized its 64 s of training audio: validation bits per sample rose
+#: after 300 steps (4.39 -> 4.77 by step 1200) while 400 clips kept them falling.
+DEFAULT_CLIPS = 400
 
 # A pentatonic scale (semitones above the root) keeps the melodies tonal and predictable.
 _PENTATONIC = np.array([0, 2, 4, 7, 9, 12, 14, 16])
@@ -36,7 +40,8 @@ _VOWELS = np.array([[730, 1090, 2440], [270, 2290, 3010], [300, 870, 2240],
                     [530, 1840, 2480], [570, 840, 2410]], dtype=float)
 
 
-def embedded_audioset(sample_rate=16000, seed=0, n_clips=40, seconds=2.0) -> AudioSet:
+def embedded_audioset(sample_rate=16000, seed=0, n_clips=DEFAULT_CLIPS,
+                      seconds=2.0) -> AudioSet:
     """Synthesize the embedded dataset: ``n_clips`` clips of ``seconds`` each, split 80/20.
 
     Parameters
@@ -68,7 +73,7 @@ def embedded_audioset(sample_rate=16000, seed=0, n_clips=40, seconds=2.0) -> Aud
     --------
     >>> data = embedded_audioset()
     >>> len(data.train), len(data.valid), data.speakers
-    (32, 8, ['tones', 'chords', 'formants'])
+    (320, 80, ['tones', 'chords', 'formants'])
     """
     n = _check_args(sample_rate, seed, n_clips, seconds)
     synth = (_tones, _chords, _formants)

@@ -89,6 +89,26 @@ def test_speed_columns_from_known_times_worked_by_hand(tmp_path, monkeypatch):
         pd.testing.assert_frame_equal(got, HAND_WORKED, check_exact=False, rtol=1e-12)
 
 
+def test_timing_leaves_the_callers_thread_counts_alone(tmp_path, monkeypatch):
+    import types
+
+    import numba
+
+    import wavebench.speed as speed
+    seen = []
+
+    def fake_generate(model, n, **kwargs):
+        seen.append(torch.get_num_threads())
+        return types.SimpleNamespace(seconds=1.0)
+    monkeypatch.setattr(speed, "generate", fake_generate)
+    before = torch.get_num_threads(), numba.get_num_threads()
+    wanted = 2 if before[0] == 1 else 1  # a count other than the caller's
+    run_speed(tmp_path, preset="tiny", samplers=("cached",), threads=(wanted,), samples=100,
+              repeats=1, log=lambda line: None)
+    assert set(seen) == {wanted}  # the rows ran at their own count ...
+    assert (torch.get_num_threads(), numba.get_num_threads()) == before  # ... and it is undone
+
+
 def test_speedup_is_relative_to_the_baseline_at_the_same_batch():
     table = pd.DataFrame({"device": ["cpu"] * 4, "sampler": ["cached", "fused"] * 2,
                           "batch": [1, 1, 8, 8], "threads": [1] * 4, "status": ["ok"] * 4,

@@ -2,6 +2,7 @@
 The command's options are in :mod:`wavebench.commands.speed`."""
 from __future__ import annotations
 
+import contextlib
 import math
 import resource
 import statistics
@@ -142,6 +143,35 @@ def run_speed(out_dir, *, preset="reference", devices=("cpu",), samplers=("cache
     torch.manual_seed(seed)
     model = WaveNet(get_preset(preset).model).eval()
     dtype = torch.float64 if float64 else torch.float32
+    with threads_restored():
+        rows = _time_all(model, devices, samplers, batches, threads, samples, naive_samples,
+                         repeats, dtype, seed, cpu_max_batch, log)
+    table = add_speedup(pd.DataFrame(rows).reindex(columns=COLUMNS), baseline)
+    write_tables(table, Path(out_dir), preset, baseline)
+    return table
+
+
+@contextlib.contextmanager
+def threads_restored():
+    """Put torch's and numba's thread counts back afterwards: timing sets them per row, and a
+    caller that goes on computing (the demo) must not inherit the last row's."""
+    before = torch.get_num_threads()
+    try:
+        import numba
+        numba_before = numba.get_num_threads()
+    except ImportError:
+        numba = numba_before = None
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+        if numba is not None:
+            numba.set_num_threads(numba_before)
+
+
+def _time_all(model, devices, samplers, batches, threads, samples, naive_samples, repeats,
+              dtype, seed, cpu_max_batch, log) -> list:
+    """One row per (device, sampler, batch, threads): timed, or skipped with the reason."""
     rows = []
     for device in devices:
         why = device_problem(device)
@@ -165,9 +195,7 @@ def run_speed(out_dir, *, preset="reference", devices=("cpu",), samplers=("cache
                     log(f"{device} {sampler} batch {batch} threads {n_threads}: "
                         f"{row['samples_per_s']:,.0f} samples/s")
                     rows.append(row)
-    table = add_speedup(pd.DataFrame(rows).reindex(columns=COLUMNS), baseline)
-    write_tables(table, Path(out_dir), preset, baseline)
-    return table
+    return rows
 
 
 def _check_args(samplers, batches, threads, samples, naive_samples, repeats, baseline) -> None:

@@ -9,7 +9,8 @@ from wavebench.commands.context import CONTEXT, log_to_stderr, no_progress_optio
 @click.command("demo", context_settings=CONTEXT)
 @click.option("-o", "--out", "out_dir", default="demo_out", show_default=True,
               help="Folder for everything the demo makes.")
-@click.option("--steps", default=300, show_default=True, help="Training steps.")
+@click.option("--steps", default=300, show_default=True,
+              help="Training steps (two training processes where there are two cores).")
 @no_progress_option(help="Hide the progress bars.")
 def demo_command(out_dir, steps, no_progress):
     """Run the whole pipeline on the embedded default data (no downloads, a few minutes).
