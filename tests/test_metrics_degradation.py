@@ -3,10 +3,9 @@ identity < 8-bit mu-law, identity < a 3 kHz low-pass (reference-free metrics inc
 the degraded audio alone)."""
 from pathlib import Path
 
-import numpy as np
 import pytest
-import scipy.signal
 import soundfile
+from degradations import add_noise, low_pass, mu_law_round_trip
 
 from metrics import METRICS, score_pair
 from metrics.pitch import NAMES as PITCH_NAMES
@@ -19,28 +18,11 @@ PAIR_METRICS = [pytest.param(name, marks=pytest.mark.slow) if name in SLOW_METRI
                 for name in AUDIO_METRICS]
 
 
-def _add_noise(audio, snr_db, seed=0):
-    noise = np.random.default_rng(seed).standard_normal(audio.size)
-    return audio + noise * np.sqrt(np.mean(audio ** 2) / np.mean(noise ** 2) / 10 ** (snr_db / 10))
-
-
-def _mu_law_round_trip(audio, mu=255.0):
-    """8-bit mu-law quantization, written here from the G.711 formula (not the package's)."""
-    x = np.clip(audio, -1, 1)
-    codes = np.round((np.sign(x) * np.log1p(mu * np.abs(x)) / np.log1p(mu) + 1) / 2 * mu)
-    y = 2 * codes / mu - 1
-    return np.sign(y) * np.expm1(np.abs(y) * np.log1p(mu)) / mu
-
-
-def _low_pass(audio, rate, cutoff=3000.0):
-    return scipy.signal.sosfiltfilt(scipy.signal.butter(8, cutoff, fs=rate, output="sos"), audio)
-
-
 def _score(names):
     reference, rate = soundfile.read(SPEECH / "cannot-complete-as-dialed.flac")
-    conditions = {"identity": reference, "snr20": _add_noise(reference, 20),
-                  "snr5": _add_noise(reference, 5), "mulaw": _mu_law_round_trip(reference),
-                  "lowpass": _low_pass(reference, rate)}
+    conditions = {"identity": reference, "snr20": add_noise(reference, 20),
+                  "snr5": add_noise(reference, 5), "mulaw": mu_law_round_trip(reference),
+                  "lowpass": low_pass(reference, rate, 3000.0)}
     return {condition: score_pair(names, reference=reference, generated=generated,
                                   sample_rate=rate)
             for condition, generated in conditions.items()}

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import scipy.signal
 import soundfile
 import soxr
+from degradations import add_noise, low_pass, mu_law_round_trip
 
 from metrics import MetricUnavailable
 from metrics.perceptual_quality import MAX_SECONDS, PESQ_RATE, pesq_nb, pesq_scores, pesq_wb
@@ -69,28 +69,13 @@ def test_identity_gives_the_top_of_the_scale():
     assert scores == pytest.approx({"pesq_wb": 4.644, "pesq_nb": 4.549}, abs=1e-3)
 
 
-def _add_noise(audio, snr_db, seed=0):
-    noise = np.random.default_rng(seed).standard_normal(audio.size)
-    return audio + noise * np.sqrt(np.mean(audio ** 2) / np.mean(noise ** 2) / 10 ** (snr_db / 10))
-
-
-def _mu_law(audio, mu=255.0):
-    """8-bit mu-law round trip (encode, quantize to 256 levels, decode), from the G.711 formula."""
-    compressed = np.sign(audio) * np.log1p(mu * np.abs(np.clip(audio, -1, 1))) / np.log1p(mu)
-    decoded = 2.0 * np.round((compressed + 1.0) / 2.0 * mu) / mu - 1.0
-    return np.sign(decoded) * np.expm1(np.abs(decoded) * np.log1p(mu)) / mu
-
-
-def _low_pass(audio, cutoff_hz, rate=16000):
-    return scipy.signal.sosfiltfilt(scipy.signal.butter(8, cutoff_hz, fs=rate, output="sos"), audio)
-
-
 @pytest.mark.parametrize("name", ["vm-login.flac", "agent-loginok.flac", "conf-getpin.flac"])
 def test_degradations_lower_both_scores(name):
     clean, rate = soundfile.read(SPEECH / name)
-    conditions = {"identity": clean, "snr10": _add_noise(clean, 10), "snr0": _add_noise(clean, 0),
-                  "mu-law": _mu_law(clean), "low-pass 4 kHz": _low_pass(clean, 4000),
-                  "low-pass 3 kHz": _low_pass(clean, 3000)}
+    conditions = {"identity": clean, "snr10": add_noise(clean, 10), "snr0": add_noise(clean, 0),
+                  "mu-law": mu_law_round_trip(clean),
+                  "low-pass 4 kHz": low_pass(clean, 16000, 4000),
+                  "low-pass 3 kHz": low_pass(clean, 16000, 3000)}
     scores = {condition: pesq_scores(reference=clean, generated=degraded, sample_rate=rate)
               for condition, degraded in conditions.items()}
     for metric in ("pesq_wb", "pesq_nb"):
