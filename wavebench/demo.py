@@ -17,7 +17,7 @@ import torch
 
 from metrics import DEFAULT_METRICS
 from reference_model.checkpoint import load_checkpoint
-from reference_model.config import PRESETS
+from reference_model.config import PRESETS, parameter_count
 from reference_model.embedded import DEFAULT_CLIPS, VALID_EVERY, write_embedded_audio
 from reference_model.features import log_mel
 from reference_model.sampling import generate
@@ -152,10 +152,9 @@ def train_demo_model(out_dir: Path, steps: int, *, progress: bool, log) -> Path:
 def preface(model, steps: int, train_seconds: float) -> str:
     """What the demo's numbers mean for a model this small, for the top of its report."""
     config = model.config
-    parameters = sum(p.numel() for p in model.parameters())
     return (
         f"The demo's WaveNet is deliberately tiny: {config.blocks} x {config.layers} layers, "
-        f"{config.residual_channels} residual channels, {parameters:,} parameters, a receptive "
+        f"{config.residual_channels} residual channels, {parameter_count(config):,} parameters, a receptive "
         f"field of {config.receptive_field} samples "
         f"({1000 * config.receptive_field / config.sample_rate:.0f} ms), trained for {steps} "
         f"steps ({train_seconds:.0f} s here) on {TRAIN_MINUTES:.1f} minutes of synthesized tones, "
@@ -163,7 +162,7 @@ def preface(model, steps: int, train_seconds: float) -> str:
         "and the band their energy lies in, but its copies are still noise in that band, "
         "without the references' harmonics (see the spectrograms): read the numbers as proof "
         "that the pipeline works and that the model learns, not as what a WaveNet can do (the "
-        "reference preset has 549,728 parameters and "
+        f"reference preset has {parameter_count(PRESETS['reference'].model):,} parameters and "
         "trains for hours). Three yardsticks: oracle_mulaw is the reference through 8-bit mu-law, "
         "the floor no 256-class WaveNet can beat; nll_bits cannot go below about 2.35 bits per "
         "sample on these four clips, the entropy of their -50 dBFS noise after mu-law coding "

@@ -224,13 +224,18 @@ def create_app(packet: Packet, db: StudyDB, settings: Settings = Settings()):
             out.update(completion(row["completion_code"]))
         return JSONResponse(out, headers={"cache-control": "no-store"})
 
+    async def authorized(request: Request, what: str) -> tuple[dict, dict]:
+        """The checked body of a request on a session, and that session if the request
+        carries its secret."""
+        body = await read_json(request)
+        token = schema.bearer(request.headers.get("authorization"))
+        if not isinstance(body.get("session_id"), str):
+            raise Refused(422, f"{what} request: session_id must be a string")
+        return body, await run_in_threadpool(db.authorize, body["session_id"], token)
+
     async def api_answers(request: Request):
         try:
-            body = await read_json(request)
-            token = schema.bearer(request.headers.get("authorization"))
-            if not isinstance(body.get("session_id"), str):
-                raise Refused(422, "answers request: session_id must be a string")
-            session = await run_in_threadpool(db.authorize, body["session_id"], token)
+            body, session = await authorized(request, "answers")
             given = schema.answers(body, packet, session["list_id"])
             status = await run_in_threadpool(db.record_answers, session, given,
                                              now=time.time())
@@ -240,11 +245,7 @@ def create_app(packet: Packet, db: StudyDB, settings: Settings = Settings()):
 
     async def api_finish(request: Request):
         try:
-            body = await read_json(request)
-            token = schema.bearer(request.headers.get("authorization"))
-            if not isinstance(body.get("session_id"), str):
-                raise Refused(422, "finish request: session_id must be a string")
-            session = await run_in_threadpool(db.authorize, body["session_id"], token)
+            body, session = await authorized(request, "finish")
             meta = schema.finish(body)
             code, same = await run_in_threadpool(db.finish, session, meta, body["checksum"],
                                                  now=time.time())
