@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -9,7 +10,10 @@ from pathlib import Path
 from wavebench_base.errors import InputError
 
 COND_KINDS = ("none", "mel", "speaker", "mel+speaker")
-UPSAMPLE_KINDS = ("transposed", "repeat")
+UPSAMPLE_KINDS = ("transposed", "repeat", "vocoder")
+INPUT_KINDS = ("onehot", "scalar")
+OUTPUT_KINDS = ("softmax", "mol")
+MEL_NORMS = ("wavebench", "none")
 
 # Upper bounds far above every preset (the largest has 5 blocks of 10 layers and 1.2 million
 # parameters), so that an edited checkpoint or TOML file is refused by arithmetic before
@@ -18,7 +22,7 @@ UPSAMPLE_KINDS = ("transposed", "repeat")
 LIMITS = {"blocks": 64, "layers": 16, "kernel_size": 16, "residual_channels": 4096,
           "dilation_channels": 4096, "skip_channels": 4096, "end_channels": 4096,
           "classes": 65536, "sample_rate": 384000, "n_mels": 512, "hop_length": 8192,
-          "n_speakers": 65536, "speaker_dim": 1024}
+          "n_speakers": 65536, "speaker_dim": 1024, "mixtures": 256, "cin_pad": 64}
 MAX_RECEPTIVE_FIELD = 2 ** 20  # samples: 65 s at 16 kHz
 MAX_PARAMETERS = 100_000_000  # 400 MB of float32 weights
 
@@ -59,6 +63,22 @@ class ModelConfig:
     1, 2, ..., 2^(layers-1). ``cond`` selects conditioning: ``"mel"`` (local, log-mel frames of
     ``n_mels`` bands every ``hop_length`` samples, upsampled by ``upsample``), ``"speaker"``
     (global, an embedding of ``n_speakers`` ids) or both (``"mel+speaker"``).
+
+    The fields after ``speaker_dim`` describe other projects' WaveNets (see
+    ``reference_model.convert``); their defaults are wavebench's own model:
+
+    - ``input``: ``"onehot"`` feeds mu-law codes one-hot; ``"scalar"`` feeds the sample value,
+      codes being a linear grid of ``classes`` levels over [-1, 1] (wavenet_vocoder's raw input).
+    - ``output``: ``"softmax"`` over ``classes`` codes, or ``"mol"``, a discretized mixture of
+      ``mixtures`` logistics (PixelCNN++ as wavenet_vocoder parameterizes it, log-scales
+      clamped at ``log_scale_min``, bins ``2 / (classes - 1)`` wide).
+    - ``residual_scale`` multiplies each layer's output ``x + res(z)``; ``skip_scale`` the sum
+      of the skip connections (wavenet_vocoder: sqrt(0.5) and sqrt(1 / layers)).
+    - ``upsample = "vocoder"``: wavenet_vocoder's ConvInUpsampleNetwork, a convolution over
+      ``2 cin_pad + 1`` frames, then per factor of ``upsample_scales`` a nearest-neighbour
+      stretch and a ``2 s + 1`` tap filter along time.
+    - ``mel_norm``: ``"wavebench"`` shifts and scales log-mels before the network;
+      ``"none"`` feeds the frames as given.
     """
 
     blocks: int = 3
@@ -76,8 +96,19 @@ class ModelConfig:
     upsample: str = "transposed"
     n_speakers: int = 0
     speaker_dim: int = 16
+    input: str = "onehot"
+    output: str = "softmax"
+    mixtures: int = 10
+    log_scale_min: float = -16.0
+    residual_scale: float = 1.0
+    skip_scale: float = 1.0
+    upsample_scales: tuple = ()
+    cin_pad: int = 0
+    mel_norm: str = "wavebench"
 
     def __post_init__(self):
+        if isinstance(self.upsample_scales, list):  # as a dict or TOML file gives it
+            object.__setattr__(self, "upsample_scales", tuple(self.upsample_scales))
         positive = ("blocks", "layers", "residual_channels", "dilation_channels", "skip_channels",
                     "end_channels", "sample_rate", "n_mels", "hop_length", "speaker_dim")
         for name in positive:
@@ -95,6 +126,16 @@ class ModelConfig:
         if self.upsample not in UPSAMPLE_KINDS:
             raise InputError(f"config: upsample must be one of {', '.join(UPSAMPLE_KINDS)}, "
                              f"got {shown(self.upsample)}")
+        for name, kinds in (("input", INPUT_KINDS), ("output", OUTPUT_KINDS),
+                            ("mel_norm", MEL_NORMS)):
+            if getattr(self, name) not in kinds:
+                raise InputError(f"config: {name} must be one of {', '.join(kinds)}, "
+                                 f"got {shown(getattr(self, name))}")
+        if (self.input == "scalar") != (self.output == "mol"):
+            raise InputError(f"config: input {self.input!r} with output {self.output!r} is not "
+                             f"supported: scalar input goes with the mixture head ('mol'), "
+                             f"one-hot input with 'softmax'")
+        self._check_head_and_upsampler()
         if not isinstance(self.n_speakers, int) or isinstance(self.n_speakers, bool) \
                 or self.n_speakers < 0:
             raise InputError(f"config: n_speakers must be an integer >= 0, "
@@ -102,6 +143,38 @@ class ModelConfig:
         if self.uses_speaker and self.n_speakers < 1:
             raise InputError("config: cond includes 'speaker' but n_speakers is 0; set n_speakers")
         self._check_size()
+
+    def _check_head_and_upsampler(self) -> None:
+        for name in ("mixtures", "cin_pad"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < (name == "mixtures"):
+                raise InputError(f"config: {name} must be an integer >= {int(name == 'mixtures')}, "
+                                 f"got {shown(value)}")
+        for name in ("log_scale_min", "residual_scale", "skip_scale"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) \
+                    or not math.isfinite(value) or (name != "log_scale_min" and value <= 0):
+                kind = "a finite number" if name == "log_scale_min" else "a finite number > 0"
+                raise InputError(f"config: {name} must be {kind}, got {shown(value)}")
+        scales = self.upsample_scales
+        if not isinstance(scales, tuple) or not all(
+                isinstance(f, int) and not isinstance(f, bool) and 1 <= f <= 64 for f in scales) \
+                or len(scales) > 8:
+            raise InputError(f"config: upsample_scales must be a list of at most 8 integers "
+                             f"from 1 to 64, got {shown(scales)}")
+        if self.upsample == "vocoder" and math.prod(scales) != self.hop_length:
+            raise InputError(f"config: upsample 'vocoder' needs upsample_scales whose product is "
+                             f"hop_length {self.hop_length}, got {shown(list(scales))}")
+
+    @property
+    def out_channels(self) -> int:
+        """Channels of the output layer: ``classes`` logits, or 3 per logistic of a mixture."""
+        return self.classes if self.output == "softmax" else 3 * self.mixtures
+
+    @property
+    def in_channels(self) -> int:
+        """Channels of the start convolution's input: one-hot codes or one scalar."""
+        return self.classes if self.input == "onehot" else 1
 
     def _check_size(self) -> None:
         """Refuse values beyond :data:`LIMITS`, then a receptive field or parameter count beyond
@@ -138,7 +211,9 @@ class ModelConfig:
         return (self.kernel_size - 1) * sum(self.dilations) + 1
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        out = dataclasses.asdict(self)
+        out["upsample_scales"] = list(self.upsample_scales)  # TOML and JSON have no tuples
+        return out
 
     def replace(self, **changes) -> "ModelConfig":
         return config_from_dict({**self.to_dict(), **changes}, source="config")
@@ -156,11 +231,13 @@ def parameter_count(config: ModelConfig) -> int:
         layer += (c.n_mels + 1) * d2
     if c.uses_speaker:
         layer += (c.speaker_dim + 1) * d2
-    total = ((c.classes + 1) * c.residual_channels                     # start
+    total = ((c.in_channels + 1) * c.residual_channels                 # start
              + c.blocks * c.layers * layer
-             + (c.skip_channels + 1) * c.end_channels + (c.end_channels + 1) * c.classes)
+             + (c.skip_channels + 1) * c.end_channels + (c.end_channels + 1) * c.out_channels)
     if c.uses_mel and c.upsample == "transposed":
         total += sum(c.n_mels * c.n_mels * f + c.n_mels for f in upsample_factors(c.hop_length))
+    if c.uses_mel and c.upsample == "vocoder":  # no biases in wavenet_vocoder's upsampler
+        total += c.n_mels * c.n_mels * (2 * c.cin_pad + 1) + sum(2 * f + 1 for f in c.upsample_scales)
     if c.uses_speaker:
         total += c.n_speakers * c.speaker_dim
     return total

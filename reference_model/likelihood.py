@@ -6,15 +6,20 @@ import math
 import numpy as np
 import torch
 
+from reference_model.codes import encode
 from reference_model.features import log_mel
+from reference_model.heads import log_probs
 from reference_model.model import WaveNet
-from reference_model.mulaw import mu_law_encode
 
 
 @torch.inference_mode()
 def target_log_probs(model: WaveNet, audio: np.ndarray, *, speaker: int | None = None,
                      chunk: int = 16384, device="cpu") -> tuple[np.ndarray, np.ndarray]:
     """Per-sample log-probabilities (nats) that the model gives the recording's own codes.
+
+    A mixture head (``output = "mol"``) scores the samples' own values, fed as they are
+    (scalar input), each by the mass of its bin of width ``2 / (classes - 1)``, as
+    wavenet_vocoder's loss does (:func:`reference_model.heads.log_probs`).
 
     Each chunk is computed with one receptive field of real history before it, so the result
     equals one forward pass over the whole recording (at a fraction of the memory).
@@ -31,13 +36,17 @@ def target_log_probs(model: WaveNet, audio: np.ndarray, *, speaker: int | None =
     Returns
     -------
     (log_probs, codes) : np.ndarray [shape=(m,)] float64, np.ndarray [shape=(m,)] int64
-        ln p(code_t | code_<t) and the codes.
+        ln p(code_t | code_<t) and the codes (:func:`reference_model.codes.encode`).
     """
     config = model.config
     hop = config.hop_length if config.uses_mel else 1
     n = len(audio) // hop * hop
-    codes = torch.from_numpy(mu_law_encode(audio[:n], config.classes)).to(device)
+    codes = torch.from_numpy(encode(np.asarray(audio[:n]), config)).to(device)
     dtype = next(model.parameters()).dtype
+    # what the network reads and what it is scored on: codes, or a mixture's sample values
+    inputs = codes if config.output == "softmax" else torch.from_numpy(
+        np.clip(np.asarray(audio[:n], dtype=np.float64), -1.0, 1.0)).to(device, dtype)
+    targets = codes if config.output == "softmax" else inputs.double()
     mel = (torch.from_numpy(log_mel(np.asarray(audio[:n]), config)).to(device, dtype)
            if config.uses_mel else None)
     spk = torch.tensor([speaker or 0], device=device) if config.uses_speaker else None
@@ -47,14 +56,14 @@ def target_log_probs(model: WaveNet, audio: np.ndarray, *, speaker: int | None =
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
         first = max(start - context, 0)
-        window = codes[first:stop][None]
+        window = inputs[first:stop][None]
         frames = mel[:, first // hop: stop // hop][None] if mel is not None else None
-        logits = model(window, frames, spk)[0, :, start - first:]
-        picked = torch.log_softmax(logits.double(), dim=0).gather(0, codes[None, start:stop])
-        out[start:stop] = picked[0].cpu().numpy()
+        output = model(window, frames, spk)[:, :, start - first:]
+        out[start:stop] = log_probs(output, targets[None, start:stop], config)[0].cpu().numpy()
     return out, codes.cpu().numpy()
 
 
 def bits_per_sample(log_probs: np.ndarray) -> float:
-    """Mean negative log-likelihood in bits per sample (lower is better; 8 = uniform over 256)."""
+    """Mean negative log-likelihood in bits per sample (lower is better; 8 = uniform over 256
+    mu-law codes, 16 = uniform over a mixture head's 65536 bins)."""
     return float(-np.mean(log_probs) / math.log(2))

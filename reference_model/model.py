@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from reference_model.codes import linear_values
 from reference_model.config import ModelConfig, upsample_factors
 from wavebench_base.errors import InputError
 
@@ -24,6 +25,7 @@ class ResidualLayer(nn.Module):
     def __init__(self, config: ModelConfig, dilation: int):
         super().__init__()
         self.dilation = dilation
+        self.residual_scale = config.residual_scale
         self.padding = (config.kernel_size - 1) * dilation
         d = config.dilation_channels
         self.conv = nn.Conv1d(config.residual_channels, 2 * d, config.kernel_size, dilation=dilation)
@@ -40,7 +42,31 @@ class ResidualLayer(nn.Module):
             h = h + self.speaker_proj(speaker).unsqueeze(-1)
         filt, gate = h.chunk(2, dim=1)
         z = torch.tanh(filt) * torch.sigmoid(gate)
-        return x + self.res(z), self.skip(z)
+        x = x + self.res(z)
+        return (x if self.residual_scale == 1 else x * self.residual_scale), self.skip(z)
+
+
+class VocoderUpsampler(nn.Module):
+    """wavenet_vocoder's ConvInUpsampleNetwork (its default, with no activation).
+
+    ``conv_in`` sees ``2 cin_pad + 1`` frames and consumes ``cin_pad`` frames of context at each
+    end; each factor ``s`` then repeats every column ``s`` times and filters along time with
+    ``2 s + 1`` taps shared by all mel bands. Neither has a bias.
+    """
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.conv_in = nn.Conv1d(config.n_mels, config.n_mels, 2 * config.cin_pad + 1, bias=False)
+        self.stages = nn.ModuleList(nn.Conv2d(1, 1, (1, 2 * s + 1), padding=(0, s), bias=False)
+                                    for s in config.upsample_scales)
+        self.scales = config.upsample_scales
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        """Frames with context [B, n_mels, F + 2 cin_pad] -> [B, n_mels, F * hop]."""
+        x = self.conv_in(mel).unsqueeze(1)
+        for scale, stage in zip(self.scales, self.stages):
+            x = stage(x.repeat_interleave(scale, dim=-1))
+        return x.squeeze(1)
 
 
 class WaveNet(nn.Module):
@@ -56,15 +82,17 @@ class WaveNet(nn.Module):
         super().__init__()
         self.config = config
         c = config
-        self.start = nn.Conv1d(c.classes, c.residual_channels, 1)  # applied to one-hot input
+        self.start = nn.Conv1d(c.in_channels, c.residual_channels, 1)  # one-hot or scalar input
         self.layers = nn.ModuleList(ResidualLayer(c, d) for d in c.dilations)
         self.end1 = nn.Conv1d(c.skip_channels, c.end_channels, 1)
-        self.end2 = nn.Conv1d(c.end_channels, c.classes, 1)
+        self.end2 = nn.Conv1d(c.end_channels, c.out_channels, 1)
         self.upsample = None
         if c.uses_mel and c.upsample == "transposed":
             self.upsample = nn.ModuleList(
                 nn.ConvTranspose1d(c.n_mels, c.n_mels, f, stride=f)
                 for f in upsample_factors(c.hop_length))
+        elif c.uses_mel and c.upsample == "vocoder":
+            self.upsample = VocoderUpsampler(c)
         self.speaker_embedding = (nn.Embedding(c.n_speakers, c.speaker_dim)
                                   if c.uses_speaker else None)
 
@@ -74,13 +102,31 @@ class WaveNet(nn.Module):
         return self.config.classes // 2
 
     def embed_codes(self, codes: torch.Tensor) -> torch.Tensor:
-        """The start convolution on one-hot codes, done as a lookup: [B, T] -> [B, R, T]."""
+        """The start convolution on the input: [B, T] -> [B, R, T].
+
+        One-hot input is a lookup of the codes. Scalar input takes sample values: a float
+        tensor as it is, or codes mapped by :func:`~reference_model.codes.linear_values`.
+        """
+        if self.config.input == "scalar":
+            values = codes if codes.is_floating_point() else linear_values(codes, self.config.classes)
+            return self.start(values.to(self.start.weight.dtype).unsqueeze(1))
         weight = self.start.weight[:, :, 0].t()  # [classes, R]
         return (F.embedding(codes, weight) + self.start.bias).transpose(1, 2)
 
     def upsample_cond(self, mel: torch.Tensor) -> torch.Tensor:
-        """Mel frames [B, n_mels, F] to per-sample features [B, n_mels, F * hop_length]."""
-        mel = (mel + MEL_SHIFT) / MEL_SCALE
+        """Mel frames [B, n_mels, F] to per-sample features [B, n_mels, F * hop_length].
+
+        The ``vocoder`` upsampler gets ``cin_pad`` edge copies of the first and last frames as
+        its context, and its output moves one sample later: wavenet_vocoder conditions the
+        prediction of sample ``t + 1`` on the features of sample ``t``, where this model's
+        ``t``-th output sees the features of sample ``t`` (see :meth:`forward`).
+        """
+        if self.config.mel_norm == "wavebench":
+            mel = (mel + MEL_SHIFT) / MEL_SCALE
+        if isinstance(self.upsample, VocoderUpsampler):
+            pad = self.config.cin_pad
+            padded = F.pad(mel, (pad, pad), mode="replicate") if pad else mel
+            return vocoder_alignment(self.upsample(padded))
         if self.upsample is None:
             return mel.repeat_interleave(self.config.hop_length, dim=-1)
         for i, stage in enumerate(self.upsample):
@@ -90,13 +136,17 @@ class WaveNet(nn.Module):
         return mel
 
     def output(self, skip_sum: torch.Tensor) -> torch.Tensor:
-        """skip sum -> ReLU -> 1x1 -> ReLU -> 1x1 -> logits."""
+        """skip sum (times ``skip_scale``) -> ReLU -> 1x1 -> ReLU -> 1x1 -> logits."""
+        if self.config.skip_scale != 1:
+            skip_sum = skip_sum * self.config.skip_scale
         return self.end2(F.relu(self.end1(F.relu(skip_sum))))
 
     def check_inputs(self, codes, cond, speaker):
         c = self.config
         if codes.dim() != 2:
             raise InputError(f"codes must be [batch, time], got shape {tuple(codes.shape)}")
+        if codes.is_floating_point() and c.input != "scalar":
+            raise InputError("float input needs a scalar-input model; this one takes codes")
         if c.uses_mel:
             if cond is None:
                 raise InputError("this model is mel-conditioned: pass mel frames as cond")
@@ -114,7 +164,8 @@ class WaveNet(nn.Module):
         Parameters
         ----------
         codes : LongTensor [batch, time]
-            Mu-law codes in ``[0, classes)``.
+            Codes in ``[0, classes)``: mu-law, or for scalar input a linear grid (see
+            :func:`~reference_model.codes.linear_values`), which also takes float sample values in [-1, 1].
         cond : Tensor [batch, n_mels, time / hop_length], optional
             Log-mel frames, required for mel-conditioned models.
         speaker : LongTensor [batch], optional
@@ -122,8 +173,9 @@ class WaveNet(nn.Module):
 
         Returns
         -------
-        Tensor [batch, classes, time]
-            Unnormalized log-probabilities of each code given the codes before it.
+        Tensor [batch, out_channels, time]
+            Unnormalized log-probabilities of each code given the codes before it, or for a
+            mixture head its parameters (``reference_model.heads``).
         """
         self.check_inputs(codes, cond, speaker)
         cond_up = self.upsample_cond(cond) if self.config.uses_mel else None
@@ -131,7 +183,8 @@ class WaveNet(nn.Module):
 
     def forward_upsampled(self, codes, cond_up=None, speaker=None) -> torch.Tensor:
         """As :meth:`forward`, with conditioning already upsampled to one vector per sample."""
-        shifted = F.pad(codes[:, :-1], (1, 0), value=self.start_code)
+        first = 0.0 if codes.is_floating_point() else self.start_code
+        shifted = F.pad(codes[:, :-1], (1, 0), value=first)
         x = self.embed_codes(shifted)
         g = self.speaker_embedding(speaker) if self.speaker_embedding is not None else None
         skip_sum = 0
@@ -139,6 +192,11 @@ class WaveNet(nn.Module):
             x, skip = layer(x, cond_up, g)
             skip_sum = skip_sum + skip
         return self.output(skip_sum)
+
+
+def vocoder_alignment(cond_up: torch.Tensor) -> torch.Tensor:
+    """wavenet_vocoder's per-sample features moved one sample later (the first repeated)."""
+    return torch.cat([cond_up[..., :1], cond_up[..., :-1]], dim=-1)
 
 
 def count_parameters(model: nn.Module) -> int:

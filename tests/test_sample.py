@@ -228,3 +228,94 @@ def test_bad_inputs_raise_clear_errors():
     if not torch.cuda.is_available():
         with pytest.raises(InputError, match="CUDA is not available"):
             generate(model, 10, device="cuda", **kwargs)
+
+
+# ----------------------------------------------------------------------------- mixture heads
+
+# wavenet_vocoder's kind of model: scalar input, a mixture of logistics, kernel 3, its residual
+# and skip scalings, its upsampler and a speaker embedding.
+MIXTURE = ModelConfig(blocks=2, layers=4, kernel_size=3, residual_channels=8, dilation_channels=8,
+                      skip_channels=16, end_channels=16, n_mels=6, hop_length=4,
+                      cond="mel+speaker", n_speakers=3, input="scalar", output="mol",
+                      classes=65536, mixtures=4, residual_scale=0.5 ** 0.5, skip_scale=0.125 ** 0.5,
+                      upsample="vocoder", upsample_scales=(2, 2), cin_pad=2, mel_norm="none")
+
+
+def mixture_case(seed=0):
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    model = WaveNet(MIXTURE).eval()
+    prime = (32768 + 9000 * np.sin(np.arange(70) / 5) + rng.integers(-300, 300, (3, 70)))
+    kwargs = dict(batch=3, prime=prime.astype(np.int64), cond=rng.standard_normal((3, 6, 100)),
+                  speaker=[0, 2, 1])
+    return model, kwargs
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.6, 0.0])
+def test_mixture_float64_codes_equal_naive(temperature):
+    model, kwargs = mixture_case()
+    ref = generate(model, 300, sampler="naive", dtype=torch.float64, temperature=temperature,
+                   seed=8, keep_logits=True, **kwargs)
+    for sampler in FAST:
+        got = generate(model, 300, sampler=sampler, dtype=torch.float64, temperature=temperature,
+                       seed=8, keep_logits=True, **kwargs)
+        np.testing.assert_array_equal(got.codes, ref.codes, err_msg=sampler)
+        np.testing.assert_allclose(got.logits, ref.logits, rtol=0, atol=1e-10, err_msg=sampler)
+    if temperature:
+        assert len(np.unique(ref.codes)) > 100  # a continuum of values, not a few codes
+    np.testing.assert_array_equal(ref.audio, (ref.codes * (2 / 65535) - 1).astype(np.float32))
+
+
+def test_mixture_float32_and_two_threads_codes_equal_naive():
+    import numba
+    model, kwargs = mixture_case(1)
+    ref = generate(model, 300, sampler="naive", dtype=torch.float32, seed=9, **kwargs)
+    for sampler in FAST:
+        got = generate(model, 300, sampler=sampler, dtype=torch.float32, seed=9, **kwargs)
+        np.testing.assert_array_equal(got.codes, ref.codes, err_msg=sampler)
+    threads = numba.get_num_threads()
+    try:
+        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+        got = generate(model, 300, sampler="fused", dtype=torch.float32, seed=9, **kwargs)
+    finally:
+        numba.set_num_threads(threads)
+    np.testing.assert_array_equal(got.codes, ref.codes)
+
+
+def test_mixture_cuda_graph_step_logic_equals_naive_without_capture():
+    from reference_model.sampling.cuda_graph import run_cuda_graph
+
+    model, kwargs = mixture_case(2)
+    ref = generate(model, 200, sampler="naive", dtype=torch.float64, seed=5, **kwargs)
+    inputs = prepare_inputs(model, 200, temperature=1.0, seed=5, device=torch.device("cpu"),
+                            dtype=torch.float64, **kwargs)
+    with torch.inference_mode():
+        codes, _ = run_cuda_graph(model, inputs, dtype=torch.float64, device=torch.device("cpu"),
+                                  capture=False, steps_per_graph=7)
+    np.testing.assert_array_equal(codes, ref.codes)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_mixture_cuda_graph_equals_naive_on_cuda(dtype):
+    model, kwargs = mixture_case(3)
+    ref = generate(model, 300, sampler="naive", dtype=dtype, seed=6, **kwargs)
+    got = generate(model, 300, sampler="cuda-graph", device="cuda", dtype=dtype, seed=6, **kwargs)
+    np.testing.assert_array_equal(got.codes, ref.codes)
+
+
+def test_mixture_teacher_forced_likelihood_scores_the_values_themselves():
+    """nll of a recording: a chunked pass equals one whole pass, and equals heads.log_probs
+    of the model's own output at the recording's values (not at its nearest codes)."""
+    from reference_model.heads import log_probs
+    from reference_model.likelihood import target_log_probs
+
+    config = MIXTURE.replace(cond="none")
+    torch.manual_seed(4)
+    model = WaveNet(config).double().eval()
+    audio = 0.4 * np.sin(np.arange(2000) / 7) + 0.01 * np.random.default_rng(0).standard_normal(2000)
+    chunked, _ = target_log_probs(model, audio, chunk=300)
+    with torch.inference_mode():
+        values = torch.from_numpy(audio)[None]
+        whole = log_probs(model(values), values, config)[0].numpy()
+    np.testing.assert_allclose(chunked, whole, rtol=0, atol=1e-10)

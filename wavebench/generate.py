@@ -63,8 +63,8 @@ class WavStreams:
     the temporary files are removed. The bytes equal those of writing the whole clip at once.
     """
 
-    def __init__(self, paths, sample_rate: int, classes: int):
-        self.paths, self.sample_rate, self.classes = list(paths), sample_rate, classes
+    def __init__(self, paths, sample_rate: int, config):
+        self.paths, self.sample_rate, self.config = list(paths), sample_rate, config
         self.stack = contextlib.ExitStack()
         self.files = []
 
@@ -85,8 +85,8 @@ class WavStreams:
 
     def write(self, codes: np.ndarray, start: int) -> None:
         """The sampler's callback: ``codes`` [batch, m] from sample ``start`` on."""
-        from reference_model.mulaw import mu_law_decode
-        audio = np.clip(mu_law_decode(codes, self.classes), -1.0, 1.0)
+        from reference_model.codes import decode
+        audio = np.clip(decode(codes, self.config), -1.0, 1.0)
         for stream, f in enumerate(self.files):
             f.write(audio[stream])
 
@@ -110,8 +110,8 @@ def allow_open_files(count: int) -> None:
 
 
 def prime_codes(path, seconds: float, config) -> np.ndarray:
-    """The first ``seconds`` of an audio file as mu-law codes at the model's rate."""
-    from reference_model.mulaw import mu_law_encode
+    """The first ``seconds`` of an audio file as the model's codes, at its rate."""
+    from reference_model.codes import encode
     from wavebench_base.audio import load_audio
 
     if not seconds > 0:
@@ -121,7 +121,7 @@ def prime_codes(path, seconds: float, config) -> np.ndarray:
     if len(audio) < need:
         raise InputError(f"{len(audio) / config.sample_rate:.3f} s long, shorter than the "
                          f"{seconds:g} s asked for by --prime-seconds", path)
-    return mu_law_encode(audio[:need], config.classes)
+    return encode(audio[:need], config)
 
 
 def mel_frames(path, config) -> np.ndarray:
@@ -192,7 +192,7 @@ def run_generate(out_dir, *, checkpoint=None, preset=None, seconds=None, batch=1
         temperature = defaults.temperature if defaults is not None else 1.0
     out_dir = Path(out_dir)
     paths = [out_dir / f"sample_{b:03d}.wav" for b in range(batch)]
-    with WavStreams(paths, config.sample_rate, config.classes) as streams:
+    with WavStreams(paths, config.sample_rate, config) as streams:
         gen = generate(model, n, batch=batch, temperature=temperature,
                        prime=prime_c, cond=mel, speaker=speaker, seed=seed, device=dev,
                        sampler=sampler, dtype=torch.float64 if float64 else torch.float32,

@@ -5,7 +5,7 @@ module                    what it holds
 ========================  ==================================================================
 ``generation``            :func:`generate` (the public entry), :class:`Generation`, device check
 ``registry``              :data:`REGISTRY`, name -> :class:`SamplerSpec`, filled by the samplers
-``randomness``            the randomness protocol: :func:`draw_uniforms`, :func:`sample_next`
+``randomness``            the randomness protocol: :func:`draw_uniforms`, :func:`draw_next`
 ``state``                 :class:`Inputs` and :func:`prepare_inputs`; the cached step state
 ``naive``                 the reference: the whole network over the receptive field per step
 ``cached``                fast-wavenet ring buffers in eager torch (any device)
@@ -13,7 +13,8 @@ module                    what it holds
 ``cuda_graph``            the cached step captured as CUDA graphs (CUDA)
 ========================  ==================================================================
 
-Every sampler draws its codes from the same uniform numbers by the same inverse CDF, so the
+Every sampler draws its codes from the same uniform numbers by the same inverse CDF (of the
+softmax, or of a mixture of logistics: :mod:`reference_model.heads`), so the
 same seed gives the same codes on every sampler. A sampler module imports ``registry``,
 ``randomness`` and ``state``, never ``generation``; this package imports every sampler module,
 so :data:`REGISTRY` is complete once ``reference_model.sampling`` is imported. A new sampler is
@@ -22,7 +23,12 @@ line below.
 """
 from reference_model.devices import resolve_device  # re-exported: callers predate devices.py
 from reference_model.sampling.generation import Generation, check_sampler_device, generate
-from reference_model.sampling.randomness import check_temperature, draw_uniforms, sample_next
+from reference_model.sampling.randomness import (
+    check_temperature,
+    draw_next,
+    draw_uniforms,
+    sample_next,
+)
 from reference_model.sampling.registry import REGISTRY, SamplerSpec, register
 from reference_model.sampling.state import Inputs, prepare_inputs
 
@@ -38,5 +44,5 @@ from reference_model.sampling import cuda_graph  # noqa: F401
 SAMPLERS = tuple(REGISTRY)
 
 __all__ = ["REGISTRY", "SAMPLERS", "Generation", "Inputs", "SamplerSpec", "check_sampler_device",
-           "check_temperature", "draw_uniforms", "generate", "prepare_inputs", "register",
+           "check_temperature", "draw_next", "draw_uniforms", "generate", "prepare_inputs", "register",
            "resolve_device", "sample_next"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from reference_model.model import WaveNet
-from reference_model.sampling.randomness import sample_next
+from reference_model.sampling.randomness import draw_next
 from reference_model.sampling.registry import SamplerSpec, register
 from reference_model.sampling.state import (
     CHUNK,
@@ -42,8 +42,10 @@ def run_cached(model: WaveNet, inputs: Inputs, *, dtype, device, progress=None, 
         cond = cond_terms(w, inputs.cond_up, t0, t1)
         for t in range(t0, t1):
             bias = base if cond is None else base + cond[t - t0]
-            logits = cached_logits_step(w, state, w["emb"][prev], t, bias)
-            prev = sample_next(logits, uniforms[:, t - p], temperature=inputs.temperature)
+            logits = cached_logits_step(w, state, w["emb"][prev], t, bias,
+                                        model.config.residual_scale)
+            prev = draw_next(logits, uniforms[:, t - p], temperature=inputs.temperature,
+                             config=model.config)
             codes[:, t] = prev
             if logits_out is not None:
                 logits_out.append(logits.cpu())

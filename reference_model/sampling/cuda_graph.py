@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from reference_model.sampling.randomness import sample_next
+from reference_model.sampling.randomness import draw_next
 from reference_model.sampling.registry import SamplerSpec, register
 from reference_model.sampling.state import (
     CachedState,
@@ -38,7 +38,7 @@ class StaticStep:
         p, n, batch = inputs.prime_length, inputs.n_samples, inputs.batch
         self.state.place_prime(p)
         n_pad = -(-n // pad_to) * pad_to  # replays run whole graphs; extra steps are dropped
-        self.p, self.temperature = p, inputs.temperature
+        self.p, self.temperature, self.config = p, inputs.temperature, model.config
         self.t = torch.tensor(p, device=device)
         self.prev = (inputs.prime[:, -1].clone() if p else
                      torch.full((batch,), model.start_code, device=device))
@@ -61,10 +61,11 @@ class StaticStep:
             column = self.cond_up.index_select(2, self.t.view(1))[:, :, 0]  # [batch, n_mels]
             cond = column @ self.w["w_cond"] + self.w["b_cond"]
             bias = bias + cond.view(cond.shape[0], bias.shape[0], -1).transpose(0, 1)
-        logits = cached_logits_step(self.w, self.state, self.w["emb"][self.prev], self.t, bias)
+        logits = cached_logits_step(self.w, self.state, self.w["emb"][self.prev], self.t, bias,
+                                    self.config.residual_scale)
         column = (self.t - self.p).view(1)
         u = self.uniforms.index_select(1, column)[:, 0]
-        code = sample_next(logits, u, temperature=self.temperature)
+        code = draw_next(logits, u, temperature=self.temperature, config=self.config)
         self.codes.index_copy_(1, column, code[:, None])
         self.prev.copy_(code)
         self.t += 1

@@ -121,10 +121,14 @@ class Run(NamedTuple):
     keep: bool
     p: int  # prime length: position p is generated step 0
     temperature: float
-    n_classes: int
+    n_classes: int  # width of the output: classes, or 3 per logistic of a mixture
     has_cond: bool  # mel terms given per chunk
     approx: bool  # the rational tanh (float32)
     half: np.floating  # 0.5 in the working dtype
+    res_scale: np.floating  # the config's residual_scale in the working dtype (1: skipped)
+    mixture: bool  # the output is a mixture of logistics (reference_model.heads)
+    classes: int  # codes of a mixture's value grid
+    log_scale_min: float
 
 
 # ----------------------------------------------------------------------------- LLVM helpers
@@ -365,6 +369,40 @@ def _sample_row(logits, n_classes, u, temperature, work):
     return _search(work, n_classes, u * _sum(work, n_classes))
 
 
+@njit(cache=True, nogil=True, error_model="numpy")
+def _sample_mixture_row(out, n_out, u, temperature, classes, log_scale_min, work):
+    """One code from mixture parameters ``out[:n_out]``, as ``heads.sample_mixture`` (whose
+    docstring gives the method) computes it for one row, in float64."""
+    m = n_out // 3
+    if temperature == 0.0:
+        k = 0
+        for j in range(1, m):  # the first maximum, as torch.argmax
+            if out[j] > out[k]:
+                k = j
+        value = np.float64(out[m + k])
+    else:
+        top = np.float64(out[0]) / temperature
+        for j in range(1, m):
+            top = max(top, np.float64(out[j]) / temperature)
+        total = 0.0
+        for j in range(m):
+            work[j] = np.exp(np.float64(out[j]) / temperature - top)
+            total += work[j]
+            work[m + j] = total  # the running sum, as torch.cumsum
+        target = u * total
+        k = 0
+        for j in range(m):
+            k += work[m + j] <= target
+        k = min(k, m - 1)
+        v = (target - (work[m + k] - work[k])) / work[k]
+        v = min(max(v, 1e-5), 1.0 - 1e-5)
+        log_scale = max(np.float64(out[2 * m + k]), log_scale_min)
+        value = np.float64(out[m + k]) + np.exp(log_scale) * temperature * (np.log(v) - np.log1p(-v))
+    value = min(max(value, -1.0), 1.0)
+    code = np.floor((value + 1.0) * ((classes - 1) / 2.0) + 0.5)
+    return min(max(np.int64(code), 0), classes - 1)
+
+
 @njit(cache=True, nogil=True, fastmath={"contract"}, error_model="numpy")
 def _search(weights, n, target):
     """The first ``c`` whose running sum of ``weights[:c + 1]`` exceeds ``target`` (else n - 1).
@@ -483,7 +521,7 @@ def _block_steps(b0, stop, t0, t1, cond, w, run):
     lg = np.empty((nb, w.w2.shape[1]), dt)
     idx = np.empty(max(w.w_taps.shape[1], w.w_rs.shape[1], w.w1.shape[0], w.w2.shape[0]),
                    np.int64)
-    work = np.empty(run.n_classes)
+    work = np.empty(max(run.n_classes, 1))
     rows = np.empty((w.w_taps.shape[0], run.n_taps), np.int64)
     for t in range(t0, t1):
         _start_step(w.emb, run.prev, b0, nb, state)
@@ -494,10 +532,21 @@ def _block_steps(b0, stop, t0, t1, cond, w, run):
             _gemm(taps, w.w_taps[k], h, nb, False, idx)
             _gate(h, z, nb, run.approx, run.half)
             _gemm(z, w.w_rs[k], state, nb, False, idx)
+            if run.res_scale != 1.0:
+                _scale_residual(state, nb, r, run.res_scale)
         _output(state, nb, r, w.b_skip, w.w1, w.b1, w.w2, w.b2, sk, e, lg, idx,
                 run.half - run.half)
         _draw(lg, b0, nb, t - run.p, run.uniforms, run.temperature, run.n_classes, work,
-              run.codes, run.prev, run.logits_out, run.keep)
+              run.codes, run.prev, run.logits_out, run.keep, run.mixture, run.classes,
+              run.log_scale_min)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _scale_residual(state, nb, r, scale):
+    """``state[:nb, :r] *= scale``: the layer output (x + res(z)) times ``residual_scale``."""
+    for b in range(nb):
+        for i in range(r):
+            state[b, i] *= scale
 
 
 @njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
@@ -515,12 +564,16 @@ def _start_step(emb, prev, b0, nb, state):
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _draw(lg, b0, nb, step, uniforms, temperature, n_classes, work, codes, prev, logits_out,
-          keep):
-    """Each stream's code of generated step ``step`` from its logits (and the logits kept)."""
+          keep, mixture, classes, log_scale_min):
+    """Each stream's code of generated step ``step`` from its outputs (and the outputs kept)."""
     _wide_vectors()
     b0, step = max(b0, 0), max(step, 0)
     for b in range(nb):
-        code = _sample_row(lg[b], n_classes, uniforms[b0 + b, step], temperature, work)
+        if mixture:
+            code = _sample_mixture_row(lg[b], n_classes, uniforms[b0 + b, step], temperature,
+                                       classes, log_scale_min, work)
+        else:
+            code = _sample_row(lg[b], n_classes, uniforms[b0 + b, step], temperature, work)
         codes[b0 + b, step] = code
         prev[b0 + b] = code
         if keep:
@@ -605,9 +658,11 @@ def run_fused(model, inputs: Inputs, *, dtype, device, progress=None, callback=N
         prev=(inputs.prime[:, -1].cpu().numpy().astype(np.int64) if p
               else np.full(batch, model.start_code, np.int64)),
         codes=np.zeros((batch, n), np.int64), uniforms=inputs.uniforms,
-        logits_out=np.zeros((batch, n if keep_logits else 1, c.classes), np_dtype),
-        keep=bool(keep_logits), p=p, temperature=float(inputs.temperature), n_classes=c.classes,
-        has_cond=bool(c.uses_mel), approx=np_dtype == np.float32, half=np_dtype(0.5))
+        logits_out=np.zeros((batch, n if keep_logits else 1, c.out_channels), np_dtype),
+        keep=bool(keep_logits), p=p, temperature=float(inputs.temperature),
+        n_classes=c.out_channels, has_cond=bool(c.uses_mel), approx=np_dtype == np.float32,
+        half=np_dtype(0.5), res_scale=np_dtype(c.residual_scale), mixture=c.output == "mol",
+        classes=c.classes, log_scale_min=float(c.log_scale_min))
     if block is None:
         block = min(BLOCK, -(-batch // numba.get_num_threads()))
         block = -(-block // MB) * MB if batch > MB else block

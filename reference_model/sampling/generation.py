@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from reference_model.codes import decode
 from reference_model.devices import resolve_device
 from reference_model.model import WaveNet
-from reference_model.mulaw import mu_law_decode
 from reference_model.sampling.registry import REGISTRY, SamplerSpec
 from reference_model.sampling.state import prepare_inputs
 from wavebench_base.errors import InputError
@@ -26,9 +26,10 @@ class Generation:
     Attributes
     ----------
     codes : np.ndarray [shape=(batch, n_samples)], int64
-        Generated mu-law codes (the prime is not included).
+        Generated codes (the prime is not included): mu-law, or linear for a mixture head
+        (:mod:`reference_model.codes`).
     audio : np.ndarray [shape=(batch, n_samples)], float32
-        ``codes`` decoded from mu-law, in [-1, 1].
+        ``codes`` decoded, in [-1, 1].
     sampler : str
     seconds : float
         Wall time of the sampling loop (after setup and priming).
@@ -137,7 +138,7 @@ def generate(model: WaveNet, n_samples: int, *, batch: int = 1, temperature: flo
         seconds = time.perf_counter() - start
     if bar is not None:
         bar.close()
-    audio = mu_law_decode(codes, model.config.classes)
+    audio = decode(codes, model.config)
     return Generation(codes, audio, sampler, seconds, inputs.prime_length, logits)
 
 

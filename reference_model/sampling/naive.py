@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from reference_model.model import WaveNet
-from reference_model.sampling.randomness import sample_next
+from reference_model.sampling.randomness import draw_next
 from reference_model.sampling.registry import SamplerSpec, register
 from reference_model.sampling.state import Inputs, after_step, working_copy
 
@@ -25,7 +25,8 @@ def run_naive(model: WaveNet, inputs: Inputs, *, dtype, device, progress=None, c
         s = max(0, t - rf)
         cond = None if inputs.cond_up is None else inputs.cond_up[:, :, s:t + 1]
         logits = model.forward_upsampled(codes[:, s:t + 1], cond, inputs.speaker)[:, :, -1]
-        codes[:, t] = sample_next(logits, uniforms[:, t - p], temperature=inputs.temperature)
+        codes[:, t] = draw_next(logits, uniforms[:, t - p], temperature=inputs.temperature,
+                             config=model.config)
         if logits_out is not None:
             logits_out.append(logits.cpu())
         after_step(t - p + 1, n, codes, p, progress, callback)

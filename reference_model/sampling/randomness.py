@@ -13,6 +13,7 @@ import math
 import numpy as np
 import torch
 
+from reference_model.heads import sample_mixture
 from wavebench_base.errors import InputError
 
 
@@ -60,6 +61,17 @@ def sample_next(logits, uniforms, *, temperature: float):
     cdf = np.cumsum(np.exp(x - x.max(-1, keepdims=True)), -1)
     target = np.asarray(uniforms, dtype=np.float64) * cdf[:, -1]
     return np.minimum((cdf <= target[:, None]).sum(-1), logits.shape[-1] - 1).astype(np.int64)
+
+
+def draw_next(output, uniforms, *, temperature: float, config):
+    """The next code of every row from the model's output, by its head (see
+    :mod:`reference_model.heads`): :func:`sample_next` for ``softmax``, one uniform per row for
+    the mixture too."""
+    if config.output == "softmax":
+        return sample_next(output, uniforms, temperature=temperature)
+    check_temperature(temperature)
+    return sample_mixture(output, uniforms, temperature=temperature, classes=config.classes,
+                          log_scale_min=config.log_scale_min)
 
 
 def check_temperature(temperature: float) -> None:

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from reference_model.codes import linear_values
 from reference_model.model import WaveNet
 from reference_model.sampling.randomness import check_temperature, draw_uniforms
 from wavebench_base.errors import InputError
@@ -134,7 +135,8 @@ def step_weights(model: WaveNet, dtype, device) -> dict:
     ``emb [C, R]`` (start conv incl. bias), ``w_new [L, R, 2D]`` (current tap),
     ``w_old [L, (K-1) R, 2D]`` (past taps, ``d``, ``2d``, ... back), ``b_conv [L, 2D]``,
     ``w_res [L, D, R]``, ``b_res [L, R]``, ``w_skip [L D, S]`` (all layers' skip convs as one
-    matrix), ``b_skip [S]`` (their summed biases), ``w1 [S, E]``, ``b1``, ``w2 [E, C]``, ``b2``,
+    matrix, times ``skip_scale``), ``b_skip [S]`` (their summed biases, times it),
+    ``w1 [S, E]``, ``b1``, ``w2 [E, C]``, ``b2``,
     and when mel-conditioned ``w_cond [n_mels, L 2D]``, ``b_cond [L 2D]``. All matrices are
     ``[in, out]`` so a row vector times it is the layer.
     """
@@ -146,16 +148,22 @@ def step_weights(model: WaveNet, dtype, device) -> dict:
     def stack(fmt):
         return torch.stack([fmt(i) for i in layers])
 
+    if c.input == "scalar":  # one row per code: value * w + b (the start conv on one scalar)
+        values = linear_values(torch.arange(c.classes), c.classes)
+        emb = values[:, None] * f64["start.weight"][:, 0, 0] + f64["start.bias"]
+    else:
+        emb = f64["start.weight"][:, :, 0].t() + f64["start.bias"]
+    s = c.skip_scale  # folded into the skip convolutions: s (sum of W z + b) = sum of (s W) z + s b
     out = {
-        "emb": f64["start.weight"][:, :, 0].t() + f64["start.bias"],
+        "emb": emb,
         "w_new": stack(lambda i: f64[f"layers.{i}.conv.weight"][:, :, k - 1].t()),
         "w_old": stack(lambda i: torch.cat([f64[f"layers.{i}.conv.weight"][:, :, k - 1 - m].t()
                                             for m in range(1, k)])),
         "b_conv": stack(lambda i: f64[f"layers.{i}.conv.bias"]),
         "w_res": stack(lambda i: f64[f"layers.{i}.res.weight"][:, :, 0].t()),
         "b_res": stack(lambda i: f64[f"layers.{i}.res.bias"]),
-        "w_skip": torch.cat([f64[f"layers.{i}.skip.weight"][:, :, 0].t() for i in layers]),
-        "b_skip": stack(lambda i: f64[f"layers.{i}.skip.bias"]).sum(0),
+        "w_skip": torch.cat([f64[f"layers.{i}.skip.weight"][:, :, 0].t() for i in layers]) * s,
+        "b_skip": stack(lambda i: f64[f"layers.{i}.skip.bias"]).sum(0) * s,
         "w1": f64["end1.weight"][:, :, 0].t(), "b1": f64["end1.bias"],
         "w2": f64["end2.weight"][:, :, 0].t(), "b2": f64["end2.bias"],
     }
@@ -237,8 +245,11 @@ class CachedState:
         return self.offset + torch.remainder(t, self.span)
 
 
-def cached_logits_step(w: dict, state: CachedState, x, t: int, bias) -> torch.Tensor:
-    """One cached step: layer inputs from ``x`` [batch, R] to logits [batch, C]."""
+def cached_logits_step(w: dict, state: CachedState, x, t: int, bias,
+                       res_scale: float = 1.0) -> torch.Tensor:
+    """One cached step: layer inputs from ``x`` [batch, R] to logits [batch, C] (the model's
+    output: mixture parameters for a mixture head); ``res_scale`` is the config's
+    ``residual_scale``."""
     n_layers, batch = w["w_new"].shape[0], x.shape[0]
     old = state.buffer.index_select(0, state.read_index(t))  # [L (K-1), batch, R]
     old = old.reshape(n_layers, -1, batch, x.shape[1]).permute(0, 2, 1, 3).reshape(n_layers, batch, -1)
@@ -251,6 +262,8 @@ def cached_logits_step(w: dict, state: CachedState, x, t: int, bias) -> torch.Te
         z = torch.tanh(h[:, :d]) * torch.sigmoid(h[:, d:])
         zs.append(z)
         x = torch.addmm(w["b_res"][k], z, w["w_res"][k]).add_(x)
+        if res_scale != 1:
+            x = x.mul_(res_scale)
     state.buffer.index_copy_(0, state.write_index(t), torch.stack(xs))
     skip = torch.addmm(w["b_skip"], torch.cat(zs, 1), w["w_skip"])  # all skip convs at once
     return torch.addmm(w["b2"], torch.relu(torch.addmm(w["b1"], torch.relu(skip), w["w1"])), w["w2"])
