@@ -1,8 +1,9 @@
 """CPU samplers side by side: samples/s of ``cached``, ``fused`` and optionally an older fused.
 
 Usage:
-    python benchmarks/bench_samplers.py [--preset reference] [--batches 1,8,64] [--threads 1]
-        [--repeats 5] [--before OLD_FUSED.py] [--compile-time]
+    python benchmarks/bench_samplers.py [--preset reference | --checkpoint MODEL.pt]
+        [--batches 1,8,64] [--samplers cached,fused] [--threads 1] [--repeats 5]
+        [--before OLD_FUSED.py] [--compile-time]
 
 On a shared machine one sampler timed after another sees different loads, so every repeat runs
 each sampler once, in rotating order, after one untimed warm-up each; the table gives the median
@@ -13,7 +14,8 @@ loop) and the load average around the run. ``--before`` times another version of
 before/after figures come from one run (a fused.py from before the ``sampling`` package imports
 ``reference_model.sample``: point that import at ``reference_model.sampling.state``).
 ``--compile-time`` times the first ``fused`` call in fresh processes: with an empty numba cache,
-then with it filled.
+then with it filled. ``--checkpoint`` times a saved model (one converted from another project,
+say); a mel-conditioned one gets random frames and a speaker-conditioned one speaker 0.
 """
 import argparse
 import importlib.util
@@ -35,8 +37,11 @@ from reference_model.sampling import REGISTRY, generate, prepare_inputs
 REFERENCE_MACS = 538_624  # multiply-adds per generated sample of the reference preset
 
 
-def steps_for(batch: int) -> int:
-    """Steps per timed run: about 16,000 samples in all, at least 250 steps."""
+def steps_for(batch: int, slow: bool = False) -> int:
+    """Steps per timed run: about 16,000 samples in all, at least 250 steps (``slow``: 300
+    steps, for the naive sampler, which runs the whole network per step)."""
+    if slow:
+        return 300
     return max(250, 16_000 // batch) if batch > 1 else 2000
 
 
@@ -58,10 +63,23 @@ def load_run_fused(path: str):
     return module.run_fused
 
 
+def conditioning(model, steps: int) -> dict:
+    """Random mel frames and speaker 0 for the conditionings the model needs."""
+    c, extra = model.config, {}
+    if c.uses_mel:
+        frames = -(-steps // c.hop_length)
+        extra["cond"] = torch.randn(c.n_mels, frames, generator=torch.Generator().manual_seed(0))
+    if c.uses_speaker:
+        extra["speaker"] = 0
+    return extra
+
+
 def timer(model, sampler: str, batch: int, steps: int, run_before=None):
     """A function that runs one generation and returns its sampling-loop seconds."""
     if sampler != "before":
-        return lambda n=steps: generate(model, n, batch=batch, sampler=sampler, seed=0).seconds
+        extra = conditioning(model, steps)
+        return lambda n=steps: generate(model, n, batch=batch, sampler=sampler, seed=0,
+                                        **extra).seconds
 
     def run(n=steps):
         inputs = prepare_inputs(model, n, batch=batch, temperature=1.0, prime=None, cond=None,
@@ -76,15 +94,15 @@ def timer(model, sampler: str, batch: int, steps: int, run_before=None):
 
 def measure(model, samplers, batch: int, repeats: int, run_before) -> dict:
     """samples/s of each sampler over ``repeats`` interleaved rounds: {sampler: [rates]}."""
-    steps = steps_for(batch)
-    runs = {s: timer(model, s, batch, steps, run_before) for s in samplers}
+    steps = {s: steps_for(batch, s == "naive") for s in samplers}
+    runs = {s: timer(model, s, batch, steps[s], run_before) for s in samplers}
     for run in runs.values():
         run(64)  # warm-up: compilation (or the cache load), allocator, caches
     rates = {s: [] for s in samplers}
     for r in range(repeats):
         order = samplers[r % len(samplers):] + samplers[:r % len(samplers)]
         for s in order:
-            rates[s].append(batch * steps / runs[s]())
+            rates[s].append(batch * steps[s] / runs[s]())
     return rates
 
 
@@ -106,6 +124,7 @@ def compile_seconds(preset: str) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="reference")
+    parser.add_argument("--checkpoint", help="a saved model to time instead of a preset")
     parser.add_argument("--batches", default="1,8,64")
     parser.add_argument("--samplers", default="cached,fused")
     parser.add_argument("--threads", type=int, default=1, help="torch and numba threads")
@@ -117,7 +136,12 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
     torch.manual_seed(0)
-    model = WaveNet(get_preset(args.preset).model).eval()
+    if args.checkpoint:
+        from reference_model.checkpoint import load_checkpoint
+        model, _ = load_checkpoint(args.checkpoint)
+        args.preset = f"checkpoint {args.checkpoint}"
+    else:
+        model = WaveNet(get_preset(args.preset).model).eval()
     samplers = [s.strip() for s in args.samplers.split(",") if s.strip()]
     run_before = None
     if args.before:

@@ -7,6 +7,7 @@ import librosa
 import numpy as np
 
 from reference_model.config import ModelConfig
+from wavebench_base.errors import InputError
 
 N_FFT = 1024
 FLOOR = 1e-5
@@ -37,12 +38,24 @@ def log_mel(audio: np.ndarray, config: ModelConfig) -> np.ndarray:
     np.ndarray [shape=(n_mels, n // hop_length)], float32
         ln(max(mel magnitude, 1e-5)).
 
+    Raises
+    ------
+    InputError
+        For a model that reads another project's features (``mel_norm = "none"``: converted
+        from wavenet_vocoder, whose frames come from its own preprocessing and scaler); its
+        frames must be given as computed there.
+
     Examples
     --------
     >>> from reference_model.config import PRESETS
     >>> log_mel(np.zeros(1024, np.float32), PRESETS["tiny"].model).shape  # 40 mels, hop 256
     (40, 4)
     """
+    if config.mel_norm != "wavebench":
+        raise InputError("this model reads mel frames made by its own project's preprocessing "
+                         "(converted from wavenet_vocoder), which wavebench does not compute; "
+                         "give the frames as a .npy file [n_mels, frames], e.g. generate "
+                         "--mel-from FRAMES.npy")
     hop = config.hop_length
     frames = len(audio) // hop
     audio = np.asarray(audio, dtype=np.float32)

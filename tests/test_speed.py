@@ -228,3 +228,19 @@ def test_streamed_wavs_equal_writing_each_clip_at_once(tmp_path):
         whole = save_wav(tmp_path / f"whole_{b}.wav", mu_law_decode(result.codes[b]), 16000)
         assert path.read_bytes() == whole.read_bytes()  # 3200 samples in chunks of 1024
     assert not list((tmp_path / "out").glob(".*"))  # no temporary file left
+
+
+def test_speed_times_a_conditioned_mixture_checkpoint(tmp_path):
+    """A saved model of wavenet_vocoder's kind (mel + speaker, scalar input, mixture head)."""
+    from reference_model.checkpoint import save_checkpoint
+    from test_sample import MIXTURE
+
+    model = WaveNet(MIXTURE)
+    path = save_checkpoint(tmp_path / "mixture.pt", config=MIXTURE, model_state=model.state_dict())
+    table = run_speed(tmp_path / "speed", checkpoint=path, devices=("cpu",),
+                      samplers=("naive", "cached", "fused"), batches=(1,), threads=(1,),
+                      samples=100, naive_samples=20, repeats=1, log=lambda line: None)
+    assert table["status"].tolist() == ["ok", "ok", "ok"]
+    assert (table["samples_per_s"] > 0).all()
+    assert (tmp_path / "speed" / "speed.md").read_text().startswith(
+        "# Sampling speed: checkpoint mixture.pt, baseline cached")

@@ -60,9 +60,8 @@ def time_one(model, *, sampler, device, batch, threads, samples, repeats, dtype,
     rf = model.config.receptive_field
     prime = np.full(rf, model.start_code) if sampler == "naive" else None
     kwargs = dict(batch=batch, temperature=1.0, prime=prime, seed=seed, device=device,
-                  sampler=sampler, dtype=dtype)
-    if model.config.uses_mel or model.config.uses_speaker:
-        raise InputError("wavebench speed times unconditioned presets; pick one without cond")
+                  sampler=sampler, dtype=dtype,
+                  **conditioning(model.config, (rf if prime is not None else 0) + samples, seed))
     cuda = device.startswith("cuda")
     generate(model, min(samples, 64), **kwargs)  # warm-up: compilation, allocator, graph capture
     if cuda:
@@ -81,6 +80,18 @@ def time_one(model, *, sampler, device, batch, threads, samples, repeats, dtype,
             "samples_per_s_per_stream": samples / seconds, "rtf": seconds / (samples / sr),
             "x_realtime": batch * samples / seconds / sr, "peak_mem_mb": peak, "status": "ok",
             "note": "primed with a full receptive field" if sampler == "naive" else ""}
+
+
+def conditioning(config, total: int, seed: int) -> dict:
+    """What a conditioned model needs to run, for timing: random log-mel-like frames covering
+    ``total`` samples and speaker 0 (the work per step does not depend on the values)."""
+    extra = {}
+    if config.uses_mel:
+        frames = -(-total // config.hop_length)
+        extra["cond"] = np.random.default_rng(seed).standard_normal((config.n_mels, frames))
+    if config.uses_speaker:
+        extra["speaker"] = 0
+    return extra
 
 
 def reset_peak_rss() -> bool:
@@ -116,14 +127,17 @@ def add_speedup(table: pd.DataFrame, baseline: str) -> pd.DataFrame:
     return table.assign(speedup=ratio)
 
 
-def run_speed(out_dir, *, preset="reference", devices=("cpu",), samplers=("cached", "fused"),
+def run_speed(out_dir, *, preset="reference", checkpoint=None, devices=("cpu",),
+              samplers=("cached", "fused"),
               batches=(1,), threads=(1,), samples=4000, naive_samples=100, repeats=5,
               baseline="cached", float64=False, seed=0, cpu_max_batch=256,
               log=print) -> pd.DataFrame:
     """Time every (device, sampler, batch, threads) combination and write the tables.
 
     Writes ``OUT/speed.csv``, ``OUT/speed.md`` (Markdown table with the definitions) and
-    ``OUT/speed.png`` (bar chart). Devices that are absent and samplers that do not run on a
+    ``OUT/speed.png`` (bar chart). ``checkpoint`` times a saved model (one converted from
+    another project, say) instead of a preset's random weights; a conditioned model gets
+    random mel frames and speaker 0. Devices that are absent and samplers that do not run on a
     device are listed with status ``skipped`` and the reason, not raised.
 
     Returns
@@ -141,13 +155,19 @@ def run_speed(out_dir, *, preset="reference", devices=("cpu",), samplers=("cache
 
     _check_args(samplers, batches, threads, samples, naive_samples, repeats, baseline)
     torch.manual_seed(seed)
-    model = WaveNet(get_preset(preset).model).eval()
+    if checkpoint is not None:
+        from reference_model.checkpoint import load_checkpoint
+        model, _ = load_checkpoint(checkpoint)
+        label = f"checkpoint {Path(checkpoint).name}"
+    else:
+        model = WaveNet(get_preset(preset).model).eval()
+        label = f"preset {preset}"
     dtype = torch.float64 if float64 else torch.float32
     with threads_restored():
         rows = _time_all(model, devices, samplers, batches, threads, samples, naive_samples,
                          repeats, dtype, seed, cpu_max_batch, log)
     table = add_speedup(pd.DataFrame(rows).reindex(columns=COLUMNS), baseline)
-    write_tables(table, Path(out_dir), preset, baseline)
+    write_tables(table, Path(out_dir), label, baseline)
     return table
 
 
@@ -213,12 +233,13 @@ def _check_args(samplers, batches, threads, samples, naive_samples, repeats, bas
             raise InputError(f"--{name} must be >= 1, got {value}")
 
 
-def write_tables(table: pd.DataFrame, out_dir: Path, preset: str, baseline: str) -> None:
-    """speed.csv, speed.md and speed.png, each written atomically."""
+def write_tables(table: pd.DataFrame, out_dir: Path, label: str, baseline: str) -> None:
+    """speed.csv, speed.md and speed.png, each written atomically; ``label`` names the model
+    ("preset reference", "checkpoint model.pt")."""
     from wavebench_base.files import atomic_write_bytes
 
     atomic_write_bytes(out_dir / "speed.csv", table.to_csv(index=False).encode())
-    text = f"# Sampling speed: preset {preset}, baseline {baseline}\n\n{markdown(table)}\n"
+    text = f"# Sampling speed: {label}, baseline {baseline}\n\n{markdown(table)}\n"
     atomic_write_bytes(out_dir / "speed.md", text.encode())
     if table["status"].eq("ok").any():
         from reports.plots import plot_speed

@@ -20,6 +20,8 @@ def _names(text: str) -> list:
 
 @click.command("speed", context_settings=CONTEXT)
 @click.option("--preset", default="reference", show_default=True)
+@click.option("--checkpoint", default=None,
+              help="Time a saved model (ours or converted) instead of the preset's random weights.")
 @click.option("--devices", default="cpu,cuda", show_default=True, help="Comma-separated.")
 @click.option("--samplers", default="naive,cached,fused,cuda-graph", show_default=True)
 @click.option("--batch", "batch", default="1,8,64", show_default=True,
