@@ -243,6 +243,35 @@ def parameter_count(config: ModelConfig) -> int:
     return total
 
 
+def step_macs(config: ModelConfig) -> int:
+    """Multiply-adds per generated sample of one stream in the cached step.
+
+    The dilated convolutions' taps (``L K R 2D``), the residual and skip convolutions
+    (``L D (R + S)``), the two end convolutions (``S E + E out``) and, for a mel-conditioned
+    model, the mel projections (``L 2D n_mels``). The one-hot start convolution is a lookup of
+    one row (no multiply-adds); a scalar input's is ``R``.
+    """
+    c = config
+    n_layers, d2 = c.blocks * c.layers, 2 * c.dilation_channels
+    macs = (n_layers * c.kernel_size * c.residual_channels * d2
+            + n_layers * c.dilation_channels * (c.residual_channels + c.skip_channels)
+            + c.skip_channels * c.end_channels + c.end_channels * c.out_channels)
+    if c.uses_mel:
+        macs += n_layers * d2 * c.n_mels
+    return macs + (c.residual_channels if c.input == "scalar" else 0)
+
+
+def step_weight_floats(config: ModelConfig) -> int:
+    """Weights the cached step reads per step (shared by the streams of a batch): every matrix
+    of :func:`step_macs` except the mel projections, which the samplers apply to a whole chunk
+    of frames at once, plus the start convolution's row (or its ``R`` weights and ``R`` biases
+    for a scalar input)."""
+    macs = step_macs(config)
+    if config.uses_mel:
+        macs -= config.blocks * config.layers * 2 * config.dilation_channels * config.n_mels
+    return macs + config.residual_channels
+
+
 @dataclass(frozen=True)
 class Preset:
     """A model configuration with the generation defaults of its scenario."""

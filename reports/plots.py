@@ -160,8 +160,9 @@ def plot_speed(df: pd.DataFrame) -> bytes:
     Parameters
     ----------
     df : pd.DataFrame
-        Columns ``device``, ``sampler``, ``batch`` and ``samples_per_s`` (other columns are
-        ignored). Rows with a missing speed (a skipped device) are left out.
+        Columns ``device``, ``sampler``, ``batch`` and ``samples_per_s``; with a ``bound``
+        column, each bar's bound is marked by a black tick (other columns are ignored). Rows
+        with a missing speed (a skipped device) are left out.
 
     Returns
     -------
@@ -186,6 +187,7 @@ def plot_speed(df: pd.DataFrame) -> bytes:
     batches = sorted(rows["batch"].unique())
     combos = list(dict.fromkeys(zip(rows["device"].astype(str), rows["sampler"].astype(str))))
     width = 0.8 / len(combos)
+    bounds_drawn = False
     fig = Figure(figsize=(max(5.0, 1.6 * len(batches) + 3.0), 3.8), layout="constrained")
     ax = fig.add_subplot()
     for k, (device, sampler) in enumerate(combos):
@@ -194,6 +196,12 @@ def plot_speed(df: pd.DataFrame) -> bytes:
         x = [batches.index(b) + (k - (len(combos) - 1) / 2) * width for b in by_batch.index]
         ax.bar(x, by_batch.to_numpy(), width=width * 0.95, label=f"{device} / {sampler}",
                color=f"C{k % 10}")
+        if "bound" in mine.columns:  # the host's bound of each bar, where the table has one
+            bound = pd.to_numeric(mine["bound"], errors="coerce").groupby(mine["batch"]).median()
+            shown = bound.reindex(by_batch.index).to_numpy()
+            ax.scatter(x, shown, marker="_", s=(72 * 5 * width) ** 2 / 4, color="black",
+                       linewidths=1.5, zorder=3, label="host bound" if not bounds_drawn else None)
+            bounds_drawn = bounds_drawn or bool(np.isfinite(shown).any())
     ax.set_yscale("log")
     ax.set_xticks(range(len(batches)), [str(b) for b in batches])
     ax.set_xlabel("batch (streams)")

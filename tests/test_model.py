@@ -109,3 +109,14 @@ def test_missing_or_misshapen_conditioning_is_a_clear_error():
         model(codes, torch.randn(1, 6, 7))
     with pytest.raises(InputError, match="speaker-conditioned"):
         WaveNet(SMALL.replace(cond="speaker", n_speakers=2))(codes)
+
+
+def test_step_macs_and_weight_traffic_worked_by_hand():
+    from reference_model.config import step_macs, step_weight_floats
+    c = PRESETS["reference"].model
+    # the Conv1d weights of the test above less the one-hot start conv (a lookup, 256 x 32)
+    assert step_macs(c) == 538_624 - 256 * 32 == 530_432
+    assert step_weight_floats(c) == 530_432 + 32  # plus the looked-up row
+    mel = c.replace(cond="mel", n_mels=80)
+    assert step_macs(mel) == 530_432 + 30 * 64 * 80
+    assert step_weight_floats(mel) == step_weight_floats(c)  # mel terms go per chunk, batched

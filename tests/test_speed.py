@@ -232,8 +232,9 @@ def test_streamed_wavs_equal_writing_each_clip_at_once(tmp_path):
 
 def test_speed_times_a_conditioned_mixture_checkpoint(tmp_path):
     """A saved model of wavenet_vocoder's kind (mel + speaker, scalar input, mixture head)."""
-    from reference_model.checkpoint import save_checkpoint
     from test_sample import MIXTURE
+
+    from reference_model.checkpoint import save_checkpoint
 
     model = WaveNet(MIXTURE)
     path = save_checkpoint(tmp_path / "mixture.pt", config=MIXTURE, model_state=model.state_dict())
@@ -244,3 +245,32 @@ def test_speed_times_a_conditioned_mixture_checkpoint(tmp_path):
     assert (table["samples_per_s"] > 0).all()
     assert (tmp_path / "speed" / "speed.md").read_text().startswith(
         "# Sampling speed: checkpoint mixture.pt, baseline cached")
+
+
+def test_speed_rows_carry_the_hosts_bounds(tmp_path):
+    table = run_speed(tmp_path, preset="tiny", devices=("cpu",), samplers=("naive", "fused"),
+                      batches=(1, 4), threads=(1,), samples=200, naive_samples=10, repeats=1,
+                      log=lambda line: None)
+    info = json.loads((tmp_path / "speed.json").read_text())["host"]
+    assert info["isa"] in ("avx512f", "avx2", "avx", "asimd", "neon", "unknown")
+    fused = table[table["sampler"] == "fused"].set_index("batch")
+    for batch in (1, 4):  # threads x min(batch x traffic, compute), worked by hand
+        expected = min(batch * info["traffic_samples_per_s"], info["compute_samples_per_s"])
+        assert fused.loc[batch, "bound"] == pytest.approx(expected)
+        assert fused.loc[batch, "efficiency"] == pytest.approx(
+            fused.loc[batch, "samples_per_s"] / expected)
+    assert table[table["sampler"] == "naive"]["bound"].isna().all()
+    md = (tmp_path / "speed.md").read_text()
+    assert f"host: {info['cpu']}, {info['isa']}; weight-traffic bound" in md
+    header = next(line for line in md.splitlines() if line.startswith("| device"))
+    cells = [cell.strip() for cell in header.strip("|").split("|")]
+    assert cells[cells.index("speedup") + 1:cells.index("speedup") + 3] == ["bound", "efficiency"]
+
+
+def test_cpu_description_reads_the_widest_vector_extension():
+    from wavebench.host import cpu_description
+    avx2 = ("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 23\nmodel\t\t: 49\n"
+            "model name\t: AMD EPYC 7B12\nflags\t\t: fpu sse2 avx avx2 fma\n\nprocessor\t: 1\n")
+    assert cpu_description(avx2) == {"cpu": "AMD EPYC 7B12 (family 23 model 49)", "isa": "avx2"}
+    arm = "processor\t: 0\nFeatures\t: fp asimd evtstrm\n\n"
+    assert cpu_description(arm)["isa"] == "asimd"

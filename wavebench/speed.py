@@ -14,17 +14,21 @@ import torch
 
 from reference_model.sampling import SAMPLERS, check_sampler_device, generate, resolve_device
 from wavebench.generate import set_threads
+from wavebench.host import SGEMM_SIZE
 from wavebench_base.errors import InputError
 
 COLUMNS = ["device", "sampler", "batch", "threads", "precision", "samples", "repeats",
            "seconds_median", "samples_per_s", "samples_per_s_per_stream", "rtf", "x_realtime",
-           "peak_mem_mb", "speedup", "status", "note"]
+           "peak_mem_mb", "speedup", "bound", "efficiency", "status", "note"]
 DEFINITIONS = (
     "samples_per_s: generated samples of all streams / median wall time (aggregate); "
     "samples_per_s_per_stream: the same for one stream; rtf: compute time / audio time of one "
     "stream (lower is better, < 1 is faster than real time); x_realtime: aggregate samples_per_s "
     "/ sample rate (real-time streams sustained); speedup: samples_per_s / the baseline sampler's "
-    "on the same device, batch and threads; peak_mem_mb: CUDA peak allocation on cuda, the "
+    "on the same device, batch and threads; bound: what this CPU allows the cached step, "
+    "threads x min(batch x weight-traffic bound, compute bound), both measured on one thread "
+    "in this run (see the host line above; none for naive, which recomputes its receptive "
+    "field, and for GPUs); efficiency: samples_per_s / bound; peak_mem_mb: CUDA peak allocation on cuda, the "
     "process's peak resident size during the timed runs on cpu (since start where the OS "
     "cannot reset it).")
 
@@ -163,12 +167,52 @@ def run_speed(out_dir, *, preset="reference", checkpoint=None, devices=("cpu",),
         model = WaveNet(get_preset(preset).model).eval()
         label = f"preset {preset}"
     dtype = torch.float64 if float64 else torch.float32
+    bounds = None
     with threads_restored():
+        if "cpu" in devices:
+            bounds = measure_bounds(model.config, log)
         rows = _time_all(model, devices, samplers, batches, threads, samples, naive_samples,
                          repeats, dtype, seed, cpu_max_batch, log)
-    table = add_speedup(pd.DataFrame(rows).reindex(columns=COLUMNS), baseline)
-    write_tables(table, Path(out_dir), label, baseline)
+    table = add_bounds(add_speedup(pd.DataFrame(rows).reindex(columns=COLUMNS), baseline),
+                       bounds, dtype)
+    write_tables(table, Path(out_dir), label, baseline, bounds)
     return table
+
+
+def measure_bounds(config, log) -> dict:
+    """The host's single-thread bounds for this model (:mod:`wavebench.host`), logged."""
+    from reference_model.config import step_macs, step_weight_floats
+    from wavebench.host import sampler_bounds
+
+    bounds = sampler_bounds(step_weight_floats(config), step_macs(config))
+    log(host_line(bounds))
+    return bounds
+
+
+def host_line(bounds: dict) -> str:
+    """One line: the CPU, its vector ISA and the two bounds with what they were measured from."""
+    return (f"host: {bounds['cpu']}, {bounds['isa']}; weight-traffic bound "
+            f"{bounds['traffic_samples_per_s']:,.0f} samples/s (one thread: a float32 "
+            f"matrix-vector product over the step's {bounds['weight_floats']:,} weights, "
+            f"{bounds['traffic_gb_per_s']:.1f} GB/s); compute bound "
+            f"{bounds['compute_samples_per_s']:,.0f} samples/s (one thread: "
+            f"{bounds['sgemm_gflops']:.1f} GFLOP/s of {SGEMM_SIZE}x{SGEMM_SIZE} SGEMM over "
+            f"{2 * bounds['macs_per_sample']:,} flops per sample)")
+
+
+def add_bounds(table: pd.DataFrame, bounds: dict | None, dtype) -> pd.DataFrame:
+    """``bound`` and ``efficiency`` of every timed CPU row of a cached-step sampler (float32
+    bounds; a float64 run reads twice the bytes and runs at half the vector width, so its
+    bounds are halved)."""
+    from wavebench.host import row_bound
+
+    if bounds is None:
+        return table
+    scale = 0.5 if dtype == torch.float64 else 1.0
+    bound = [scale * row_bound(bounds, int(row.batch), int(row.threads))
+             if row.device == "cpu" and row.sampler != "naive" and row.status == "ok"
+             else math.nan for row in table.itertuples()]
+    return table.assign(bound=bound, efficiency=table["samples_per_s"] / bound)
 
 
 @contextlib.contextmanager
@@ -233,13 +277,20 @@ def _check_args(samplers, batches, threads, samples, naive_samples, repeats, bas
             raise InputError(f"--{name} must be >= 1, got {value}")
 
 
-def write_tables(table: pd.DataFrame, out_dir: Path, label: str, baseline: str) -> None:
-    """speed.csv, speed.md and speed.png, each written atomically; ``label`` names the model
-    ("preset reference", "checkpoint model.pt")."""
+def write_tables(table: pd.DataFrame, out_dir: Path, label: str, baseline: str,
+                 bounds: dict | None = None) -> None:
+    """speed.csv, speed.md, speed.png and (with CPU bounds) speed.json, each written
+    atomically; ``label`` names the model ("preset reference", "checkpoint model.pt")."""
+    import json
+
     from wavebench_base.files import atomic_write_bytes
 
     atomic_write_bytes(out_dir / "speed.csv", table.to_csv(index=False).encode())
-    text = f"# Sampling speed: {label}, baseline {baseline}\n\n{markdown(table)}\n"
+    host = f"{host_line(bounds)}\n\n" if bounds else ""
+    if bounds:
+        atomic_write_bytes(out_dir / "speed.json",
+                           json.dumps({"model": label, "host": bounds}, indent=2).encode())
+    text = f"# Sampling speed: {label}, baseline {baseline}\n\n{host}{markdown(table)}\n"
     atomic_write_bytes(out_dir / "speed.md", text.encode())
     if table["status"].eq("ok").any():
         from reports.plots import plot_speed
