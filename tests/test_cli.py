@@ -101,7 +101,8 @@ def test_help_lists_every_command_module_without_loading_the_work():
     assert proc.returncode == 0, proc.stderr
     assert "heavy: []" in proc.stderr
     listed = re.findall(r"^  (\w+)  ", proc.stdout.split("Commands:")[1], flags=re.M)
-    assert listed == ["demo", "generate", "mos", "prepare", "report", "score", "speed", "train"]
+    assert listed == ["convert", "demo", "generate", "mos", "prepare", "report", "score", "speed",
+                      "train"]
 
 
 def test_each_command_lives_in_its_own_module_of_wavebench_commands():

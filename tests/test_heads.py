@@ -134,3 +134,12 @@ def test_mismatched_input_and_head_are_refused():
         ModelConfig(input="scalar")
     with pytest.raises(InputError, match="upsample_scales whose product is hop_length"):
         ModelConfig(cond="mel", upsample="vocoder", upsample_scales=[4, 4], hop_length=256)
+
+
+def test_wavebench_features_are_refused_for_a_model_that_reads_another_projects():
+    from reference_model.features import log_mel
+    from wavebench_base.errors import InputError
+    config = ModelConfig(cond="mel", n_mels=8, hop_length=4, upsample="vocoder",
+                         upsample_scales=(2, 2), mel_norm="none")
+    with pytest.raises(InputError, match="give the frames as a .npy file"):
+        log_mel(np.zeros(64, np.float32), config)

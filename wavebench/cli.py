@@ -18,7 +18,8 @@ __all__ = ["COMMANDS", "RAW_ARGS", "cli", "entry", "main", "rank_prefix"]
 #: Command name -> the click command (or group) in module ``wavebench.commands.<name>``.
 COMMANDS = {"prepare": "prepare_command", "train": "train_command", "score": "score_command",
             "generate": "generate_command", "speed": "speed_command",
-            "report": "report_command", "demo": "demo_command", "mos": "mos_group"}
+            "report": "report_command", "demo": "demo_command", "mos": "mos_group",
+            "convert": "convert_command"}
 
 
 class LazyGroup(click.Group):
