@@ -86,6 +86,35 @@ def time_one(model, *, sampler, device, batch, threads, samples, repeats, dtype,
             "note": "primed with a full receptive field" if sampler == "naive" else ""}
 
 
+def time_source(config, source: str, threads, samples: int, repeats: int, dtype, log) -> list:
+    """Rows for the source project's own sampler (:mod:`wavebench.source_samplers`), batch 1,
+    float32, per thread count, ``samples`` steps like naive (it is as slow); or one skipped
+    row with the reason."""
+    from wavebench.source_samplers import ROW_NAME, source_problem, wavenet_vocoder_timer
+
+    name = ROW_NAME.get(source, f"source:{source}")
+    base = {"device": "cpu", "sampler": name, "batch": 1}
+    why = source_problem(source) or (
+        "the source's sampler is timed in float32 only" if dtype != torch.float32 else None)
+    if why:
+        return [{**base, "threads": threads[0], "status": "skipped", "note": why}]
+    rows = []
+    run = wavenet_vocoder_timer(config)
+    for n_threads in threads:
+        set_threads(n_threads)
+        run(min(samples, 256))  # warm-up
+        times = [run(samples) for _ in range(repeats)]
+        seconds, n = statistics.median(t for t, _ in times), times[0][1]
+        sr = config.sample_rate
+        rows.append({**base, "threads": n_threads, "precision": "float32", "samples": n,
+                     "repeats": repeats, "seconds_median": seconds, "samples_per_s": n / seconds,
+                     "samples_per_s_per_stream": n / seconds, "rtf": seconds / (n / sr),
+                     "x_realtime": n / seconds / sr, "status": "ok",
+                     "note": "the source's incremental_forward at this size, random weights"})
+        log(f"cpu {name} batch 1 threads {n_threads}: {n / seconds:,.0f} samples/s")
+    return rows
+
+
 def conditioning(config, total: int, seed: int) -> dict:
     """What a conditioned model needs to run, for timing: random log-mel-like frames covering
     ``total`` samples and speaker 0 (the work per step does not depend on the values)."""
@@ -159,10 +188,12 @@ def run_speed(out_dir, *, preset="reference", checkpoint=None, devices=("cpu",),
 
     _check_args(samplers, batches, threads, samples, naive_samples, repeats, baseline)
     torch.manual_seed(seed)
+    source = None
     if checkpoint is not None:
         from reference_model.checkpoint import load_checkpoint
-        model, _ = load_checkpoint(checkpoint)
+        model, payload = load_checkpoint(checkpoint)
         label = f"checkpoint {Path(checkpoint).name}"
+        source = (payload.get("converted") or {}).get("source")
     else:
         model = WaveNet(get_preset(preset).model).eval()
         label = f"preset {preset}"
@@ -173,6 +204,9 @@ def run_speed(out_dir, *, preset="reference", checkpoint=None, devices=("cpu",),
             bounds = measure_bounds(model.config, log)
         rows = _time_all(model, devices, samplers, batches, threads, samples, naive_samples,
                          repeats, dtype, seed, cpu_max_batch, log)
+        if source and "cpu" in devices:
+            rows += time_source(model.config, source, threads, naive_samples, repeats, dtype,
+                                log)
     table = add_bounds(add_speedup(pd.DataFrame(rows).reindex(columns=COLUMNS), baseline),
                        bounds, dtype)
     write_tables(table, Path(out_dir), label, baseline, bounds)
