@@ -14,6 +14,7 @@ UPSAMPLE_KINDS = ("transposed", "repeat", "vocoder")
 INPUT_KINDS = ("onehot", "scalar")
 OUTPUT_KINDS = ("softmax", "mol")
 MEL_NORMS = ("wavebench", "none")
+MU_LAWS = ("wavebench", "pytorch-wavenet")
 
 # Upper bounds far above every preset (the largest has 5 blocks of 10 layers and 1.2 million
 # parameters), so that an edited checkpoint or TOML file is refused by arithmetic before
@@ -79,6 +80,9 @@ class ModelConfig:
       stretch and a ``2 s + 1`` tap filter along time.
     - ``mel_norm``: ``"wavebench"`` shifts and scales log-mels before the network;
       ``"none"`` feeds the frames as given.
+    - ``mu_law``: how audio becomes one-hot codes and back (:mod:`reference_model.codes`):
+      ``"wavebench"`` (mu = classes - 1, rounding) or ``"pytorch-wavenet"`` (mu = classes,
+      binned by ``np.digitize`` on ``classes`` edges over [-1, 1], as that project trains).
     """
 
     blocks: int = 3
@@ -105,6 +109,7 @@ class ModelConfig:
     upsample_scales: tuple = ()
     cin_pad: int = 0
     mel_norm: str = "wavebench"
+    mu_law: str = "wavebench"
 
     def __post_init__(self):
         if isinstance(self.upsample_scales, list):  # as a dict or TOML file gives it
@@ -127,7 +132,7 @@ class ModelConfig:
             raise InputError(f"config: upsample must be one of {', '.join(UPSAMPLE_KINDS)}, "
                              f"got {shown(self.upsample)}")
         for name, kinds in (("input", INPUT_KINDS), ("output", OUTPUT_KINDS),
-                            ("mel_norm", MEL_NORMS)):
+                            ("mel_norm", MEL_NORMS), ("mu_law", MU_LAWS)):
             if getattr(self, name) not in kinds:
                 raise InputError(f"config: {name} must be one of {', '.join(kinds)}, "
                                  f"got {shown(getattr(self, name))}")

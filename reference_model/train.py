@@ -306,6 +306,13 @@ def train(model_config: ModelConfig, config: TrainConfig, data, out_dir, *, resu
 def set_up(model_config: ModelConfig, config: TrainConfig, data, out_dir: Path,
            processes: Processes, device, log) -> Trainer:
     """Check the run's inputs and build its model, optimizer, moving average and batches."""
+    own = (model_config.input == "onehot" and model_config.output == "softmax"
+           and model_config.mu_law == "wavebench")
+    if not own:
+        raise InputError("wavebench trains its own kind of WaveNet (one-hot input coded with "
+                         "wavebench's mu-law, a softmax head); this config describes a model "
+                         "converted from another project, which can be scored, sampled and "
+                         "timed but not trained here")
     out_dir.mkdir(parents=True, exist_ok=True)
     if processes.is_main:  # what a killed run left half-written (last.pt, step checkpoints)
         for folder in (out_dir, out_dir / "checkpoints"):

@@ -11,6 +11,7 @@ import soundfile as sf
 import torch
 
 from reference_model.checkpoint import load_checkpoint
+from reference_model.codes import pytorch_wavenet_encode
 from reference_model.convert import convert_checkpoint
 from reference_model.mulaw import mu_law_encode
 from wavebench.cli import main
@@ -39,10 +40,13 @@ def test_score_and_report_a_converted_pytorch_wavenet(tmp_path, pytorch_wavenet_
                  "-o", str(out), "--no-progress"]) == 0
     table = pd.read_csv(out / "per_utterance.csv")
     assert table["metric"].tolist() == ["nll_bits"] and table["status"].tolist() == ["ok"]
-    # the value is the converted model's own teacher-forced likelihood of the file's codes
+    # the value is the converted model's own teacher-forced likelihood of the file's codes,
+    # coded as pytorch-wavenet codes audio (mu = 256, np.digitize), not as wavebench does
     model, _ = load_checkpoint(pytorch_wavenet_model)
+    assert model.config.mu_law == "pytorch-wavenet"
     audio, _ = sf.read(refs / "tone.wav", dtype="float32")
-    codes = torch.from_numpy(mu_law_encode(audio))[None]
+    codes = torch.from_numpy(pytorch_wavenet_encode(audio, 256))[None]
+    assert (codes.numpy() != mu_law_encode(audio)).mean() > 0.1
     with torch.no_grad():
         picked = torch.log_softmax(model(codes).double(), 1).gather(1, codes[:, None])
     assert table["value"][0] == pytest.approx(-picked.mean().item() / math.log(2), abs=1e-6)

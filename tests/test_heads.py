@@ -143,3 +143,21 @@ def test_wavebench_features_are_refused_for_a_model_that_reads_another_projects(
                          upsample_scales=(2, 2), mel_norm="none")
     with pytest.raises(InputError, match="give the frames as a .npy file"):
         log_mel(np.zeros(64, np.float32), config)
+
+
+def test_pytorch_wavenet_coding_worked_by_hand():
+    from reference_model.codes import pytorch_wavenet_decode, pytorch_wavenet_encode
+    config = ModelConfig(mu_law="pytorch-wavenet")
+    # silence: mu-law 0 lies in the bin [-1/255, 1/255) of np.digitize's edges, index 127
+    # (wavebench's rounding gives 128); the ends are bins 0 and 255
+    np.testing.assert_array_equal(encode(np.array([-1.0, 0.0, 1.0]), config), [0, 127, 255])
+    assert encode(np.array([0.0]), ModelConfig()).tolist() == [128]
+    # code 127 decodes to y = 127 / 256 * 2 - 1 = -1/128, expanded with mu = 256
+    expected = -(257 ** (1 / 128) - 1) / 256
+    assert float(pytorch_wavenet_decode(np.array([127]), 256)[0]) == pytest.approx(expected, rel=1e-6)
+    # the source's decode and encode are not inverses: a decoded code lands one bin lower
+    codes = np.arange(1, 256)
+    np.testing.assert_array_equal(pytorch_wavenet_encode(pytorch_wavenet_decode(codes, 256), 256),
+                                  codes - 1)
+    torch_codes = encode(torch.tensor([0.25, -0.5]), config)
+    assert torch_codes.tolist() == pytorch_wavenet_encode(np.array([0.25, -0.5]), 256).tolist()

@@ -278,3 +278,12 @@ def test_the_trainer_and_device_choice_load_no_sampler():
     assert out.stdout.strip() == "[]"
     from reference_model import devices, sampling
     assert sampling.resolve_device is devices.resolve_device  # old imports keep working
+
+
+def test_converted_kinds_of_model_are_not_trained(tmp_path):
+    from reference_model.config import ModelConfig
+    from reference_model.train import set_up
+    for config in (ModelConfig(mu_law="pytorch-wavenet"),
+                   ModelConfig(input="scalar", output="mol", classes=65536)):
+        with pytest.raises(InputError, match="can be scored, sampled and timed but not trained"):
+            set_up(config, None, None, tmp_path, None, "cpu", print)

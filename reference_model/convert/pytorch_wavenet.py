@@ -162,7 +162,8 @@ def build(w: Weights, attributes: dict, declared: dict, hparams_path: Path | Non
         int_param(declared, "sample_rate", hparams_path, minimum=1)
     config = make_config(path, blocks=blocks, layers=layers, kernel_size=K, residual_channels=R,
                          dilation_channels=D, skip_channels=S, end_channels=E, classes=classes,
-                         sample_rate=sample_rate, cond="none", input="onehot", output="softmax")
+                         sample_rate=sample_rate, cond="none", input="onehot", output="softmax",
+                         mu_law="pytorch-wavenet")
     check_dilations(attributes, config, path)
     state = map_state(w, config, bias)
     rf = config.receptive_field
@@ -184,10 +185,9 @@ def build(w: Weights, attributes: dict, declared: dict, hparams_path: Path | Non
         f"positions with a full receptive field of {rf}, so its row j is this model's position "
         f"j + {rf}",
         "no residual or skip scaling, as in the source (residual_scale = skip_scale = 1)",
-        f"caveat: pytorch-wavenet quantizes audio with mu = classes ({classes}) and floor "
-        f"binning (np.digitize), wavebench with mu = classes - 1 ({classes - 1}) and rounding, "
-        f"so audio encoded by wavebench can differ by one code from what the model was "
-        f"trained on",
+        f"audio is coded as pytorch-wavenet codes it (mu_law = pytorch-wavenet): mu-law with "
+        f"mu = classes ({classes}), binned by np.digitize, decoded with code / classes; "
+        f"wavebench's own models use mu = classes - 1 and rounding",
         *notes,
         *w.dtype_notes(),
     ]
