@@ -26,6 +26,7 @@ from reference_model.mulaw import mu_law_encode
 from wavebench_base.audio import find_audio_files, load_audio
 from wavebench_base.errors import InputError
 from wavebench_base.files import building, clear_stale, locked
+from wavebench_base.runinfo import file_sha256
 
 FORMAT = "wavebench-prepared"
 VERSION = 1
@@ -207,15 +208,6 @@ def _check_out_dir(out_dir: Path) -> None:
                          "new folder (prepare replaces the folder's contents)", out_dir)
 
 
-def _file_sha256(path: Path) -> str:
-    """Hex sha256 of a file's bytes, read in chunks so long files need little memory."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _reusable_manifest(out_dir, options, audio_dir, rels, stats):
     """The existing manifest if it was made from these files with these options, else None;
     and a note when one was there but is damaged (then it is prepared again, not trusted).
@@ -243,7 +235,7 @@ def _reusable_manifest(out_dir, options, audio_dir, rels, stats):
         if entry["size"] != st.st_size:
             return None, None
         if (entry["mtime_ns"] != st.st_mtime_ns
-                and entry["sha256"] != _file_sha256(audio_dir / rel)):
+                and entry["sha256"] != file_sha256(audio_dir / rel)):
             return None, None
     return manifest, None
 
@@ -264,7 +256,7 @@ def _write_store(folder: Path, files, rels, stats, options, progress) -> list:
             fc.write(codes.tobytes())
             parts = rel.split("/")
             entries.append({
-                "path": rel, "sha256": _file_sha256(path), "size": st.st_size,
+                "path": rel, "sha256": file_sha256(path), "size": st.st_size,
                 "mtime_ns": st.st_mtime_ns, "original_rate": clip.original_rate,
                 "channels": clip.channels, "subtype": clip.subtype,
                 "duration": _file_duration(path, clip), "offset": offset, "length": len(audio),

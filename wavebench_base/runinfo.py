@@ -35,9 +35,15 @@ def stable_hash(data) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def file_hash(path) -> str:
+def file_sha256(path) -> str:
+    """Hex SHA-256 of a file's bytes, read in blocks so that long files need little memory."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
-    return digest.hexdigest()[:12]
+    return digest.hexdigest()
+
+
+def file_hash(path) -> str:
+    """The first 12 hex digits of :func:`file_sha256`, to name a file's version in a run."""
+    return file_sha256(path)[:12]

@@ -20,9 +20,10 @@ from pathlib import Path
 
 from reference_model.checkpoint import check_weights, save_checkpoint
 from reference_model.convert import pytorch_wavenet, wavenet_vocoder
-from reference_model.convert.common import Converted, sha256_file
+from reference_model.convert.common import Converted
 from reference_model.model import state_shapes
 from wavebench_base.errors import InputError
+from wavebench_base.runinfo import file_sha256
 
 __all__ = ["SOURCES", "Converted", "convert", "convert_checkpoint"]
 
@@ -79,11 +80,11 @@ def convert_checkpoint(source: str, path, out, hparams=None) -> tuple[Path, Conv
                          out)
     converted = convert(source, path, hparams)
     record = {"source": SOURCES[source][0], "source_file": path.name,
-              "source_sha256": sha256_file(path),
+              "source_sha256": file_sha256(path),
               "transformations": list(converted.transformations)}
     if hparams is not None:
         record["hparams_file"] = Path(hparams).name
-        record["hparams_sha256"] = sha256_file(Path(hparams))
+        record["hparams_sha256"] = file_sha256(Path(hparams))
     written = save_checkpoint(out, config=converted.config, model_state=converted.state,
                               converted=record)
     return written, converted

@@ -1,7 +1,6 @@
 """What both converters share: the result type, reading the source files, and shape checks."""
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import pickle
@@ -26,15 +25,6 @@ class Converted:
     config: ModelConfig
     state: dict[str, torch.Tensor]
     transformations: list[str] = field(default_factory=list)
-
-
-def sha256_file(path: Path) -> str:
-    """The SHA-256 of a file's bytes, in hex."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def check_file(path: Path, what: str) -> None:

@@ -8,7 +8,6 @@ commitment and the manifest's file list).
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from pathlib import Path
@@ -19,11 +18,6 @@ from wavebench_base.errors import InputError
 
 #: Deepest JSON nesting read (the results and the key nest 4 deep, the manifest 5).
 MAX_JSON_DEPTH = 32
-
-
-def sha256_file(path) -> str:
-    """Hex sha256 of a file's bytes."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 _JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)', re.DOTALL)

@@ -30,11 +30,10 @@ from wavebench.mos.packet.page import page_config, render_index, render_instruct
 from wavebench.mos.packet.quality_checks import WOODS_TRIALS, gold_low
 from wavebench.mos.packet.stimuli import StimulusSet
 from wavebench.mos.packet.zipper import write_zip
-from wavebench.mos.packet_files import sha256_file
 from wavebench_base.audio import keyed_files
 from wavebench_base.errors import InputError
 from wavebench_base.files import atomic_write_bytes, building, locked, temp_sibling
-from wavebench_base.runinfo import tool_version
+from wavebench_base.runinfo import file_sha256, tool_version
 
 METHODS = ("acr", "mushra")
 ACR_SCALE = {"id": "acr5", "min": 1, "max": 5, "step": 1,
@@ -206,7 +205,7 @@ def _build(systems: list, out_dir: Path, opt: PacketOptions, replacing: bool) ->
         raise InputError(f"{len(conditions)} conditions on a MUSHRA page (at most "
                          f"{dz.MAX_MUSHRA_CONDITIONS}); split the systems into two tests that "
                          f"share the reference and anchors")
-    secret = packet_secret(opt.seed, sorted(sha256_file(c.path) for c in clips.values()))
+    secret = packet_secret(opt.seed, sorted(file_sha256(c.path) for c in clips.values()))
     audio = {k: resample(c.audio, c.sample_rate, rate) for k, c in clips.items()}
     sources = {k: (c.path, c.sample_rate) for k, c in clips.items()}
     stim = StimulusSet(secret, audio, sources, rate)
@@ -417,7 +416,7 @@ def _write_all(root: Path, ctx: dict, lists: dict, levels: dict, rate: int, pid:
         gain = 10 ** (levels["gains"][anon] / 20)
         codes = quantize(stim.items[anon].audio * gain, opt.bit_depth, secret + anon)
         write_pcm(packet / files[anon], codes, rate, opt.bit_depth)
-        hashes[anon] = sha256_file(packet / files[anon])
+        hashes[anon] = file_sha256(packet / files[anon])
     key = _key(ctx, lists, files, hashes, pid, secret)
     private = root / "private"
     _write_text(private / "key.json", key_bytes(key))
@@ -445,10 +444,10 @@ def _write_all(root: Path, ctx: dict, lists: dict, levels: dict, rate: int, pid:
     if "trials" in (opt.exports or []):
         _write_text(packet / "exports" / "trials.csv", trials_csv(manifest).encode())
     known = {files[anon]: digest for anon, digest in hashes.items()}  # hashed when written
-    manifest["files"] = {rel: known.get(rel) or sha256_file(packet / rel)
+    manifest["files"] = {rel: known.get(rel) or file_sha256(packet / rel)
                          for rel in (p.relative_to(packet).as_posix()
                                      for p in sorted(packet.rglob("*")) if p.is_file())}
-    manifest["key_commitment"] = sha256_file(private / "key.json")
+    manifest["key_commitment"] = file_sha256(private / "key.json")
     _write_text(packet / "manifest.json",
                 (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode())
     write_zip(root / "packet.zip", packet, "packet")

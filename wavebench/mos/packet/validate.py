@@ -15,9 +15,9 @@ from wavebench.mos.packet_files import (
     parse_json,
     read_bytes,
     read_json,
-    sha256_file,
 )
 from wavebench_base.errors import InputError
+from wavebench_base.runinfo import file_sha256
 
 MIN_LEAK_LENGTH = 4  # shorter names match by chance (in base32 ids); reported as unchecked
 
@@ -131,7 +131,7 @@ def _integrity(packet: Path, manifest: dict, files: list, report: ValidationRepo
         p = packet / rel
         if not p.is_file():
             report.errors.append(f"{rel}: listed in the manifest but missing")
-        elif sha256_file(p) != digest:
+        elif file_sha256(p) != digest:
             report.errors.append(f"{rel}: sha256 differs from the manifest (file changed)")
     present = {p.relative_to(packet).as_posix() for p in files}
     for rel in sorted(present - set(listed) - {"manifest.json"}):
