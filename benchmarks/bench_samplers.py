@@ -3,7 +3,7 @@
 Usage:
     python benchmarks/bench_samplers.py [--preset reference | --checkpoint MODEL.pt]
         [--batches 1,8,64] [--samplers cached,fused] [--threads 1] [--repeats 5]
-        [--before OLD_FUSED.py] [--compile-time]
+        [--before OLD_FUSED.py] [--compile-time] [--isa avx2]
 
 On a shared machine one sampler timed after another sees different loads, so every repeat runs
 each sampler once, in rotating order, after one untimed warm-up each; the table gives the median
@@ -16,6 +16,10 @@ before/after figures come from one run (a fused.py from before the ``sampling`` 
 ``--compile-time`` times the first ``fused`` call in fresh processes: with an empty numba cache,
 then with it filled. ``--checkpoint`` times a saved model (one converted from another project,
 say); a mel-conditioned one gets random frames and a speaker-conditioned one speaker 0.
+``--isa avx2`` reruns the benchmark in a process built for AVX2 (``wavebench.host.
+isa_emulation_env``: the fused kernels, numba's register blocks and torch's kernels), so an
+AVX-512 host times both builds: for example the AVX2 build against the kernel before its
+register blocks were chosen per ISA (``--before`` with fused.py from commit 36e3baf).
 """
 import argparse
 import importlib.util
@@ -33,6 +37,7 @@ import torch
 from reference_model.config import get_preset
 from reference_model.model import WaveNet
 from reference_model.sampling import REGISTRY, generate, prepare_inputs
+from wavebench.host import EMULATED_ISA, cpu_description, isa_emulation_env, kernel_build
 
 REFERENCE_MACS = 538_624  # multiply-adds per generated sample of the reference preset
 
@@ -131,7 +136,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--before", help="an older fused.py to time beside the current one")
     parser.add_argument("--compile-time", action="store_true")
+    parser.add_argument("--isa", choices=["host", "avx2"], default="host",
+                        help="avx2: time an AVX2 build of everything, in a new process")
     args = parser.parse_args()
+    if args.isa != "host" and os.environ.get(EMULATED_ISA) != args.isa:
+        env = isa_emulation_env(args.isa)
+        os.execve(sys.executable, [sys.executable, *sys.argv], env)
 
     torch.set_num_threads(args.threads)
     numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
@@ -149,6 +159,8 @@ def main() -> None:
         run_before = load_run_fused(args.before)
     rate = model.config.sample_rate
     load = os.getloadavg()
+    host = cpu_description()
+    print(f"{host['cpu']}, {host['isa']}; fused kernels: {kernel_build()}")
     print(f"preset {args.preset}, float32, {args.threads} thread(s), {os.cpu_count()} CPUs; "
           f"load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     print("| batch | sampler | median samples/s | best samples/s | per stream (median) "

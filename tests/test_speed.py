@@ -261,7 +261,9 @@ def test_speed_rows_carry_the_hosts_bounds(tmp_path):
             fused.loc[batch, "samples_per_s"] / expected)
     assert table[table["sampler"] == "naive"]["bound"].isna().all()
     md = (tmp_path / "speed.md").read_text()
-    assert f"host: {info['cpu']}, {info['isa']}; weight-traffic bound" in md
+    assert info["kernels"].endswith("x 64 register blocks")
+    assert (f"host: {info['cpu']}, {info['isa']}; fused kernels: {info['kernels']}; "
+            "weight-traffic bound") in md
     header = next(line for line in md.splitlines() if line.startswith("| device"))
     cells = [cell.strip() for cell in header.strip("|").split("|")]
     assert cells[cells.index("speedup") + 1:cells.index("speedup") + 3] == ["bound", "efficiency"]
@@ -274,3 +276,37 @@ def test_cpu_description_reads_the_widest_vector_extension():
     assert cpu_description(avx2) == {"cpu": "AMD EPYC 7B12 (family 23 model 49)", "isa": "avx2"}
     arm = "processor\t: 0\nFeatures\t: fp asimd evtstrm\n\n"
     assert cpu_description(arm)["isa"] == "asimd"
+
+
+def test_isa_emulation_env_builds_for_avx2_and_refuses_others():
+    from reference_model.sampling.isa import isa_of, parse_features
+    from wavebench.host import EMULATED_ISA, isa_emulation_env
+    with pytest.raises(ValueError, match="only avx2"):
+        isa_emulation_env("sse2")
+    try:
+        env = isa_emulation_env("avx2", environ={"KEEP": "1"})
+    except ValueError as error:  # a host without AVX2 (or not x86) says so
+        assert "no AVX2" in str(error)
+        return
+    assert env["KEEP"] == "1" and env[EMULATED_ISA] == "avx2"
+    assert isa_of(parse_features(env["NUMBA_CPU_FEATURES"])) == "avx2"
+    assert env["MKL_ENABLE_INSTRUCTIONS"] == "AVX2" and env["ATEN_CPU_CAPABILITY"] == "avx2"
+
+
+@pytest.mark.slow
+def test_speed_isa_avx2_times_an_avx2_build(tmp_path):
+    from llvmlite import binding
+
+    from reference_model.sampling.isa import isa_of, parse_features
+    host_isa = isa_of(parse_features(binding.get_host_cpu_features().flatten()))
+    if host_isa == "other":
+        pytest.skip("no AVX2 here")
+    assert main(["speed", "--isa", "avx2", "--preset", "tiny", "--devices", "cpu", "--samplers",
+                 "fused", "--batch", "1,4", "--samples", "200", "--repeats", "1",
+                 "-o", str(tmp_path)]) == 0
+    host = json.loads((tmp_path / "speed.json").read_text())["host"]
+    assert host["kernels"] == "avx2, 1 x 64 register blocks"
+    if host_isa == "avx512":  # timed in a new process, built for AVX2
+        assert host["isa"] == "avx2 (emulated on avx512f)"
+    table = pd.read_csv(tmp_path / "speed.csv")
+    assert (table["status"] == "ok").all() and (table["samples_per_s"] > 0).all()

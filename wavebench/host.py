@@ -10,15 +10,23 @@ So on one thread its rate is bounded twice over:
 
 Both are measured here, in the same process and just before the samplers, so figures from
 different machines (AVX-512 servers, AVX2 laptops) carry their own yardstick.
+
+An AVX-512 host can also stand in for an AVX2 one (:func:`isa_emulation_env`): numba builds the
+fused kernels without AVX-512, and torch's MKL and aten kernels and numpy's OpenBLAS dispatch
+their AVX2 code, so samplers and bounds are both AVX2 figures (on this host's caches and
+memory, which an AVX2 laptop need not match).
 """
 from __future__ import annotations
 
 import contextlib
+import os
 import platform
 import time
 
 import torch
 
+#: Set (to the ISA's name) in a process started by :func:`isa_emulation_env`.
+EMULATED_ISA = "WAVEBENCH_EMULATED_ISA"
 MIN_SECONDS = 0.25  # each measurement repeats its operation for at least this long, best of 3
 SGEMM_SIZE = 512
 
@@ -47,7 +55,52 @@ def cpu_description(text: str | None = None) -> dict:
     name = fields.get("model name") or fields.get("Hardware") or platform.machine()
     if "cpu family" in fields and "model" in fields:
         name = f"{name} (family {fields['cpu family']} model {fields['model']})"
+    emulated = os.environ.get(EMULATED_ISA)
+    if emulated:
+        isa = f"{emulated} (emulated on {isa})"
     return {"cpu": name, "isa": isa}
+
+
+def kernel_build() -> str:
+    """The ISA the fused kernels are built for here and their register block, in words."""
+    from reference_model.sampling.isa import PANEL, register_block, target_features
+
+    block = register_block(target_features())
+    return f"{block.isa}, {block.gemm_rows} x {PANEL} register blocks"
+
+
+def isa_emulation_env(isa: str, environ=None) -> dict:
+    """The environment under which a new process computes as on an ``isa`` host.
+
+    Only ``"avx2"`` is offered, and only on an x86 host whose CPU has AVX2 (the code must run).
+
+    Raises
+    ------
+    ValueError
+        Another ISA, or a host without AVX2 and FMA.
+    """
+    from llvmlite import binding
+
+    from reference_model.sampling.isa import (
+        isa_of,
+        parse_features,
+        without_wider_than_avx2,
+    )
+
+    if isa != "avx2":
+        raise ValueError(f"only avx2 can be emulated, not {isa!r}")
+    host = binding.get_host_cpu_features().flatten()
+    if isa_of(parse_features(host)) not in ("avx2", "avx512"):
+        raise ValueError("this CPU has no AVX2 with FMA, so it cannot run an AVX2 build")
+    env = dict(os.environ if environ is None else environ)
+    env.update({
+        EMULATED_ISA: isa,
+        "NUMBA_CPU_FEATURES": without_wider_than_avx2(host),  # numba: the fused kernels
+        "MKL_ENABLE_INSTRUCTIONS": "AVX2",  # torch's matrix products (the bounds, cached)
+        "ATEN_CPU_CAPABILITY": "avx2",  # torch's elementwise kernels
+        "OPENBLAS_CORETYPE": "Haswell",  # numpy's and scipy's OpenBLAS
+    })
+    return env
 
 
 @contextlib.contextmanager
@@ -113,13 +166,15 @@ def sampler_bounds(weight_floats: int, macs: int) -> dict:
     Returns
     -------
     dict
-        ``cpu``, ``isa``; ``traffic_samples_per_s`` (matrix-vector products per second over
-        the step's weights) and ``traffic_gb_per_s`` (float32 bytes read per second);
+        ``cpu``, ``isa``, ``kernels`` (:func:`kernel_build`); ``traffic_samples_per_s``
+        (matrix-vector products per second over the step's weights) and
+        ``traffic_gb_per_s`` (float32 bytes read per second);
         ``compute_samples_per_s`` (SGEMM GFLOP/s over ``2 macs`` flops) and ``sgemm_gflops``.
     """
     traffic = matvec_per_s(weight_floats)
     gflops = sgemm_gflops()
-    return {**cpu_description(), "weight_floats": weight_floats, "macs_per_sample": macs,
+    return {**cpu_description(), "kernels": kernel_build(),
+            "weight_floats": weight_floats, "macs_per_sample": macs,
             "traffic_samples_per_s": traffic, "traffic_gb_per_s": traffic * weight_floats * 4 / 1e9,
             "compute_samples_per_s": gflops * 1e9 / (2 * macs), "sgemm_gflops": gflops}
 

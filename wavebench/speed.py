@@ -225,7 +225,8 @@ def measure_bounds(config, log) -> dict:
 
 def host_line(bounds: dict) -> str:
     """One line: the CPU, its vector ISA and the two bounds with what they were measured from."""
-    return (f"host: {bounds['cpu']}, {bounds['isa']}; weight-traffic bound "
+    return (f"host: {bounds['cpu']}, {bounds['isa']}; fused kernels: "
+            f"{bounds.get('kernels', 'unknown')}; weight-traffic bound "
             f"{bounds['traffic_samples_per_s']:,.0f} samples/s (one thread: a float32 "
             f"matrix-vector product over the step's {bounds['weight_floats']:,} weights, "
             f"{bounds['traffic_gb_per_s']:.1f} GB/s); compute bound "

@@ -13,6 +13,8 @@ Why it is fast (see ``benchmarks/bench_samplers.py`` for the figures):
 - Every product runs through :func:`_gemm`, whose accumulators (MB streams by NB outputs) live
   in a stack array that LLVM keeps in vector registers; one weight row loaded from cache
   serves MB streams. Heap arrays cannot be promoted so (numba marks no pointer ``noalias``).
+  MB (and MV, the one-stream product's panels per pass) are chosen for the ISA numba targets
+  (:mod:`~reference_model.sampling.isa`): 4 with AVX-512's 32 registers, 1 with AVX2's 16.
 - LLVM is told to prefer 512-bit vectors where the CPU has them (its default on AVX-512 server
   parts is 256 bits), which doubles the multiply-adds per instruction.
 - float32 uses a rational ``tanh`` that LLVM vectorizes (numba has no vector libm here:
@@ -46,6 +48,7 @@ from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from reference_model.sampling.isa import PANEL, register_block, target_features
 from reference_model.sampling.registry import SamplerSpec, register
 from reference_model.sampling.state import (
     CHUNK,
@@ -61,8 +64,13 @@ from reference_model.sampling.state import (
 # Contraction and reassociation let LLVM vectorize; no nnan/ninf, so NaN and overflow behave
 # as in the reference. The draw (_sample_row, _exp_nonpositive) is compiled without them.
 FAST = {"contract", "reassoc", "nsz", "arcp"}
-MB = 4  # streams per register block of _gemm
-NB = 64  # outputs per register block: 4 AVX-512 registers per stream, 16 accumulators in all
+#: The register blocking for the ISA numba compiles for (fixed at import, as numba's cache key).
+REGISTER_BLOCK = register_block(target_features())
+MB = REGISTER_BLOCK.gemm_rows  # streams per register block of _gemm
+MV = REGISTER_BLOCK.gemv_panels  # NB-wide panels per pass of _gemv (one stream)
+NB = PANEL  # outputs per register block: 4 AVX-512 registers or 8 AVX2 registers per stream
+PARTIALS = 4  # partial sums of _gemv_panel (rows dealt round-robin)
+SCRATCH = max(MB, MV, PARTIALS) * NB  # accumulators of one product, on the stack
 KC = 128  # rows of a weight panel per pass (128 x NB floats: 32 KiB, within L1)
 BLOCK = 64  # most streams one thread advances in lockstep (weights are read once per block-step)
 
@@ -155,10 +163,10 @@ def _keep_outlined(typingctx):
 
 @intrinsic
 def _scratch(typingctx, dtype):
-    """Pointer to MB * NB elements on the stack, which LLVM may keep in registers."""
+    """Pointer to SCRATCH elements on the stack, which LLVM may keep in registers."""
     def codegen(context, builder, signature, args):
         ty = context.get_data_type(dtype.dtype)
-        return cgutils.alloca_once(builder, ty, size=context.get_constant(types.intp, MB * NB))
+        return cgutils.alloca_once(builder, ty, size=context.get_constant(types.intp, SCRATCH))
     return types.CPointer(dtype.dtype)(dtype), codegen
 
 
@@ -174,7 +182,8 @@ def _double_from_bits(typingctx, bits):
 
 @njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
 def _gemm(x, w, y, rows, sparse, idx):
-    """``y[:rows] += x[:rows] @ w``: MB rows at a time, then single rows by :func:`_gemv`.
+    """``y[:rows] += x[:rows] @ w``: MB rows at a time, then single rows by :func:`_gemv`
+    (a lone row always goes there, so batch 1 skips zero inputs whatever MB is).
 
     Parameters
     ----------
@@ -191,7 +200,7 @@ def _gemm(x, w, y, rows, sparse, idx):
         Work space for the rows used.
     """
     _wide_vectors()
-    full = rows - rows % MB
+    full = rows - rows % MB if rows > 1 else 0
     acc = numba.carray(_scratch(y.dtype), (MB, NB))
     n_in, n_out = w.shape
     for p in range(n_out // NB):
@@ -237,43 +246,43 @@ def _all(n, idx):
 def _gemv(x, w, y, rows_used):
     """``y += x[rows_used] @ w[rows_used]`` for one stream (see :func:`_gemm`).
 
-    Columns go MB NB at a time (MB * NB / 16 independent accumulators), then NB at a time with
-    the rows dealt round-robin to MB partial sums, so the multiply-adds do not wait on each
+    Columns go MV NB at a time (MV * NB independent accumulators), then NB at a time with
+    the rows dealt round-robin to PARTIALS partial sums, so the multiply-adds do not wait on each
     other's latency.
     """
     _wide_vectors()
-    acc = numba.carray(_scratch(y.dtype), (MB, NB))
+    acc = numba.carray(_scratch(y.dtype), (MV, NB))
     n_used = rows_used.shape[0]
-    for p in range(w.shape[1] // (MB * NB)):
-        n0 = p * MB * NB
-        for bb in range(MB):
+    for p in range(w.shape[1] // (MV * NB)):
+        n0 = p * MV * NB
+        for bb in range(MV):
             for j in range(NB):
                 acc[bb, j] = y[n0 + bb * NB + j]
         for i in range(n_used):
             k = max(rows_used[i], 0)  # proves k >= 0 (see the module docstring)
             xv, wk = x[k], w[k]
-            for bb in range(MB):
+            for bb in range(MV):
                 for j in range(NB):
                     acc[bb, j] += xv * wk[n0 + bb * NB + j]
-        for bb in range(MB):
+        for bb in range(MV):
             for j in range(NB):
                 y[n0 + bb * NB + j] = acc[bb, j]
-    done = max(w.shape[1] // (MB * NB) * MB * NB, 0)
+    done = max(w.shape[1] // (MV * NB) * MV * NB, 0)
     for p in range((w.shape[1] - done) // NB):
         _gemv_panel(x, w, y, rows_used, done + p * NB)
 
 
 @njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
 def _gemv_panel(x, w, y, rows_used, n0):
-    """``y[n0:n0 + NB] += x[rows_used] @ w[rows_used, n0:n0 + NB]`` with MB = 4 partial sums."""
+    """``y[n0:n0 + NB] += x[rows_used] @ w[rows_used, n0:n0 + NB]`` with PARTIALS = 4 partial sums."""
     _wide_vectors()
-    acc = numba.carray(_scratch(y.dtype), (MB, NB))
+    acc = numba.carray(_scratch(y.dtype), (PARTIALS, NB))
     n0 = max(n0, 0)
     n_used = rows_used.shape[0]
-    for bb in range(MB):
+    for bb in range(PARTIALS):
         for j in range(NB):
             acc[bb, j] = 0
-    for i0 in range(0, n_used - n_used % MB, MB):
+    for i0 in range(0, n_used - n_used % PARTIALS, PARTIALS):
         k0, k1 = max(rows_used[i0], 0), max(rows_used[i0 + 1], 0)
         k2, k3 = max(rows_used[i0 + 2], 0), max(rows_used[i0 + 3], 0)
         x0, x1, x2, x3 = x[k0], x[k1], x[k2], x[k3]
@@ -283,7 +292,7 @@ def _gemv_panel(x, w, y, rows_used, n0):
             acc[1, j] += x1 * w1[n0 + j]
             acc[2, j] += x2 * w2[n0 + j]
             acc[3, j] += x3 * w3[n0 + j]
-    for i in range(n_used - n_used % MB, n_used):
+    for i in range(n_used - n_used % PARTIALS, n_used):
         k = max(rows_used[i], 0)
         xv, wk = x[k], w[k]
         for j in range(NB):

@@ -1,0 +1,86 @@
+"""The vector ISA numba compiles the ``fused`` kernels for, and the register blocks chosen for it.
+
+The products of :mod:`~reference_model.sampling.fused` keep a block of accumulators (``rows``
+streams by 64 outputs) in vector registers while weight rows stream past. That block must fit
+the register file with room to spare, and register files differ:
+
+========  ==============  =========  ===============================================
+ISA       vector width    registers  float32 block of 4 x 64 needs
+========  ==============  =========  ===============================================
+AVX-512   64 bytes        32         16 registers: fits
+AVX2      32 bytes        16         32 registers: spills to the stack on every step
+other     16 bytes (SSE,  16 or 32   64 registers
+          NEON)
+========  ==============  =========  ===============================================
+
+So the rows per block are chosen from the features numba targets (not from the CPU alone:
+``NUMBA_CPU_FEATURES`` overrides them, which is how an AVX-512 host builds and times the AVX2
+variant). The choice is made once, at import, from the same features numba puts into its cache
+key, so a cached kernel always matches the constants it was compiled with.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+#: Outputs per register block (the fused kernels pad weight columns to a multiple of it).
+PANEL = 64
+#: Feature-name prefixes an AVX2-only build turns off (every AVX-512 and AMX extension).
+WIDER_THAN_AVX2 = ("avx512", "avx10", "amx")
+
+
+class RegisterBlock(NamedTuple):
+    """Register blocking of the fused products for one ISA."""
+
+    isa: str  # "avx512", "avx2" or "other"
+    gemm_rows: int  # streams per register block of the batched product
+    gemv_panels: int  # PANEL-wide column panels one pass of the one-stream product accumulates
+
+
+def parse_features(text: str) -> set[str]:
+    """The enabled features of an LLVM feature string (``"+avx2,-avx512f,..."``)."""
+    return {item[1:] for item in text.split(",") if item.startswith("+")}
+
+
+def target_features() -> set[str]:
+    """The CPU features numba compiles for here: ``NUMBA_CPU_FEATURES`` if set, else the host's.
+
+    This is numba's own rule (``CPUCodegen._get_host_cpu_features``), read the same way.
+    """
+    from llvmlite import binding
+    from numba.core import config
+    if config.CPU_FEATURES is not None:
+        return parse_features(config.CPU_FEATURES)
+    return parse_features(binding.get_host_cpu_features().flatten())
+
+
+def isa_of(features: set[str]) -> str:
+    """``"avx512"`` (AVX-512 F), ``"avx2"`` (AVX2 with FMA) or ``"other"``."""
+    if "avx512f" in features:
+        return "avx512"
+    if {"avx2", "fma"} <= features:
+        return "avx2"
+    return "other"
+
+
+def register_block(features: set[str]) -> RegisterBlock:
+    """The register blocking for a set of target features.
+
+    Measured with ``benchmarks/bench_samplers.py --isa`` (the README's speed section gives the
+    figures): with AVX-512, 4 streams x 64 outputs (16 zmm accumulators) run batch 64 about 1.7
+    times faster than 1 x 64; built for AVX2 on the same host, 1 x 64 (8 ymm) beats the spilling
+    4 x 64 by about 1.2 times at batch 64 and 1.1 times at batch 1. Narrower panels (4 x 16,
+    6 x 16) were slower still: LLVM turns their 16-wide loops into scalar code.
+    """
+    isa = isa_of(features)
+    if isa == "avx512":
+        return RegisterBlock(isa, gemm_rows=4, gemv_panels=4)
+    return RegisterBlock(isa, gemm_rows=1, gemv_panels=1)
+
+
+def without_wider_than_avx2(text: str) -> str:
+    """An LLVM feature string with every AVX-512 and AMX feature turned off (an AVX2 build)."""
+    items = []
+    for item in text.split(","):
+        name = item[1:]
+        items.append(f"-{name}" if item and name.startswith(WIDER_THAN_AVX2) else item)
+    return ",".join(items)
