@@ -1,4 +1,6 @@
 """The ``fused`` sampler's kernels against independent references (numpy, the cached sampler)."""
+import os
+
 import numba
 import numpy as np
 import pytest
@@ -133,3 +135,104 @@ def test_float32_with_two_threads_equals_one_thread_and_cached():
         # float32 rounding and the rational tanh (< 4e-7) over 16 layers: ~1e-6; 1e-4 allowed
         np.testing.assert_allclose(got.logits, ref.logits, rtol=0, atol=1e-4)
     np.testing.assert_array_equal(runs[0].logits, runs[-1].logits)  # streams never interact
+
+
+# ----------------------------------------------------------------------------- a lone stream, split
+
+needs_two_cores = pytest.mark.skipif(
+    len(os.sched_getaffinity(0)) < 2 if hasattr(os, "sched_getaffinity") else os.cpu_count() < 2,
+    reason="the split's threads spin-wait for each other: they need a core each")
+
+
+def split_runs(model, n, monkeypatch, threads=(1, 2), **kwargs):
+    """fused at batch 1 with its steps split over each of ``threads`` threads (1: unsplit)."""
+    runs = {}
+    for count in threads:
+        monkeypatch.setattr(fused, "split_threads", lambda batch, w, count=count: count)
+        runs[count] = generate(model, n, sampler="fused", batch=1, keep_logits=True, **kwargs)
+    return runs
+
+
+@needs_two_cores
+@pytest.mark.parametrize("case", ["float64", "float32", "mel+speaker", "mixture", "scaled"])
+def test_lone_stream_split_over_threads_equals_naive(case, monkeypatch):
+    from test_sample import SMALL, mixture_case
+    rng = np.random.default_rng(5)
+    kwargs = dict(prime=rng.integers(0, 256, (1, 40)), dtype=torch.float64, seed=6)
+    if case == "float64":
+        model = tiny_model(3, kernel_size=3)
+    elif case == "float32":
+        model, kwargs["dtype"] = tiny_model(4), torch.float32
+    elif case == "mel+speaker":
+        torch.manual_seed(5)
+        model = WaveNet(SMALL).eval()
+        kwargs.update(cond=rng.standard_normal((1, 6, 60)), speaker=[2])
+    elif case == "mixture":
+        model, mixture = mixture_case(2)
+        kwargs.update(prime=mixture["prime"][:1], cond=mixture["cond"][:1], speaker=[1])
+    else:  # wavenet_vocoder's residual scaling, and skip columns that need several panels
+        model = tiny_model(6, residual_scale=0.5 ** 0.5, skip_channels=200)
+    ref = generate(model, 300, sampler="naive", batch=1, keep_logits=True,
+                   **{**kwargs, "dtype": torch.float64})
+    runs = split_runs(model, 300, monkeypatch, threads=(1, 2, 3) if case == "scaled" else (1, 2),
+                      **kwargs)
+    atol = 1e-10 if kwargs["dtype"] == torch.float64 else 1e-4
+    for count, got in runs.items():
+        np.testing.assert_array_equal(got.codes, ref.codes, err_msg=f"{count} threads")
+        np.testing.assert_allclose(got.logits, ref.logits, rtol=0, atol=atol,
+                                   err_msg=f"{count} threads")
+
+
+@needs_two_cores
+def test_lone_stream_split_across_chunks_equals_cached(monkeypatch):
+    # more steps than one CHUNK: the threads start again on each chunk, counters carry on
+    from reference_model.sampling.state import CHUNK
+    model = tiny_model(7)
+    n = CHUNK + 300
+    ref = generate(model, n, sampler="cached", batch=1, dtype=torch.float64, seed=2,
+                   keep_logits=True)
+    got = split_runs(model, n, monkeypatch, threads=(2,), dtype=torch.float64, seed=2)[2]
+    np.testing.assert_array_equal(got.codes, ref.codes)
+    np.testing.assert_allclose(got.logits, ref.logits, rtol=0, atol=1e-10)
+
+
+def test_split_shares_tile_every_product():
+    model = tiny_model(8, skip_channels=300)  # [W_res | W_skip]: 48 + 300 -> 6 panels
+    w, _ = fused.fused_weights(model, np.float64)
+    r = model.config.residual_channels
+    for n_threads in (2, 3, 4):
+        shares = fused.split_shares(w, r, n_threads)
+        for name, first in (("w_rs", "rs0"), ("w1", "e0"), ("w2", "c0")):
+            starts = [getattr(share, first) for share in shares]
+            widths = [getattr(share, name).shape[-1] for share in shares]
+            assert starts == np.cumsum([0] + widths[:-1]).tolist()  # in order, no gap
+            joined = np.concatenate([getattr(share, name) for share in shares], axis=-1)
+            np.testing.assert_array_equal(joined, w[name])
+        assert shares[0].w_rs.shape[-1] >= r  # thread 0 holds the residual columns
+        np.testing.assert_array_equal(np.concatenate([s.b1 for s in shares]), w["b1"])
+        np.testing.assert_array_equal(np.concatenate([s.b2 for s in shares]), w["b2"])
+
+
+def test_lead_panels_balance_the_busiest_thread():
+    # reference preset: taps product 64 x 64 = 4096 multiply-adds a layer, panels of 32 x 64
+    w = {"w_rs": np.zeros((30, 32, 320)), "w_taps": np.zeros((30, 64, 64))}
+    # lead 1 panel: max(4096 + 2048, 4 x 2048) = 8192; 2 panels: max(8192, 6144) = 8192 (tie)
+    assert fused._lead_panels(w, 32, 2) == 1
+    # three threads: 1 panel -> max(6144, 2 x 2048) = 6144, the least
+    assert fused._lead_panels(w, 32, 3) == 1
+    # a residual of 100 channels needs 2 panels whatever the balance
+    assert fused._lead_panels(w, 100, 3) == 2
+    assert fused._panels(5, 2) == [(0, 2), (2, 5)] and fused._panels(1, 2) == [(0, 0), (0, 1)]
+
+
+def test_split_threads_only_for_a_lone_stream():
+    w = {"w_rs": np.zeros((2, 8, 320))}
+    assert fused.split_threads(4, w) == 1
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        assert fused.split_threads(1, w) == 1
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+        assert 1 <= fused.split_threads(1, w) <= min(numba.config.NUMBA_NUM_THREADS, 5)
+    finally:
+        numba.set_num_threads(before)

@@ -30,6 +30,15 @@ Why it is fast (see ``benchmarks/bench_samplers.py`` for the figures):
 The gate uses sigmoid(g) = (1 + tanh(g / 2)) / 2 with the gate weights pre-scaled by 1/2
 (exact in binary floating point), so one ``tanh`` serves both halves.
 
+A lone stream (batch 1) on several threads splits each step instead (:func:`_split_steps`):
+every thread computes the layer's taps product and gate itself (64 outputs in the reference
+preset: one panel, nothing to split), then its own panels of ``[W_res | W_skip]`` and of the two
+end products, so each core streams only its share of the bulk of the weights. Thread 0 owns the
+residual columns and hands each layer's output to the others through a counter; three barriers
+a step gather the skip sums, the first end layer and the outputs, and every thread then draws
+the same code from the same numbers. No value depends on the split but the summation order of
+the products (rounding only).
+
 The kernel's entry points take two named bundles (NamedTuples, which numba passes as structs):
 :class:`Weights` (the model, fixed for a generation) and :class:`Run` (the streams' ring
 buffers, last codes, outputs and sampling settings). The helpers below them take the arrays
@@ -38,6 +47,8 @@ they use (see :func:`_block_steps`).
 from __future__ import annotations
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 import numba
@@ -48,6 +59,7 @@ from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from reference_model.sampling.atomics import barrier, counters, publish, wait_for
 from reference_model.sampling.isa import PANEL, register_block, target_features
 from reference_model.sampling.registry import SamplerSpec, register
 from reference_model.sampling.state import (
@@ -599,6 +611,196 @@ def _steps_parallel(block, t0, t1, cond, w, run):
         _block_steps(i * block, min(batch, (i + 1) * block), t0, t1, cond, w, run)
 
 
+# ----------------------------------------------------------------------------- batch 1, split
+
+class Share(NamedTuple):
+    """One thread's columns of the products that a lone stream splits (:func:`_split_steps`)."""
+
+    w_rs: np.ndarray  # [L, D, width] its panels of [W_res | W_skip] (thread 0's start with W_res)
+    rs0: int  # their first column
+    w1: np.ndarray  # [S, width] its panels of the first end product
+    b1: np.ndarray
+    e0: int
+    w2: np.ndarray  # [E', width] its panels of the second end product
+    b2: np.ndarray
+    c0: int
+
+
+class Meeting(NamedTuple):
+    """What the threads of a lone stream hand each other, and their counters."""
+
+    z: np.ndarray  # [L, D] each layer's gate output in this step (written by thread 0)
+    rs: np.ndarray  # [1, R + S'] [x | skip sums] at the end of the step, each thread its columns
+    e: np.ndarray  # [1, E'] the first end layer's output
+    lg: np.ndarray  # [1, C'] the outputs
+    sync: np.ndarray  # counters (atomics.counters): one per thread, then thread 0's layer count
+
+
+@njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
+def _split_steps(tid, n_threads, t0, t1, cond, w, share, meet, run):
+    """Thread ``tid``'s part of steps ``t0 .. t1 - 1`` of a lone stream (module docstring).
+
+    Thread 0 runs the layers as :func:`_block_steps` does for one stream, with its own panels
+    of ``[W_res | W_skip]`` (the residual columns among them), and hands each layer's gate
+    output to the others, which add their panels' skip terms. Counter values only grow: the
+    gate output of layer ``k`` in step ``t`` is published as ``t L + k + 1``, and the step's
+    barriers are ``3 t + 1 .. 3 t + 3``. A thread reads a shared array only after the counter
+    that says it is written, and no thread rewrites it before everyone has passed the next
+    barrier.
+    """
+    _wide_vectors()
+    _keep_outlined()
+    dt = w.emb.dtype
+    zero = run.half - run.half
+    lead = tid == 0
+    r, n_layers = max(w.emb.shape[1], 0), w.w_taps.shape[0]
+    width = share.w_rs.shape[2]
+    state = np.zeros((1, max(width, r)), dt)  # [x | skip sums] (thread 0) or its skip columns
+    taps = np.empty((1, w.w_taps.shape[1]), dt)
+    h = np.empty((1, w.w_taps.shape[2]), dt)
+    z = np.empty((1, w.w_rs.shape[1]), dt)
+    sk = np.empty((1, w.b_skip.shape[0]), dt)
+    e = np.empty((1, share.w1.shape[1]), dt)
+    lg = np.empty((1, share.w2.shape[1]), dt)
+    idx = np.empty(max(w.w_taps.shape[1], w.w_rs.shape[1], w.w1.shape[0], w.w2.shape[0]),
+                   np.int64)
+    work = np.empty(max(run.n_classes, 1))
+    rows = np.empty((n_layers, run.n_taps), np.int64)
+    d = z.shape[1]
+    for t in range(t0, t1):
+        if lead:
+            _start_step(w.emb, run.prev, 0, 1, state)
+            _ring_rows(t, run.offsets, run.spans, run.dil, run.n_taps, rows)
+        else:
+            for j in range(width):
+                state[0, j] = 0
+        for k in range(n_layers):
+            if lead:
+                _load_inputs(k, 0, 1, run.hist, rows, state, taps, h, run.bias, cond,
+                             run.has_cond, t - t0, w.b_res)
+                _gemm(taps, w.w_taps[k], h, 1, False, idx)
+                _gate(h, z, 1, run.approx, run.half)
+                for i in range(d):
+                    meet.z[k, i] = z[0, i]
+                publish(meet.sync, n_threads, t * n_layers + k + 1)
+            else:
+                wait_for(meet.sync, n_threads, t * n_layers + k + 1)
+                for i in range(d):
+                    z[0, i] = meet.z[k, i]
+            _gemm(z, share.w_rs[k], state, 1, False, idx)
+            if lead and run.res_scale != 1.0:
+                _scale_residual(state, 1, r, run.res_scale)
+        rs0, e0, c0 = max(share.rs0, 0), max(share.e0, 0), max(share.c0, 0)
+        for j in range(width):
+            meet.rs[0, rs0 + j] = state[0, j]
+        barrier(meet.sync, tid, n_threads, 3 * t + 1)
+        for j in range(sk.shape[1]):
+            sk[0, j] = max(meet.rs[0, r + j] + w.b_skip[j], zero)
+        for j in range(e.shape[1]):
+            e[0, j] = share.b1[j]
+        _gemm(sk, share.w1, e, 1, True, idx)
+        for j in range(e.shape[1]):
+            meet.e[0, e0 + j] = max(e[0, j], zero)
+        barrier(meet.sync, tid, n_threads, 3 * t + 2)
+        for j in range(lg.shape[1]):
+            lg[0, j] = share.b2[j]
+        _gemm(meet.e, share.w2, lg, 1, True, idx)
+        for j in range(lg.shape[1]):
+            meet.lg[0, c0 + j] = lg[0, j]
+        barrier(meet.sync, tid, n_threads, 3 * t + 3)
+        step = max(t - run.p, 0)
+        u = run.uniforms[0, step]
+        if run.mixture:
+            code = _sample_mixture_row(meet.lg[0], run.n_classes, u, run.temperature,
+                                       run.classes, run.log_scale_min, work)
+        else:
+            code = _sample_row(meet.lg[0], run.n_classes, u, run.temperature, work)
+        if lead:
+            run.codes[0, step] = code
+            run.prev[0] = code
+            if run.keep:
+                for c in range(run.n_classes):
+                    run.logits_out[0, step, c] = meet.lg[0, c]
+
+
+def split_threads(batch: int, w: dict) -> int:
+    """Threads a generation's steps are split over: numba's thread count for a lone stream,
+    at most one per core this process may use (a spinning thread must not wait for one that
+    is not running) and one per panel of ``[W_res | W_skip]``; else 1."""
+    if batch != 1:
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(numba.get_num_threads(), cores or 1, w["w_rs"].shape[-1] // NB))
+
+
+def _panels(n_panels: int, n_threads: int) -> list:
+    """``n_panels`` split into ``n_threads`` runs ``(p0, p1)`` as even as possible (a run may
+    be empty), the longer ones last."""
+    sizes = [n_panels // n_threads + (i >= n_threads - n_panels % n_threads)
+             for i in range(n_threads)]
+    ends = np.cumsum([0] + sizes).tolist()
+    return list(zip(ends[:-1], ends[1:]))
+
+
+def _lead_panels(w: dict, r: int, n_threads: int) -> int:
+    """Panels of ``[W_res | W_skip]`` for thread 0, which also runs every taps product and
+    gate: at least the residual columns', then as many as keep the busiest thread's
+    multiply-adds per layer lowest (ties: fewer, since the others wait for thread 0)."""
+    n_panels, d = w["w_rs"].shape[-1] // NB, w["w_rs"].shape[1]
+    taps = w["w_taps"].shape[1] * w["w_taps"].shape[2]
+
+    def busiest(a):
+        rest = -(-(n_panels - a) // (n_threads - 1))
+        return max(taps + a * NB * d, rest * NB * d)
+    return min(range(-(-r // NB), n_panels + 1), key=busiest)
+
+
+def split_shares(w: dict, r: int, n_threads: int) -> list:
+    """Each thread's :class:`Share` of the weights (contiguous copies of its panels)."""
+    lead = _lead_panels(w, r, n_threads)
+    cuts = {"w_rs": [(0, lead)] + [(lead + a, lead + b) for a, b in
+                                   _panels(w["w_rs"].shape[-1] // NB - lead, n_threads - 1)],
+            "w1": _panels(w["w1"].shape[-1] // NB, n_threads),
+            "w2": _panels(w["w2"].shape[-1] // NB, n_threads)}
+    shares = []
+    for i in range(n_threads):
+        (a, b), (e0, e1), (c0, c1) = cuts["w_rs"][i], cuts["w1"][i], cuts["w2"][i]
+        shares.append(Share(
+            w_rs=np.ascontiguousarray(w["w_rs"][:, :, a * NB:b * NB]), rs0=a * NB,
+            w1=np.ascontiguousarray(w["w1"][:, e0 * NB:e1 * NB]), b1=w["b1"][e0 * NB:e1 * NB],
+            e0=e0 * NB, w2=np.ascontiguousarray(w["w2"][:, c0 * NB:c1 * NB]),
+            b2=w["b2"][c0 * NB:c1 * NB], c0=c0 * NB))
+    return shares
+
+
+def _run_blocks(block, chunks, cond_of, weights, run):
+    """Steps of blocks of streams on numba's threads, chunk by chunk (yields ``(t0, t1)``)."""
+    for t0, t1 in chunks:
+        _steps_parallel(block, t0, t1, cond_of(t0, t1), weights, run)
+        yield t0, t1
+
+
+def _run_split(n_threads, chunks, cond_of, weights, shares, run, dtype) -> None:
+    """Steps of a lone stream on ``n_threads`` Python threads (the kernel releases the GIL),
+    chunk by chunk (yields ``(t0, t1)``); ``cond_of(t0, t1)`` gives a chunk's mel terms.
+
+    Python threads, not numba's ``prange``: the kernel's barriers need every part running at
+    once, which a thread pool that may hand two parts to one thread does not promise."""
+    meet = Meeting(z=np.zeros((weights.w_rs.shape[0], weights.w_rs.shape[1]), dtype),
+                   rs=np.zeros((1, weights.w_rs.shape[2]), dtype),
+                   e=np.zeros((1, weights.w1.shape[1]), dtype),
+                   lg=np.zeros((1, weights.w2.shape[1]), dtype),
+                   sync=counters(n_threads + 1))
+    with ThreadPoolExecutor(n_threads, thread_name_prefix="fused-split") as pool:
+        for t0, t1 in chunks:
+            cond = cond_of(t0, t1)
+            jobs = [pool.submit(_split_steps, tid, n_threads, t0, t1, cond, weights, shares[tid],
+                                meet, run) for tid in range(n_threads)]
+            for job in jobs:
+                job.result()
+            yield t0, t1
+
+
 # ----------------------------------------------------------------------------- Python side
 
 def fused_weights(model, np_dtype) -> tuple[dict, torch.Tensor]:
@@ -680,13 +882,21 @@ def run_fused(model, inputs: Inputs, *, dtype, device, progress=None, callback=N
               "b_conv": torch.from_numpy(w["b_conv"])} if c.uses_mel else None
     no_cond = np.zeros((1, 1, 1, 1), np_dtype)
     cond_up = inputs.cond_up.detach().cpu().double() if c.uses_mel else None
-    for t0 in range(p, p + n, CHUNK):
-        t1 = min(t0 + CHUNK, p + n)
-        cond = no_cond
-        if c.uses_mel:  # [chunk, L, batch, 2D] -> [batch, chunk, L, 2D]
-            cond = np.ascontiguousarray(cond_terms(cond_w, cond_up, t0, t1).permute(2, 0, 1, 3)
-                                        .numpy().astype(np_dtype))
-        _steps_parallel(block, t0, t1, cond, weights, run)
+
+    def cond_of(t0, t1):  # [chunk, L, batch, 2D] -> [batch, chunk, L, 2D]
+        if not c.uses_mel:
+            return no_cond
+        return np.ascontiguousarray(cond_terms(cond_w, cond_up, t0, t1).permute(2, 0, 1, 3)
+                                    .numpy().astype(np_dtype))
+
+    chunks = [(t0, min(t0 + CHUNK, p + n)) for t0 in range(p, p + n, CHUNK)]
+    n_split = split_threads(batch, w)
+    if n_split > 1:
+        steps = _run_split(n_split, chunks, cond_of, weights,
+                           split_shares(w, c.residual_channels, n_split), run, np_dtype)
+    else:
+        steps = _run_blocks(block, chunks, cond_of, weights, run)
+    for t0, t1 in steps:
         if progress is not None:
             progress.update(t1 - t0)
         if callback is not None:
