@@ -31,13 +31,13 @@ The gate uses sigmoid(g) = (1 + tanh(g / 2)) / 2 with the gate weights pre-scale
 (exact in binary floating point), so one ``tanh`` serves both halves.
 
 A lone stream (batch 1) on several threads splits each step instead (:func:`_split_steps`):
-every thread computes the layer's taps product and gate itself (64 outputs in the reference
-preset: one panel, nothing to split), then its own panels of ``[W_res | W_skip]`` and of the two
-end products, so each core streams only its share of the bulk of the weights. Thread 0 owns the
-residual columns and hands each layer's output to the others through a counter; three barriers
-a step gather the skip sums, the first end layer and the outputs, and every thread then draws
-the same code from the same numbers. No value depends on the split but the summation order of
-the products (rounding only).
+thread 0 runs every layer's taps product and gate (64 outputs in the reference preset: one
+panel, nothing to split) and hands the gate output to the others through a counter; every
+thread then adds its own panels of ``[W_res | W_skip]`` (thread 0's hold the residual columns)
+and computes its panels of the two end products, so each core streams only its share of the
+bulk of the weights. Three barriers a step gather the skip sums, the first end layer and the
+outputs, and every thread then draws the same code from the same numbers. No value depends on
+the split but the summation order of the products (rounding only).
 
 The kernel's entry points take two named bundles (NamedTuples, which numba passes as structs):
 :class:`Weights` (the model, fixed for a generation) and :class:`Run` (the streams' ring
