@@ -34,16 +34,21 @@ class ResidualLayer(nn.Module):
         self.res = nn.Conv1d(d, config.residual_channels, 1)
         self.skip = nn.Conv1d(d, config.skip_channels, 1)
 
-    def forward(self, x, cond=None, speaker=None):
+    def forward(self, x, cond=None, speaker=None, hop: int = 1, last: int | None = None):
+        """``cond`` holds one vector per sample, or with ``hop`` > 1 one per ``hop`` samples,
+        projected before it is repeated: the same sum, since a 1x1 convolution commutes with
+        repetition, for 1/hop of the work. ``last`` keeps the skip output of the last steps."""
         h = self.conv(F.pad(x, (self.padding, 0)))
         if self.cond_proj is not None:
-            h = h + self.cond_proj(cond)
+            projected = self.cond_proj(cond)
+            h = h + (projected if hop == 1 else projected.repeat_interleave(hop, dim=-1))
         if self.speaker_proj is not None:
             h = h + self.speaker_proj(speaker).unsqueeze(-1)
         filt, gate = h.chunk(2, dim=1)
         z = torch.tanh(filt) * torch.sigmoid(gate)
         x = x + self.res(z)
-        return (x if self.residual_scale == 1 else x * self.residual_scale), self.skip(z)
+        skip = self.skip(z if last is None else z[..., -last:])
+        return (x if self.residual_scale == 1 else x * self.residual_scale), skip
 
 
 class VocoderUpsampler(nn.Module):
@@ -113,6 +118,10 @@ class WaveNet(nn.Module):
         weight = self.start.weight[:, :, 0].t()  # [classes, R]
         return (F.embedding(codes, weight) + self.start.bias).transpose(1, 2)
 
+    def normalize_mel(self, mel: torch.Tensor) -> torch.Tensor:
+        """Log-mel frames as the network sees them (see ``MEL_SHIFT``)."""
+        return (mel + MEL_SHIFT) / MEL_SCALE if self.config.mel_norm == "wavebench" else mel
+
     def upsample_cond(self, mel: torch.Tensor) -> torch.Tensor:
         """Mel frames [B, n_mels, F] to per-sample features [B, n_mels, F * hop_length].
 
@@ -121,8 +130,7 @@ class WaveNet(nn.Module):
         prediction of sample ``t + 1`` on the features of sample ``t``, where this model's
         ``t``-th output sees the features of sample ``t`` (see :meth:`forward`).
         """
-        if self.config.mel_norm == "wavebench":
-            mel = (mel + MEL_SHIFT) / MEL_SCALE
+        mel = self.normalize_mel(mel)
         if isinstance(self.upsample, VocoderUpsampler):
             pad = self.config.cin_pad
             padded = F.pad(mel, (pad, pad), mode="replicate") if pad else mel
@@ -158,7 +166,7 @@ class WaveNet(nn.Module):
             raise InputError("this model is speaker-conditioned: pass speaker ids")
 
     def forward(self, codes: torch.Tensor, cond: torch.Tensor | None = None,
-                speaker: torch.Tensor | None = None) -> torch.Tensor:
+                speaker: torch.Tensor | None = None, *, last: int | None = None) -> torch.Tensor:
         """Teacher-forced logits.
 
         Parameters
@@ -170,26 +178,34 @@ class WaveNet(nn.Module):
             Log-mel frames, required for mel-conditioned models.
         speaker : LongTensor [batch], optional
             Speaker ids, required for speaker-conditioned models.
+        last : int, optional
+            Return only the last ``last`` time steps (training's loss crop): the skip
+            connections and the output layers then run on those steps alone.
 
         Returns
         -------
-        Tensor [batch, out_channels, time]
+        Tensor [batch, out_channels, time or last]
             Unnormalized log-probabilities of each code given the codes before it, or for a
             mixture head its parameters (``reference_model.heads``).
         """
         self.check_inputs(codes, cond, speaker)
+        if self.config.uses_mel and self.upsample is None:  # "repeat": the layers repeat frames
+            return self.forward_upsampled(codes, self.normalize_mel(cond), speaker, last=last,
+                                          hop=self.config.hop_length)
         cond_up = self.upsample_cond(cond) if self.config.uses_mel else None
-        return self.forward_upsampled(codes, cond_up, speaker)
+        return self.forward_upsampled(codes, cond_up, speaker, last=last)
 
-    def forward_upsampled(self, codes, cond_up=None, speaker=None) -> torch.Tensor:
-        """As :meth:`forward`, with conditioning already upsampled to one vector per sample."""
+    def forward_upsampled(self, codes, cond_up=None, speaker=None, *, last: int | None = None,
+                          hop: int = 1) -> torch.Tensor:
+        """As :meth:`forward`, with conditioning already upsampled to one vector per sample
+        (or, with ``hop`` > 1, normalized frames that each layer repeats after projecting)."""
         first = 0.0 if codes.is_floating_point() else self.start_code
         shifted = F.pad(codes[:, :-1], (1, 0), value=first)
         x = self.embed_codes(shifted)
         g = self.speaker_embedding(speaker) if self.speaker_embedding is not None else None
         skip_sum = 0
         for layer in self.layers:
-            x, skip = layer(x, cond_up, g)
+            x, skip = layer(x, cond_up, g, hop, last)
             skip_sum = skip_sum + skip
         return self.output(skip_sum)
 

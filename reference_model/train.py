@@ -67,8 +67,8 @@ def loss_on(model, batch, crop: int, device) -> torch.Tensor:
     """
     codes, mel, speaker = (None if t is None else t.to(device) for t in batch)
     config = getattr(model, "module", model).config
-    logits = model(codes, mel, speaker if config.uses_speaker else None)
-    return F.cross_entropy(logits[:, :, -crop:], codes[:, -crop:])
+    logits = model(codes, mel, speaker if config.uses_speaker else None, last=crop)
+    return F.cross_entropy(logits, codes[:, -crop:])
 
 
 @torch.inference_mode()

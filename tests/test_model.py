@@ -91,6 +91,22 @@ def test_repeat_upsampling_repeats_normalized_frames():
     assert torch.equal(got[0], expected)  # all exact in binary floating point
 
 
+@pytest.mark.parametrize("upsample", ["repeat", "transposed"])
+def test_training_forward_equals_the_full_forward(upsample):
+    """The training path (frames projected then repeated, skips and output on the loss crop
+    alone) gives the logits of the plain per-sample path, which the samplers use."""
+    torch.manual_seed(0)
+    model = WaveNet(SMALL.replace(cond="mel+speaker", n_speakers=2, upsample=upsample)).double().eval()
+    codes = torch.randint(0, 256, (2, 64))
+    mel = torch.randn(2, 6, 8, dtype=torch.float64)
+    speaker = torch.tensor([0, 1])
+    full = model.forward_upsampled(codes, model.upsample_cond(mel), speaker)
+    assert torch.allclose(model(codes, mel, speaker), full, atol=1e-12)
+    cropped = model(codes, mel, speaker, last=24)
+    assert cropped.shape == (2, 256, 24)
+    assert torch.allclose(cropped, full[..., -24:], atol=1e-12)
+
+
 def test_upsample_factors_multiply_to_hop():
     for hop in (1, 64, 200, 256, 275, 300):
         factors = upsample_factors(hop)
