@@ -290,8 +290,11 @@ class Preset:
 
 PRESETS: dict[str, Preset] = {
     "tiny": Preset(
+        # Frames repeated, not a learned upsampler: the transposed stages start about 60 times
+        # weaker than the frames they pass on, and in 300 demo steps the model learned to follow
+        # its own past samples rather than the mel (MCD 9.05 against 8.18 dB with "repeat").
         ModelConfig(blocks=2, layers=8, residual_channels=24, dilation_channels=24,
-                    skip_channels=64, end_channels=64, n_mels=40),
+                    skip_channels=64, end_channels=64, n_mels=40, upsample="repeat"),
         temperature=0.6, seconds=1.0,
         description="the embedded demo: trains to audible structure in minutes on 2 CPU cores",
         train={"steps": 400, "batch_size": 8, "crop": 1024, "lr": 1e-2, "warmup": 20,

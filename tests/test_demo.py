@@ -25,7 +25,8 @@ def test_demo_runs_end_to_end_and_repeats_itself(tmp_path, capsys):
     report = tmp_path / "a" / "report"
     assert (report / "report.html").stat().st_size > 10_000
     summary = pd.read_csv(report / "summary.csv")
-    assert {"tiny_fused", "tiny_cached", "oracle_mulaw"} <= set(summary["system"])
+    # tiny_cached wrote the same bytes as tiny_fused, so it is not scored a second time
+    assert set(summary["system"]) == {"tiny_fused", "oracle_mulaw"}
     assert {"mcd", "mel_l1", "stoi", "estoi", "nll_bits"} <= set(summary["metric"])
     if importlib.util.find_spec("speechmos") and importlib.util.find_spec("onnxruntime"):
         assert {"dnsmos_ovrl", "dnsmos_p808"} <= set(summary["metric"])  # wavebench[dnsmos]
@@ -54,10 +55,10 @@ def test_demo_runs_end_to_end_and_repeats_itself(tmp_path, capsys):
 
 
 #: What the default demo must keep over an untrained model of the same shape on its clips
-#: (measured on a 2-core Xeon, family 6 model 167: trained against untrained, mcd 9.05 / 15.2 dB,
-#: c0_rmse_db 8.6 / 26.1 dB, mel_l1 1.39 / 3.45, nll_bits 3.85 / 8.01, stoi 0.169 / -0.007;
+#: (measured on a 2-core Xeon, family 6 model 167: trained against untrained, mcd 8.22 / 15.2 dB,
+#: c0_rmse_db 4.79 / 26.1 dB, mel_l1 1.23 / 3.45, nll_bits 3.86 / 8.01, stoi 0.275 / -0.007;
 #: about half of each gap, so that a regression in training fails here).
-MARGINS = {"mcd": 3.0, "c0_rmse_db": 8.0, "mel_l1": 1.0, "nll_bits": 2.0}
+MARGINS = {"mcd": 3.5, "c0_rmse_db": 10.0, "mel_l1": 1.0, "nll_bits": 2.0}
 
 
 @pytest.mark.slow
