@@ -21,7 +21,7 @@ def test_demo_runs_end_to_end_and_repeats_itself(tmp_path, capsys):
     code = main(["demo", "-o", str(tmp_path / "a"), "--steps", "30", "--no-progress"])
     out, err = capsys.readouterr()
     assert code == 0, err
-    assert "byte-identical" in err  # the two samplers agreed exactly (float64)
+    assert "cached equals fused sample for sample" in err  # exact agreement (float64)
     report = tmp_path / "a" / "report"
     assert (report / "report.html").stat().st_size > 10_000
     summary = pd.read_csv(report / "summary.csv")

@@ -16,8 +16,8 @@ def demo_command(out_dir, steps, no_progress):
     """Run the whole pipeline on the embedded default data (no downloads, a few minutes).
 
     \b
-    Trains the tiny WaveNet, resynthesizes clips with two samplers, scores them (with the
-    mu-law oracle), builds a MOS listening-test packet, times the samplers and writes
+    Trains the tiny WaveNet, resynthesizes clips (checking that two samplers agree), scores
+    them (with the mu-law oracle), builds a MOS listening-test packet, times the samplers and writes
     OUT/report/report.html.
     \b
     Example:
