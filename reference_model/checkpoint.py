@@ -11,26 +11,11 @@ from reference_model.config import ModelConfig, config_from_dict, shown
 from reference_model.model import WaveNet, state_shapes
 from wavebench_base.errors import InputError
 from wavebench_base.files import atomic_path
+from wavebench_base.runinfo import library_versions
 
 FORMAT = "wavebench-checkpoint"
 VERSION = 1
 WRAPPER_PREFIXES = ("_orig_mod.", "module.")  # torch.compile and DistributedDataParallel
-
-
-PACKAGES = ("wavebench", "torch", "numpy", "scipy", "librosa", "pystoi", "pandas", "soundfile")
-
-
-def library_versions() -> dict:
-    """Python's and the installed versions of the libraries that shape wavebench's numbers."""
-    import platform
-    from importlib.metadata import PackageNotFoundError, version
-    found = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            found[name] = version(name)
-        except PackageNotFoundError:
-            pass
-    return found
 
 
 def clean_state_dict(state: dict) -> dict:

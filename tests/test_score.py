@@ -116,11 +116,32 @@ def test_resume_refuses_other_settings(folders, tmp_path):
               metrics=("mcd",), progress=False, log=quiet)
 
 
-def test_two_jobs_equal_one(folders, tmp_path):
+def test_two_jobs_equal_one(folders, tmp_path, monkeypatch):
+    import wavebench.score as score_module
+    monkeypatch.setattr(score_module, "POOL_STARTUP_S", 0)  # a pool however small the job
     one = pd.read_csv(run(folders, tmp_path / "one").per_utterance)
     two = pd.read_csv(run(folders, tmp_path / "two", jobs=2).per_utterance)
     cols = ["system", "utterance", "metric", "value", "status"]
     pd.testing.assert_frame_equal(one[cols], two[cols])
+
+
+def test_a_job_shorter_than_the_pools_start_up_is_scored_in_this_process(folders, tmp_path,
+                                                                         monkeypatch):
+    import wavebench.score as score_module
+
+    def no_pool(*args, **kwargs):
+        raise AssertionError("a pool was started")
+
+    monkeypatch.setattr(score_module, "ProcessPoolExecutor", no_pool)
+    monkeypatch.setattr(score_module, "POOL_STARTUP_S", 1e6)
+    one = pd.read_csv(run(folders, tmp_path / "one").per_utterance)
+    two = pd.read_csv(run(folders, tmp_path / "two", jobs=2).per_utterance)
+    assert two["utterance"].nunique() == 3  # one more than the two tasks that are timed
+    cols = ["system", "utterance", "metric", "value", "status"]
+    pd.testing.assert_frame_equal(one[cols], two[cols])
+    monkeypatch.setattr(score_module, "POOL_STARTUP_S", 0)  # and a long job does start one
+    with pytest.raises(AssertionError, match="a pool was started"):
+        run(folders, tmp_path / "three", jobs=2)
 
 
 def test_cli_errors_are_one_line(folders, tmp_path, capsys):
@@ -156,3 +177,12 @@ def test_a_length_mismatch_spares_the_metric_that_aligns(folders, tmp_path):
     assert table.loc[("spk/c", "mcd_dtw"), "status"] == "ok"
     assert any("spk/c: sys: mcd: " in note and "differ by 8000 samples" in note
                for note in result.notes)
+
+
+def test_scoring_audio_files_does_not_load_torch():
+    """Importing torch takes over a second: a small score of audio files should not pay it."""
+    import subprocess
+    import sys
+    code = "import sys, wavebench.score, wavebench.score_worker; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -153,5 +153,6 @@ def test_a_killed_worker_is_one_line_not_a_traceback(sets, tmp_path, monkeypatch
     import wavebench.score as score_module
     ref, gen, _ = sets
     monkeypatch.setattr(score_module, "score_task", die_like_an_oom_kill)
+    monkeypatch.setattr(score_module, "POOL_STARTUP_S", 0)  # no task in this process
     with pytest.raises(InputError, match=r"a scoring worker was killed .*fewer --jobs"):
         run(ref, gen, tmp_path / "S", jobs=2)

@@ -1,6 +1,5 @@
 """Run metadata shared by every command that writes a run folder: the installed version, the
-git revision and hashes (library versions come from
-``reference_model.checkpoint.library_versions``)."""
+git revision, the versions of the libraries that shape the numbers, and hashes."""
 from __future__ import annotations
 
 import hashlib
@@ -47,3 +46,20 @@ def file_sha256(path) -> str:
 def file_hash(path) -> str:
     """The first 12 hex digits of :func:`file_sha256`, to name a file's version in a run."""
     return file_sha256(path)[:12]
+
+
+#: The libraries whose versions shape wavebench's numbers, recorded with checkpoints and scores.
+PACKAGES = ("wavebench", "torch", "numpy", "scipy", "librosa", "pystoi", "pandas", "soundfile")
+
+
+def library_versions() -> dict:
+    """Python's and the installed versions of :data:`PACKAGES` (read from package metadata,
+    without importing them: a score of audio files never loads torch)."""
+    import platform
+    found = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return found
