@@ -189,6 +189,9 @@ class WaveNet(nn.Module):
             mixture head its parameters (``reference_model.heads``).
         """
         self.check_inputs(codes, cond, speaker)
+        if last is not None and not 1 <= last <= codes.shape[-1]:
+            raise InputError(f"last must be in 1..{codes.shape[-1]} (the time steps given), "
+                             f"got {last}")
         if self.config.uses_mel and self.upsample is None:  # "repeat": the layers repeat frames
             return self.forward_upsampled(codes, self.normalize_mel(cond), speaker, last=last,
                                           hop=self.config.hop_length)
@@ -199,6 +202,9 @@ class WaveNet(nn.Module):
                           hop: int = 1) -> torch.Tensor:
         """As :meth:`forward`, with conditioning already upsampled to one vector per sample
         (or, with ``hop`` > 1, normalized frames that each layer repeats after projecting)."""
+        if cond_up is not None and cond_up.shape[-1] * hop != codes.shape[-1]:
+            raise InputError(f"conditioning covers {cond_up.shape[-1] * hop} samples, "
+                             f"the codes {codes.shape[-1]}")
         first = 0.0 if codes.is_floating_point() else self.start_code
         shifted = F.pad(codes[:, :-1], (1, 0), value=first)
         x = self.embed_codes(shifted)

@@ -105,6 +105,9 @@ def test_training_forward_equals_the_full_forward(upsample):
     cropped = model(codes, mel, speaker, last=24)
     assert cropped.shape == (2, 256, 24)
     assert torch.allclose(cropped, full[..., -24:], atol=1e-12)
+    for bad in (0, -3, 65):
+        with pytest.raises(InputError, match="last must be in 1..64"):
+            model(codes, mel, speaker, last=bad)
 
 
 def test_upsample_factors_multiply_to_hop():

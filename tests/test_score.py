@@ -180,7 +180,8 @@ def test_a_length_mismatch_spares_the_metric_that_aligns(folders, tmp_path):
 
 
 def test_scoring_audio_files_does_not_load_torch():
-    """Importing torch takes over a second: a small score of audio files should not pay it."""
+    """Importing torch takes over a second: a small score of audio files with metrics that do
+    not need it (all but the pitch metrics, which run torchcrepe) should not pay it."""
     import subprocess
     import sys
     code = "import sys, wavebench.score, wavebench.score_worker; print('torch' in sys.modules)"

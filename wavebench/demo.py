@@ -208,7 +208,9 @@ def run_demo(out_dir, *, steps: int = DEMO_STEPS, clips: int = 4,
     wall = copy_synthesize(model, references, mels, fused, "fused", progress=progress,
                            temperature=temperature)
     log(f"  fused: {clips * n / wall:,.0f} samples/s")
-    frames = max(int(CHECK_SECONDS * rate) // hop, 1)
+    # the first frames alone give the same first samples: repeated frames condition only
+    # their own hop (an upsampler that looks ahead, like wavenet_vocoder's, would not)
+    frames = min(max(int(CHECK_SECONDS * rate) // hop, 1), mels.shape[-1])
     check = out_dir / "generated" / "cached_check"
     wall = copy_synthesize(model, references, mels[..., :frames], check, "cached",
                            progress=progress, temperature=temperature)

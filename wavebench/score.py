@@ -318,6 +318,17 @@ def resampling_notes(records, metric_names) -> list[str]:
 POOL_STARTUP_S = 1.5
 
 
+def task_bytes(task) -> int:
+    """Bytes of a task's audio files, the measure of its work when choosing in-process scoring."""
+    total = 0
+    for path in (task.reference, task.generated):
+        try:
+            total += os.path.getsize(path) if path else 0
+        except OSError:  # gone or unreadable: scoring it says so, in one line
+            pass
+    return max(total, 1)
+
+
 def run_tasks(tasks, rows_path: Path, jobs: int, progress: bool):
     """Score tasks (in a process pool when ``jobs > 1`` and the work would outlast the pool's
     start-up), appending each result as it arrives."""
@@ -330,13 +341,15 @@ def run_tasks(tasks, rows_path: Path, jobs: int, progress: bool):
             bar.update(1)
             return record
         if jobs > 1 and len(tasks) > 2 and POOL_STARTUP_S > 0:
-            # Two tasks here first: the second's time (the first pays for loading compiled
-            # kernels) says whether the rest would finish before a pool had started.
+            # Two tasks here first: the second's time per byte of audio (the first pays for
+            # loading compiled kernels) says whether the rest would finish before a pool started.
             for task in tasks[:2]:
                 started = time.perf_counter()
-                yield keep(score_task(task))
+                record = score_task(task)
+                seconds = time.perf_counter() - started
+                yield keep(record)
             tasks = tasks[2:]
-            if (time.perf_counter() - started) * len(tasks) < 2 * POOL_STARTUP_S:
+            if seconds * sum(map(task_bytes, tasks)) / task_bytes(task) < 2 * POOL_STARTUP_S:
                 jobs = 1
         if jobs <= 1 or len(tasks) <= 1:
             for task in tasks:
