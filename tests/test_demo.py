@@ -26,13 +26,14 @@ def test_demo_runs_end_to_end_and_repeats_itself(tmp_path, capsys):
     assert (report / "report.html").stat().st_size > 10_000
     summary = pd.read_csv(report / "summary.csv")
     # the cached sampler only checks the first 0.25 s of fused's copies: it is not scored
-    assert set(summary["system"]) == {"tiny_fused", "oracle_mulaw"}
+    assert set(summary["system"]) == {"tiny_fused", "oracle_mulaw", "oracle_noise40"}
     assert {"mcd", "mel_l1", "stoi", "estoi", "nll_bits"} <= set(summary["metric"])
     if importlib.util.find_spec("speechmos") and importlib.util.find_spec("onnxruntime"):
         assert {"dnsmos_ovrl", "dnsmos_p808"} <= set(summary["metric"])  # wavebench[dnsmos]
     paper = (report / "paper.md").read_text()
     assert "| tiny_fused" in paper and "MCD (dB) ↓" in paper
     means = summary.set_index(["system", "metric"])["mean"]
+    assert means[("oracle_mulaw", "mcd")] < means[("oracle_noise40", "mcd")]
     assert means[("oracle_mulaw", "mcd")] < means[("tiny_fused", "mcd")]
     # the training curve: a validation every 3 steps, with its time
     training = pd.read_csv(report / "training.csv")
@@ -89,3 +90,24 @@ def test_the_trained_demo_model_beats_an_untrained_one(tmp_path):
         assert trained[name] < baseline[name] - margin, (name, trained[name], baseline[name])
     # the intelligibility metrics rise too, though both are near the floor for these sounds
     assert trained["stoi"] > baseline["stoi"] and trained["estoi"] > baseline["estoi"]
+
+
+def test_predictions_as_sharp_as_the_noise_oracle_cost_about_3_2_bits_on_the_demo_clips(tmp_path):
+    """The preface's yardstick, worked independently of the model: a predictive distribution
+    that is a Gaussian of -40 dBFS spread centred on each true sample, binned into the 256
+    mu-law codes (bin edges halfway between the codes' values), scores this many bits."""
+    from scipy.stats import norm
+
+    from reference_model.embedded import write_embedded_audio
+    from reference_model.mulaw import mu_law_decode, mu_law_encode
+    from wavebench.demo import spread_over_families
+    rate = PRESETS["tiny"].model.sample_rate
+    values = np.asarray(mu_law_decode(np.arange(256), 256), dtype=np.float64)
+    edges = np.concatenate([[-np.inf], (values[1:] + values[:-1]) / 2, [np.inf]])
+    bits = []
+    for path in spread_over_families(write_embedded_audio(tmp_path, sample_rate=rate), 4):
+        audio = load_audio(path).audio[:rate].astype(np.float64)
+        codes = mu_law_encode(audio, 256)
+        p = norm.cdf(edges[codes + 1], audio, 0.01) - norm.cdf(edges[codes], audio, 0.01)
+        bits.append(-np.mean(np.log2(p)))
+    assert np.mean(bits) == pytest.approx(3.2, abs=0.1)

@@ -187,3 +187,48 @@ def test_scoring_audio_files_does_not_load_torch():
     code = "import sys, wavebench.score, wavebench.score_worker; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_the_noise_oracle_adds_white_noise_at_minus_40_dbfs_and_redraws_it_exactly():
+    from wavebench.score_worker import oracle_audio
+    reference = clip(0, seconds=4.0)
+    noisy = oracle_audio("noise40", reference)
+    assert noisy.dtype == np.float32 and noisy.shape == reference.shape
+    added = noisy.astype(np.float64) - reference
+    assert 20 * np.log10(np.sqrt(np.mean(added ** 2))) == pytest.approx(-40.0, abs=0.1)
+    spectrum = np.abs(np.fft.rfft(added)) ** 2  # white: as much power above 4 kHz as below
+    half = len(spectrum) // 2
+    assert spectrum[half:].sum() / spectrum[:half].sum() == pytest.approx(1.0, abs=0.05)
+    assert np.array_equal(oracle_audio("noise40", reference), noisy)  # the report redraws it
+    other = oracle_audio("noise40", clip(1, seconds=4.0)) - clip(1, seconds=4.0)
+    assert abs(np.corrcoef(added, other)[0, 1]) < 0.05  # each reference its own noise
+    with pytest.raises(InputError, match="unknown oracle 'hiss'; available: mulaw, noise40"):
+        oracle_audio("hiss", reference)
+
+
+def test_the_noise_oracle_scores_an_mcd_of_about_5_db_on_the_demo_clips(tmp_path):
+    """What the demo's preface and the ORACLES comment say of it, on the same four clips."""
+    from metrics import score_pair
+    from reference_model.embedded import write_embedded_audio
+    from wavebench.demo import spread_over_families
+    from wavebench.score_worker import oracle_audio
+    from wavebench_base.audio import load_audio
+    clips = spread_over_families(write_embedded_audio(tmp_path, sample_rate=RATE), 4)
+    mcds = []
+    for path in clips:
+        reference = load_audio(path).audio[:RATE]
+        mcds.append(score_pair(("mcd",), reference=reference, sample_rate=RATE,
+                               generated=oracle_audio("noise40", reference))["mcd"].value)
+    assert 4.5 < np.mean(mcds) < 5.5
+
+
+def test_the_command_line_offers_every_oracle(folders, tmp_path, capsys):
+    from wavebench.score_worker import ORACLES
+    ref, gen = folders
+    options = [o for a in ORACLES for o in ("--oracle", a)]
+    assert main(["score", "--reference", str(ref), "-o", str(tmp_path / "o"), "--metrics", "mcd",
+                 *options]) == 0
+    summary = pd.read_csv(tmp_path / "o" / "summary.csv")
+    assert set(summary["system"]) == {f"oracle_{a}" for a in ORACLES}
+    by = summary.set_index("system")["mean"]
+    assert by["oracle_mulaw"] < by["oracle_noise40"]  # 8-bit mu-law of a 0.3 tone is cleaner

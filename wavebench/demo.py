@@ -2,7 +2,7 @@
 
 Train the tiny WaveNet (mel-conditioned) on the built-in synthetic set, resynthesize the
 validation clips from their mel frames (checking two samplers against each other), score them
-against the references (with the mu-law oracle and the model's likelihood), time the samplers,
+against the references (with two oracles and the model's likelihood), time the samplers,
 and write one report.
 Nothing is downloaded and nothing outside the package is read.
 """
@@ -167,8 +167,11 @@ def preface(model, steps: int, train_seconds: float) -> str:
         "that band, without the references' harmonics (see the spectrograms): read the numbers as proof "
         "that the pipeline works and that the model learns, not as what a WaveNet can do (the "
         f"reference preset has {parameter_count(PRESETS['reference'].model):,} parameters and "
-        "trains for hours). Three yardsticks: oracle_mulaw is the reference through 8-bit mu-law, "
-        "the floor no 256-class WaveNet can beat; nll_bits cannot go below about 2.35 bits per "
+        "trains for hours). Four yardsticks: oracle_mulaw is the reference through 8-bit mu-law, "
+        "the floor no 256-class WaveNet can beat; oracle_noise40 is the reference plus white noise "
+        "at -40 dBFS, a copy exact but for a faint hiss (a model whose every prediction was "
+        "right but for that much Gaussian spread would score nll_bits of about 3.2 on these "
+        "clips); nll_bits cannot go below about 2.35 bits per "
         "sample on these four clips, the entropy of their -50 dBFS noise after mu-law coding "
         "(8 bits is a uniform guess); and the model's copies are sampled at temperature "
         f"{PRESETS['tiny'].temperature:g}, the tiny preset's, which trades some variety for less "
@@ -224,12 +227,13 @@ def run_demo(out_dir, *, steps: int = DEMO_STEPS, clips: int = 4,
     systems = {"tiny_fused": fused}
 
     reference_free = reference_free_metrics()  # DNSMOS, where wavebench[dnsmos] is installed
-    stage(3, "scoring the copies against the references (with the 8-bit mu-law oracle)"
+    stage(3, "scoring the copies against the references (with two oracles: 8-bit mu-law, and "
+             "white noise at -40 dBFS)"
              + (f"; {', '.join(reference_free)} without them" if reference_free else ""))
     likelihood = [likelihood_record(model, "tiny_fused", p.stem, audio, [])
                   for p, audio in references.items()]
     score(reference_dir=out_dir / "references", generated=systems, out_dir=out_dir / "score",
-          metrics=DEFAULT_METRICS + reference_free, oracles=("mulaw",), progress=progress,
+          metrics=DEFAULT_METRICS + reference_free, oracles=("mulaw", "noise40"), progress=progress,
           log=log, extra_records=likelihood,
           force=True)  # the demo's folder is its own: a rerun (say with other --steps) replaces it
 

@@ -35,8 +35,10 @@ def parse_systems(generated, system) -> dict:
 @click.option("-o", "--out", "out_dir", required=True, help="Folder for the tables (resumable).")
 @click.option("--metrics", default=None,
               help="Comma-separated metric names (default: mcd, c0_rmse_db, mel_l1, stoi, estoi).")
-@click.option("--oracle", multiple=True, type=click.Choice(["mulaw"]),
-              help="Add the reference through 8-bit mu-law as a system (the 256-class floor).")
+@click.option("--oracle", multiple=True, type=click.Choice(["mulaw", "noise40"]),
+              help="Add a system made from the references (repeatable): mulaw, the reference "
+                   "through 8-bit mu-law (the 256-class floor); noise40, the reference plus white "
+                   "noise at -40 dBFS RMS (a yardstick for the metrics' scale).")
 @click.option("--jobs", default=1, show_default=True, help="Worker processes.")
 @click.option("--strict-rate", is_flag=True, help="Refuse generated audio at another rate.")
 @click.option("--allow-missing", is_flag=True, help="Score the common files, count the others.")
