@@ -5,14 +5,18 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from scipy.stats import norm
 
 from metrics import DEFAULT_METRICS, score_pair
 from reference_model.config import PRESETS
+from reference_model.embedded import write_embedded_audio
 from reference_model.features import log_mel
 from reference_model.model import WaveNet
+from reference_model.mulaw import mu_law_decode, mu_law_encode
 from wavebench.cli import main
-from wavebench.demo import copy_synthesize, run_demo
+from wavebench.demo import copy_synthesize, crop_references, run_demo, spread_over_families
 from wavebench.score_checkpoint import likelihood_record
+from wavebench.score_worker import oracle_audio
 from wavebench_base.audio import load_audio
 
 
@@ -92,22 +96,35 @@ def test_the_trained_demo_model_beats_an_untrained_one(tmp_path):
     assert trained["stoi"] > baseline["stoi"] and trained["estoi"] > baseline["estoi"]
 
 
+
+def demo_references(folder):
+    """The demo's four validation clips as it scores them: the first second, as 16-bit WAV."""
+    rate = PRESETS["tiny"].model.sample_rate
+    clips = spread_over_families(write_embedded_audio(folder / "full", sample_rate=rate), 4)
+    return crop_references(clips, folder / "references", 1.0, rate)
+
+
+def test_the_noise_oracle_scores_an_mcd_of_about_5_db_on_the_demo_clips(tmp_path):
+    """What the demo's preface and the ORACLES comment say of it, on the same four clips."""
+    rate = PRESETS["tiny"].model.sample_rate
+    mcds = [score_pair(("mcd",), reference=audio, generated=oracle_audio("noise40", audio),
+                       sample_rate=rate)["mcd"].value
+            for audio in demo_references(tmp_path).values()]
+    print(f"noise40 oracle, mean MCD {np.mean(mcds):.3f} dB on the demo's clips")
+    assert 4.5 < np.mean(mcds) < 5.5
+
+
 def test_predictions_as_sharp_as_the_noise_oracle_cost_about_3_2_bits_on_the_demo_clips(tmp_path):
     """The preface's yardstick, worked independently of the model: a predictive distribution
     that is a Gaussian of -40 dBFS spread centred on each true sample, binned into the 256
     mu-law codes (bin edges halfway between the codes' values), scores this many bits."""
-    from scipy.stats import norm
-
-    from reference_model.embedded import write_embedded_audio
-    from reference_model.mulaw import mu_law_decode, mu_law_encode
-    from wavebench.demo import spread_over_families
-    rate = PRESETS["tiny"].model.sample_rate
     values = np.asarray(mu_law_decode(np.arange(256), 256), dtype=np.float64)
     edges = np.concatenate([[-np.inf], (values[1:] + values[:-1]) / 2, [np.inf]])
     bits = []
-    for path in spread_over_families(write_embedded_audio(tmp_path, sample_rate=rate), 4):
-        audio = load_audio(path).audio[:rate].astype(np.float64)
+    for audio in demo_references(tmp_path).values():
+        audio = audio.astype(np.float64)
         codes = mu_law_encode(audio, 256)
         p = norm.cdf(edges[codes + 1], audio, 0.01) - norm.cdf(edges[codes], audio, 0.01)
         bits.append(-np.mean(np.log2(p)))
+    print(f"a Gaussian of -40 dBFS spread around the truth: {np.mean(bits):.3f} bits per sample")
     assert np.mean(bits) == pytest.approx(3.2, abs=0.1)

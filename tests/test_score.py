@@ -206,22 +206,6 @@ def test_the_noise_oracle_adds_white_noise_at_minus_40_dbfs_and_redraws_it_exact
         oracle_audio("hiss", reference)
 
 
-def test_the_noise_oracle_scores_an_mcd_of_about_5_db_on_the_demo_clips(tmp_path):
-    """What the demo's preface and the ORACLES comment say of it, on the same four clips."""
-    from metrics import score_pair
-    from reference_model.embedded import write_embedded_audio
-    from wavebench.demo import spread_over_families
-    from wavebench.score_worker import oracle_audio
-    from wavebench_base.audio import load_audio
-    clips = spread_over_families(write_embedded_audio(tmp_path, sample_rate=RATE), 4)
-    mcds = []
-    for path in clips:
-        reference = load_audio(path).audio[:RATE]
-        mcds.append(score_pair(("mcd",), reference=reference, sample_rate=RATE,
-                               generated=oracle_audio("noise40", reference))["mcd"].value)
-    assert 4.5 < np.mean(mcds) < 5.5
-
-
 def test_the_command_line_offers_every_oracle(folders, tmp_path, capsys):
     from wavebench.score_worker import ORACLES
     ref, gen = folders
