@@ -23,7 +23,8 @@ MU_LAWS = ("wavebench", "pytorch-wavenet")
 LIMITS = {"blocks": 64, "layers": 16, "kernel_size": 16, "residual_channels": 4096,
           "dilation_channels": 4096, "skip_channels": 4096, "end_channels": 4096,
           "classes": 65536, "sample_rate": 384000, "n_mels": 512, "hop_length": 8192,
-          "n_speakers": 65536, "speaker_dim": 1024, "mixtures": 256, "cin_pad": 64}
+          "n_speakers": 65536, "speaker_dim": 1024, "mixtures": 256, "cin_pad": 64,
+          "lpc_order": 128}
 MAX_RECEPTIVE_FIELD = 2 ** 20  # samples: 65 s at 16 kHz
 MAX_PARAMETERS = 100_000_000  # 400 MB of float32 weights
 
@@ -83,6 +84,12 @@ class ModelConfig:
     - ``mu_law``: how audio becomes one-hot codes and back (:mod:`reference_model.codes`):
       ``"wavebench"`` (mu = classes - 1, rounding) or ``"pytorch-wavenet"`` (mu = classes,
       binned by ``np.digitize`` on ``classes`` edges over [-1, 1], as that project trains).
+
+    ``lpc_order`` > 0 splits the work as LPCNet does (:mod:`reference_model.linear_prediction`):
+    an all-pole predictor of that order, computed from each mel frame, predicts every sample
+    from the ones before it, and the softmax is over the mu-law code of what it leaves, the
+    excitation. It needs wavebench's own mel frames, one-hot input, a softmax and wavebench's
+    mu-law.
     """
 
     blocks: int = 3
@@ -110,6 +117,7 @@ class ModelConfig:
     cin_pad: int = 0
     mel_norm: str = "wavebench"
     mu_law: str = "wavebench"
+    lpc_order: int = 0
 
     def __post_init__(self):
         if isinstance(self.upsample_scales, list):  # as a dict or TOML file gives it
@@ -141,6 +149,7 @@ class ModelConfig:
                              f"supported: scalar input goes with the mixture head ('mol'), "
                              f"one-hot input with 'softmax'")
         self._check_head_and_upsampler()
+        self._check_linear_prediction()
         if not isinstance(self.n_speakers, int) or isinstance(self.n_speakers, bool) \
                 or self.n_speakers < 0:
             raise InputError(f"config: n_speakers must be an integer >= 0, "
@@ -170,6 +179,20 @@ class ModelConfig:
         if self.upsample == "vocoder" and math.prod(scales) != self.hop_length:
             raise InputError(f"config: upsample 'vocoder' needs upsample_scales whose product is "
                              f"hop_length {self.hop_length}, got {shown(list(scales))}")
+
+    def _check_linear_prediction(self) -> None:
+        order = self.lpc_order
+        if not isinstance(order, int) or isinstance(order, bool) or order < 0:
+            raise InputError(f"config: lpc_order must be an integer >= 0, got {shown(order)}")
+        if order == 0:
+            return
+        needs = {"cond": ("mel", "mel+speaker"), "mel_norm": ("wavebench",),
+                 "input": ("onehot",), "output": ("softmax",), "mu_law": ("wavebench",)}
+        for name, allowed in needs.items():
+            if getattr(self, name) not in allowed:
+                raise InputError(f"config: lpc_order > 0 computes its predictor from wavebench's "
+                                 f"mel frames and models a mu-law excitation, so {name} must be "
+                                 f"{' or '.join(map(repr, allowed))}, got {shown(getattr(self, name))}")
 
     @property
     def out_channels(self) -> int:

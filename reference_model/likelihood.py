@@ -6,9 +6,10 @@ import math
 import numpy as np
 import torch
 
-from reference_model.codes import encode
+from reference_model.codes import decode, encode
 from reference_model.features import log_mel
 from reference_model.heads import log_probs
+from reference_model.linear_prediction import coefficients, predictions, sample_log_probs
 from reference_model.model import WaveNet
 
 
@@ -19,7 +20,10 @@ def target_log_probs(model: WaveNet, audio: np.ndarray, *, speaker: int | None =
 
     A mixture head (``output = "mol"``) scores the samples' own values, fed as they are
     (scalar input), each by the mass of its bin of width ``2 / (classes - 1)``, as
-    wavenet_vocoder's loss does (:func:`reference_model.heads.log_probs`).
+    wavenet_vocoder's loss does (:func:`reference_model.heads.log_probs`). A linear-prediction
+    model (``lpc_order`` > 0) scores each sample's code by the mass its excitation distribution,
+    shifted by the prediction, puts in that code's bin
+    (:func:`reference_model.linear_prediction.sample_log_probs`).
 
     Each chunk is computed with one receptive field of real history before it, so the result
     equals one forward pass over the whole recording (at a fraction of the memory).
@@ -50,6 +54,10 @@ def target_log_probs(model: WaveNet, audio: np.ndarray, *, speaker: int | None =
     mel = (torch.from_numpy(log_mel(np.asarray(audio[:n]), config)).to(device, dtype)
            if config.uses_mel else None)
     spk = torch.tensor([speaker or 0], device=device) if config.uses_speaker else None
+    if config.lpc_order:  # the predictions read the quantized samples, as sampling does
+        values = decode(codes.cpu().numpy(), config).astype(np.float64)
+        predicted = predictions(values, coefficients(mel.double().cpu().numpy(), config),
+                                config.hop_length)
     context = math.ceil(config.receptive_field / hop) * hop
     chunk = max(math.ceil(chunk / hop) * hop, hop)
     out = np.empty(n, dtype=np.float64)
@@ -59,7 +67,12 @@ def target_log_probs(model: WaveNet, audio: np.ndarray, *, speaker: int | None =
         window = inputs[first:stop][None]
         frames = mel[:, first // hop: stop // hop][None] if mel is not None else None
         output = model(window, frames, spk)[:, :, start - first:]
-        out[start:stop] = log_probs(output, targets[None, start:stop], config)[0].cpu().numpy()
+        if config.lpc_order:
+            excitation = torch.log_softmax(output[0].double(), dim=0).T.cpu().numpy()
+            out[start:stop] = sample_log_probs(excitation, predicted[start:stop],
+                                               codes[start:stop].cpu().numpy(), config.classes)
+        else:
+            out[start:stop] = log_probs(output, targets[None, start:stop], config)[0].cpu().numpy()
     return out, codes.cpu().numpy()
 
 

@@ -65,10 +65,10 @@ def loss_on(model, batch, crop: int, device) -> torch.Tensor:
 
     ``model`` is a WaveNet or a DistributedDataParallel wrapping one.
     """
-    codes, mel, speaker = (None if t is None else t.to(device) for t in batch)
+    codes, mel, speaker, targets = (None if t is None else t.to(device) for t in batch)
     config = getattr(model, "module", model).config
     logits = model(codes, mel, speaker if config.uses_speaker else None, last=crop)
-    return F.cross_entropy(logits, codes[:, -crop:])
+    return F.cross_entropy(logits, targets[:, -crop:])
 
 
 @torch.inference_mode()

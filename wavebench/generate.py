@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from reference_model.sampling import generate, resolve_device
+from reference_model.sampling import fastest_sampler, generate, resolve_device
 from wavebench_base.errors import InputError
 
 
@@ -180,7 +180,7 @@ def run_generate(out_dir, *, checkpoint=None, preset=None, seconds=None, batch=1
     if seconds is None and mel_from is None and defaults is not None:
         seconds = defaults.seconds
     dev = resolve_device(device)
-    sampler = ("cuda-graph" if dev.type == "cuda" else "fused") if sampler == "auto" else sampler
+    sampler = fastest_sampler(config, dev) if sampler == "auto" else sampler
     set_threads(threads)
     prime_c = None if prime is None else prime_codes(prime, prime_seconds, config)
     p = 0 if prime_c is None else len(prime_c)

@@ -39,7 +39,7 @@ def copy_synthesis(model, audio, *, sampler: str, seed: int, temperature: float)
 
 
 def score_checkpoint(checkpoint, *, reference_dir, out_dir, system=None, metrics=None,
-                     oracles=(), jobs=1, sampler="fused", seed=0, temperature=1.0,
+                     oracles=(), jobs=1, sampler="auto", seed=0, temperature=1.0,
                      progress=True, log=print, force=False):
     """Score a checkpoint against reference recordings.
 
@@ -54,6 +54,9 @@ def score_checkpoint(checkpoint, *, reference_dir, out_dir, system=None, metrics
     out_dir = Path(out_dir)
     model, payload = load_checkpoint(checkpoint)
     config = model.config
+    if sampler == "auto":  # on the CPU, as copy_synthesis runs
+        from reference_model.sampling import fastest_sampler, resolve_device
+        sampler = fastest_sampler(config, resolve_device("cpu"))
     system = system or Path(checkpoint).stem
     names = list(metrics or DEFAULT_METRICS)
     want_nll = "nll_bits" in names or metrics is None

@@ -22,7 +22,12 @@ one new module that calls :func:`~reference_model.sampling.registry.register`, a
 line below.
 """
 from reference_model.devices import resolve_device  # re-exported: callers predate devices.py
-from reference_model.sampling.generation import Generation, check_sampler_device, generate
+from reference_model.sampling.generation import (
+    Generation,
+    check_sampler_device,
+    fastest_sampler,
+    generate,
+)
 from reference_model.sampling.randomness import (
     check_temperature,
     draw_next,
@@ -44,5 +49,5 @@ from reference_model.sampling import cuda_graph  # noqa: F401
 SAMPLERS = tuple(REGISTRY)
 
 __all__ = ["REGISTRY", "SAMPLERS", "Generation", "Inputs", "SamplerSpec", "check_sampler_device",
-           "check_temperature", "draw_next", "draw_uniforms", "generate", "prepare_inputs", "register",
-           "resolve_device", "sample_next"]
+           "check_temperature", "draw_next", "draw_uniforms", "fastest_sampler", "generate",
+           "prepare_inputs", "register", "resolve_device", "sample_next"]

@@ -15,6 +15,7 @@ from reference_model.sampling.state import (
     cached_logits_step,
     cond_terms,
     prime_history,
+    sample_codes,
     speaker_bias,
     step_weights,
     working_copy,
@@ -37,6 +38,7 @@ def run_cached(model: WaveNet, inputs: Inputs, *, dtype, device, progress=None, 
     codes[:, :p] = inputs.prime
     prev = inputs.prime[:, -1] if p else torch.full((inputs.batch,), model.start_code, device=device)
     logits_out = [] if keep_logits else None
+    synthesis = inputs.synthesis(model.config)
     for t0 in range(p, p + n, CHUNK):
         t1 = min(t0 + CHUNK, p + n)
         cond = cond_terms(w, inputs.cond_up, t0, t1)
@@ -44,8 +46,9 @@ def run_cached(model: WaveNet, inputs: Inputs, *, dtype, device, progress=None, 
             bias = base if cond is None else base + cond[t - t0]
             logits = cached_logits_step(w, state, w["emb"][prev], t, bias,
                                         model.config.residual_scale)
-            prev = draw_next(logits, uniforms[:, t - p], temperature=inputs.temperature,
-                             config=model.config)
+            drawn = draw_next(logits, uniforms[:, t - p], temperature=inputs.temperature,
+                              config=model.config)
+            prev = sample_codes(synthesis, t, drawn)
             codes[:, t] = prev
             if logits_out is not None:
                 logits_out.append(logits.cpu())
@@ -55,4 +58,5 @@ def run_cached(model: WaveNet, inputs: Inputs, *, dtype, device, progress=None, 
 
 
 register(SamplerSpec(
-    name="cached", run=run_cached, devices=("cpu", "cuda"), wrong_device=""))
+    name="cached", run=run_cached, devices=("cpu", "cuda"), wrong_device="",
+    linear_prediction=True))

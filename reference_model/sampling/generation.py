@@ -55,6 +55,23 @@ def find_sampler(sampler: str) -> SamplerSpec:
         raise InputError(f"unknown sampler {sampler!r}; available: {', '.join(REGISTRY)}") from None
 
 
+def fastest_sampler(config, device: torch.device) -> str:
+    """The sampler that ``auto`` means: ``cuda-graph`` on CUDA and ``fused`` on the CPU, or
+    ``cached`` for a linear-prediction model, which those two do not run."""
+    if config.lpc_order:
+        return "cached"
+    return "cuda-graph" if device.type == "cuda" else "fused"
+
+
+def check_sampler_model(sampler: str, config) -> None:
+    """Raise InputError for a sampler that cannot run a model with this config."""
+    spec = REGISTRY.get(sampler) if isinstance(sampler, str) else None
+    if spec is not None and config.lpc_order and not spec.linear_prediction:
+        able = ", ".join(name for name, s in REGISTRY.items() if s.linear_prediction)
+        raise InputError(f"sampler {sampler!r} does not run linear-prediction models "
+                         f"(lpc_order {config.lpc_order}) yet; use {able}")
+
+
 def check_sampler_device(sampler: str, device: torch.device) -> None:
     """Raise InputError for a sampler that cannot run on ``device``."""
     spec = REGISTRY.get(sampler) if isinstance(sampler, str) else None
@@ -107,7 +124,8 @@ def generate(model: WaveNet, n_samples: int, *, batch: int = 1, temperature: flo
     Raises
     ------
     InputError
-        Unknown sampler, a sampler on the wrong device, CUDA asked for but absent, bad shapes
+        Unknown sampler, a sampler on the wrong device or for a linear-prediction model that it
+        does not run, CUDA asked for but absent, bad shapes
         or values of prime, cond, speaker, temperature or seed.
 
     Examples
@@ -120,6 +138,7 @@ def generate(model: WaveNet, n_samples: int, *, batch: int = 1, temperature: flo
     runner = find_sampler(sampler).run
     device = resolve_device(device)
     check_sampler_device(sampler, device)
+    check_sampler_model(sampler, model.config)
     if dtype not in (torch.float32, torch.float64):
         raise InputError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
     inputs = prepare_inputs(model, n_samples, batch=batch, temperature=temperature, prime=prime,

@@ -7,7 +7,7 @@ import torch
 from reference_model.model import WaveNet
 from reference_model.sampling.randomness import draw_next
 from reference_model.sampling.registry import SamplerSpec, register
-from reference_model.sampling.state import Inputs, after_step, working_copy
+from reference_model.sampling.state import Inputs, after_step, sample_codes, working_copy
 
 
 def run_naive(model: WaveNet, inputs: Inputs, *, dtype, device, progress=None, callback=None,
@@ -19,14 +19,16 @@ def run_naive(model: WaveNet, inputs: Inputs, *, dtype, device, progress=None, c
     codes[:, :p] = inputs.prime
     uniforms = torch.from_numpy(inputs.uniforms).to(device)
     logits_out = [] if keep_logits else None
+    synthesis = inputs.synthesis(model.config)
     for t in range(p, p + n):
         # A window of rf + 1 codes: the first one (replaced by the start code in the model's
         # shift) lies outside the receptive field of the last output.
         s = max(0, t - rf)
         cond = None if inputs.cond_up is None else inputs.cond_up[:, :, s:t + 1]
         logits = model.forward_upsampled(codes[:, s:t + 1], cond, inputs.speaker)[:, :, -1]
-        codes[:, t] = draw_next(logits, uniforms[:, t - p], temperature=inputs.temperature,
-                             config=model.config)
+        drawn = draw_next(logits, uniforms[:, t - p], temperature=inputs.temperature,
+                          config=model.config)
+        codes[:, t] = sample_codes(synthesis, t, drawn)
         if logits_out is not None:
             logits_out.append(logits.cpu())
         after_step(t - p + 1, n, codes, p, progress, callback)
@@ -35,4 +37,5 @@ def run_naive(model: WaveNet, inputs: Inputs, *, dtype, device, progress=None, c
 
 
 register(SamplerSpec(
-    name="naive", run=run_naive, devices=("cpu", "cuda"), wrong_device=""))
+    name="naive", run=run_naive, devices=("cpu", "cuda"), wrong_device="",
+    linear_prediction=True))

@@ -27,12 +27,16 @@ class SamplerSpec:
         Device types it runs on (``"cpu"``, ``"cuda"``).
     wrong_device : str
         The error message for any other device, formatted with ``device``.
+    linear_prediction : bool
+        Whether it runs models with ``lpc_order`` > 0 (their samples come from
+        :class:`~reference_model.sampling.state.Inputs`' ``synthesis``).
     """
 
     name: str
     run: Callable
     devices: tuple[str, ...]
     wrong_device: str
+    linear_prediction: bool = False
 
 
 #: Every sampler by name, in the order the package imports them.

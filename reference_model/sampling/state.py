@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from reference_model.codes import linear_values
+from reference_model.linear_prediction import Synthesis, coefficients
 from reference_model.model import WaveNet
 from reference_model.sampling.randomness import check_temperature, draw_uniforms
 from wavebench_base.errors import InputError
@@ -35,6 +36,14 @@ class Inputs:
     uniforms: np.ndarray  # [batch, n] float64
     n_samples: int
     temperature: float
+    lpc: np.ndarray | None = None  # [batch, frames, lpc_order] float64, or None
+
+    def synthesis(self, config) -> Synthesis | None:
+        """A fresh :class:`~reference_model.linear_prediction.Synthesis` for a
+        linear-prediction model (its history starts from the prime), else None."""
+        if self.lpc is None:
+            return None
+        return Synthesis(self.lpc, self.prime.cpu().numpy(), config)
 
     @property
     def batch(self) -> int:
@@ -92,8 +101,17 @@ def prepare_inputs(model: WaveNet, n_samples: int, *, batch: int, temperature: f
         speaker = speaker.to(device)
     else:
         speaker = None
+    lpc = coefficients(mel.numpy(), c) if c.lpc_order else None
     return Inputs(prime.to(device), cond_up, speaker, draw_uniforms(seed, batch, n_samples),
-                  int(n_samples), float(temperature))
+                  int(n_samples), float(temperature), lpc)
+
+
+def sample_codes(synthesis: Synthesis | None, t: int, drawn: torch.Tensor) -> torch.Tensor:
+    """The codes of sample ``t``: those drawn, or for a linear-prediction model the samples
+    that its predictor makes of the drawn excitation codes."""
+    if synthesis is None:
+        return drawn
+    return torch.from_numpy(synthesis.next_codes(t, drawn.cpu().numpy())).to(drawn.device)
 
 
 # ----------------------------------------------------------------------------- shared step pieces

@@ -26,6 +26,9 @@ from wavebench.commands.context import (
 @click.option("--config", "config_file", default=None, help="TOML file with [model] and [train] tables.")
 @click.option("--cond", type=click.Choice(["none", "mel", "speaker", "mel+speaker"]), default=None,
               help="Conditioning (overrides the preset).")
+@click.option("--lpc-order", type=click.IntRange(0, 128), default=None,
+              help="Model the excitation of a linear predictor of this order computed from the "
+                   "mel frames (LPCNet's split; needs --cond mel). 0 = off.")
 @click.option("--steps", type=int, default=None, help="Optimizer steps in all.")
 @click.option("--batch-size", type=int, default=None)
 @click.option("--crop", type=int, default=None, help="Predicted samples per example.")
@@ -54,7 +57,8 @@ from wavebench.commands.context import (
               help="Training processes on this machine (DistributedDataParallel; "
                    "--batch-size is split over them).")
 @no_progress_option()
-def train_command(data, out_dir, preset, config_file, cond, resume, nproc, no_progress, **options):
+def train_command(data, out_dir, preset, config_file, cond, lpc_order, resume, nproc, no_progress,
+                  **options):
     """Train a WaveNet (the embedded default data when --data is not given).
 
     \b
@@ -75,7 +79,7 @@ def train_command(data, out_dir, preset, config_file, cond, resume, nproc, no_pr
         from wavebench_base.errors import InputError
 
         _, tconf, _ = resolve_run(out_dir=out_dir, preset=preset, config_file=config_file,
-                                  resume=resume, model_overrides={"cond": cond},
+                                  resume=resume, model_overrides={"cond": cond, "lpc_order": lpc_order},
                                   train_overrides=options, log=lambda _line: None,
                                   preset_given=preset_given)
         check_processes(tconf, nproc)
@@ -83,7 +87,7 @@ def train_command(data, out_dir, preset, config_file, cond, resume, nproc, no_pr
             raise InputError("data folder not found", data)
         return launch(RAW_ARGS, nproc, log=log_to_stderr)
     result = run_training(data=data, out_dir=out_dir, preset=preset, config_file=config_file,
-                          resume=resume, model_overrides={"cond": cond},
+                          resume=resume, model_overrides={"cond": cond, "lpc_order": lpc_order},
                           train_overrides=options, progress=show_progress(no_progress),
                           log=log_to_stderr, preset_given=preset_given)
     if rank_prefix():  # a worker other than rank 0: the launcher's main process reports
