@@ -33,7 +33,12 @@ from metrics import score_pair  # noqa: E402
 from reference_model.checkpoint import load_checkpoint  # noqa: E402
 from reference_model.embedded import write_embedded_audio  # noqa: E402
 from reference_model.features import log_mel  # noqa: E402
-from wavebench.demo import copy_synthesize, crop_references, spread_over_families  # noqa: E402
+from wavebench.demo import (  # noqa: E402
+    copy_synthesize,
+    crop_references,
+    demo_sampler,
+    spread_over_families,
+)
 from wavebench.score_checkpoint import likelihood_record  # noqa: E402
 from wavebench_base.audio import load_audio  # noqa: E402
 
@@ -73,7 +78,7 @@ def main() -> None:
               "train_seconds": round(seconds, 1), "nll_bits": round(float(np.mean(nll)), 3)}
     for temperature in (float(t) for t in args.temperatures.split(",")):
         copies = args.out / f"copies_T{temperature:g}"
-        copy_synthesize(model, references, mels, copies, "fused", progress=False,
+        copy_synthesize(model, references, mels, copies, demo_sampler(model), progress=False,
                         temperature=temperature)
         scores = {"mcd": [], "mel_l1": []}
         for path, audio in references.items():

@@ -48,8 +48,8 @@ def log_mel(audio: np.ndarray, config: ModelConfig) -> np.ndarray:
     Examples
     --------
     >>> from reference_model.config import PRESETS
-    >>> log_mel(np.zeros(1024, np.float32), PRESETS["tiny"].model).shape  # 40 mels, hop 256
-    (40, 4)
+    >>> log_mel(np.zeros(1024, np.float32), PRESETS["reference"].model).shape  # 80 mels, hop 256
+    (80, 4)
     """
     if config.mel_norm != "wavebench":
         raise InputError("this model reads mel frames made by its own project's preprocessing "

@@ -209,3 +209,41 @@ def code_edges(classes: int) -> np.ndarray:
     """Bin edges of the mu-law codes: -1, the midpoints between neighbouring values, 1."""
     values = mu_law_decode(np.arange(classes), classes).astype(np.float64)
     return np.concatenate([[-1.0], (values[1:] + values[:-1]) / 2, [1.0]])
+
+
+def white_excitation_copy(audio: np.ndarray, config, seed: int) -> np.ndarray:
+    """The predictor alone: white noise at the level of ``audio``'s own excitation, frame by
+    frame, through the all-pole filter of its mel frames, made as a sampler makes samples.
+
+    What a linear-prediction model's copies would be if its network had learned nothing but
+    the excitation's level: the yardstick that shows what the network adds.
+
+    Parameters
+    ----------
+    audio : np.ndarray [shape=(n,)]
+        Mono float audio at ``config.sample_rate``; the first ``n // hop * hop`` samples are used.
+    config : ModelConfig
+        A model config with ``lpc_order`` > 0.
+    seed : int
+        Seed of the Gaussian noise.
+
+    Returns
+    -------
+    np.ndarray [shape=(n // hop * hop,)], float32, on the mu-law grid
+    """
+    from reference_model.features import log_mel
+    hop = config.hop_length
+    n = len(audio) // hop * hop
+    codes = mu_law_encode(np.asarray(audio[:n]), config.classes)
+    mel = log_mel(np.asarray(audio[:n]), config)
+    values = mu_law_decode(codes, config.classes).astype(np.float64)
+    coeffs = coefficients(mel, config)
+    excitation = values - predictions(values, coeffs, hop)
+    level = np.sqrt(np.mean(excitation.reshape(-1, hop) ** 2, axis=1))
+    noise = np.random.default_rng(seed).standard_normal(n) * np.repeat(level, hop)
+    synthesis = Synthesis(coeffs[None], np.zeros((1, 0), np.int64), config)
+    out = np.empty(n, dtype=np.int64)
+    for t in range(n):
+        e = mu_law_encode(np.clip(noise[t:t + 1], -1.0, 1.0), config.classes)
+        out[t] = synthesis.next_codes(t, e)[0]
+    return mu_law_decode(out, config.classes)

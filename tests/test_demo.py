@@ -8,13 +8,20 @@ import torch
 from scipy.stats import norm
 
 from metrics import DEFAULT_METRICS, score_pair
+from reference_model.checkpoint import load_checkpoint
 from reference_model.config import PRESETS
 from reference_model.embedded import write_embedded_audio
 from reference_model.features import log_mel
 from reference_model.model import WaveNet
 from reference_model.mulaw import mu_law_decode, mu_law_encode
 from wavebench.cli import main
-from wavebench.demo import copy_synthesize, crop_references, run_demo, spread_over_families
+from wavebench.demo import (
+    copy_synthesize,
+    crop_references,
+    demo_sampler,
+    run_demo,
+    spread_over_families,
+)
 from wavebench.score_checkpoint import likelihood_record
 from wavebench.score_worker import oracle_audio
 from wavebench_base.audio import load_audio
@@ -25,20 +32,20 @@ def test_demo_runs_end_to_end_and_repeats_itself(tmp_path, capsys):
     code = main(["demo", "-o", str(tmp_path / "a"), "--steps", "30", "--no-progress"])
     out, err = capsys.readouterr()
     assert code == 0, err
-    assert "cached equals fused sample for sample" in err  # exact agreement (float64)
+    assert "naive equals cached sample for sample" in err  # exact agreement (float64)
     report = tmp_path / "a" / "report"
     assert (report / "report.html").stat().st_size > 10_000
     summary = pd.read_csv(report / "summary.csv")
-    # the cached sampler only checks the first 0.25 s of fused's copies: it is not scored
-    assert set(summary["system"]) == {"tiny_fused", "oracle_mulaw", "oracle_noise40"}
+    # the naive sampler only checks the first hop of cached's copies: it is not scored
+    assert set(summary["system"]) == {"tiny", "predictor_only", "oracle_mulaw", "oracle_noise40"}
     assert {"mcd", "mel_l1", "stoi", "estoi", "nll_bits"} <= set(summary["metric"])
     if importlib.util.find_spec("speechmos") and importlib.util.find_spec("onnxruntime"):
         assert {"dnsmos_ovrl", "dnsmos_p808"} <= set(summary["metric"])  # wavebench[dnsmos]
     paper = (report / "paper.md").read_text()
-    assert "| tiny_fused" in paper and "MCD (dB) ↓" in paper
+    assert "| tiny" in paper and "MCD (dB) ↓" in paper
     means = summary.set_index(["system", "metric"])["mean"]
     assert means[("oracle_mulaw", "mcd")] < means[("oracle_noise40", "mcd")]
-    assert means[("oracle_mulaw", "mcd")] < means[("tiny_fused", "mcd")]
+    assert means[("oracle_mulaw", "mcd")] < means[("tiny", "mcd")]
     # the training curve: a validation every 3 steps, with its time
     training = pd.read_csv(report / "training.csv")
     assert list(training["step"]) == list(range(0, 31, 3))
@@ -59,26 +66,29 @@ def test_demo_runs_end_to_end_and_repeats_itself(tmp_path, capsys):
         training.drop(columns="seconds"))
 
 
-#: What the default demo must keep over an untrained model of the same shape on its clips
-#: (measured on a 2-core Xeon, family 6 model 167: trained against untrained, mcd 8.22 / 15.2 dB,
-#: c0_rmse_db 4.79 / 26.1 dB, mel_l1 1.23 / 3.45, nll_bits 3.86 / 8.01, stoi 0.275 / -0.007;
-#: about half of each gap, so that a regression in training fails here).
-MARGINS = {"mcd": 3.5, "c0_rmse_db": 10.0, "mel_l1": 1.0, "nll_bits": 2.0}
+#: What the default demo must keep over an untrained model of the same shape (its predictor
+#: included) on its clips (measured on a 2-core AMD EPYC, family 25 model 1, AVX2: trained
+#: against untrained, mcd 3.21 / 14.2 dB, c0_rmse_db 1.40 / 25.5 dB, mel_l1 0.50 / 3.37,
+#: nll_bits 3.20 / 5.01, stoi 0.352 / -0.156; about half of each gap, so that a regression in
+#: training fails here).
+MARGINS = {"mcd": 5.0, "c0_rmse_db": 12.0, "mel_l1": 1.4, "nll_bits": 0.9}
+#: The quality the README documents for the demo's copies (issue 16's targets).
+DOCUMENTED = {"mcd": 5.0, "mel_l1": 0.8}
 
 
 @pytest.mark.slow
 def test_the_trained_demo_model_beats_an_untrained_one(tmp_path):
     result = run_demo(tmp_path, progress=False, log=lambda _line: None)
     trained = pd.read_csv(result.out_dir / "report" / "summary.csv").set_index(
-        ["system", "metric"])["mean"].xs("tiny_fused")
+        ["system", "metric"])["mean"].xs("tiny")
     torch.manual_seed(0)
-    config = PRESETS["tiny"].model.replace(cond="mel")
+    config = load_checkpoint(result.out_dir / "train" / "best.pt")[0].config  # lpc_order too
     untrained = WaveNet(config).eval()
     references = {path: load_audio(path).audio
                   for path in sorted((result.out_dir / "references").glob("*.wav"))}
     hop = config.hop_length
     mels = np.stack([log_mel(a[: a.size // hop * hop], config) for a in references.values()])
-    copy_synthesize(untrained, references, mels, tmp_path / "untrained", "fused",
+    copy_synthesize(untrained, references, mels, tmp_path / "untrained", demo_sampler(untrained),
                     progress=False, temperature=PRESETS["tiny"].temperature)
     scores = {name: [] for name in (*DEFAULT_METRICS, "nll_bits")}
     for path, audio in references.items():
@@ -92,6 +102,8 @@ def test_the_trained_demo_model_beats_an_untrained_one(tmp_path):
     print({name: (round(trained[name], 3), round(baseline[name], 3)) for name in baseline})
     for name, margin in MARGINS.items():
         assert trained[name] < baseline[name] - margin, (name, trained[name], baseline[name])
+    for name, bound in DOCUMENTED.items():
+        assert trained[name] <= bound, (name, trained[name])
     # the intelligibility metrics rise too, though both are near the floor for these sounds
     assert trained["stoi"] > baseline["stoi"] and trained["estoi"] > baseline["estoi"]
 

@@ -1,9 +1,9 @@
 """`wavebench demo`: the whole pipeline on the embedded default, in a few minutes on a CPU.
 
-Train the tiny WaveNet (mel-conditioned) on the built-in synthetic set, resynthesize the
-validation clips from their mel frames (checking two samplers against each other), score them
-against the references (with two oracles and the model's likelihood), time the samplers,
-and write one report.
+Train the tiny WaveNet (mel-conditioned, with a linear predictor from the mel frames) on the
+built-in synthetic set, resynthesize the validation clips from their mel frames (checking two
+samplers against each other), score them against the references (with two oracles, the predictor
+alone and the model's likelihood), time the samplers, and write one report.
 Nothing is downloaded and nothing outside the package is read.
 """
 from __future__ import annotations
@@ -21,7 +21,8 @@ from reference_model.checkpoint import load_checkpoint
 from reference_model.config import PRESETS, parameter_count
 from reference_model.embedded import DEFAULT_CLIPS, VALID_EVERY, write_embedded_audio
 from reference_model.features import log_mel
-from reference_model.sampling import generate
+from reference_model.linear_prediction import white_excitation_copy
+from reference_model.sampling import fastest_sampler, generate, resolve_device
 from wavebench.score import reference_free_metrics, score
 from wavebench.score_checkpoint import likelihood_record
 from wavebench.score_worker import oracle_audio
@@ -29,9 +30,20 @@ from wavebench.training import run_training
 from wavebench_base.audio import load_audio, save_wav
 from wavebench_base.errors import InputError
 
-#: Seconds of each copy that the cached sampler also makes, to show that it and fused agree
-#: sample for sample: cached is about 7 times slower, and whole clips took it 11 s.
-CHECK_SECONDS = 0.25
+#: Seconds of each copy that a second, slower sampler also makes, to show that the two agree
+#: sample for sample: cached checks fused's copies; naive, which runs the whole network for
+#: every sample (about 100 samples/s on the tiny model), checks cached's over one 16 ms hop.
+CHECK_SECONDS = {"cached": 0.25, "naive": 0.016}
+#: The demo model's predictor order (``lpc_order``, LPCNet's split): an all-pole filter read
+#: from each mel frame shapes the spectrum and the network models what it leaves. Measured with
+#: benchmarks/demo_quality.py on a 2-core AMD EPYC (family 25 model 1, AVX2), 300 steps: copies
+#: scored MCD 3.21 dB and mel L1 0.50 at order 128, 4.28 and 0.66 at 64, and 8.8 and 1.44 with
+#: no predictor (the network alone, 40 mel bands).
+DEMO_LPC_ORDER = 128
+#: The demo model's copies, as the report names them.
+SYSTEM = "tiny"
+#: The predictor alone: white noise at each frame's excitation level through its filter.
+PREDICTOR_ONLY = "predictor_only"
 #: Training steps of the demo: 53-84 s on a 2-core Xeon (family 6 model 167, AVX-512) with two
 #: processes, as fast as PyTorch ran that day, so that the whole demo stays within 5 minutes on
 #: slower 2-core hosts.
@@ -65,6 +77,11 @@ def copy_synthesize(model, references: dict, mels: np.ndarray, out_dir: Path, sa
     for path, audio in zip(references, result.audio):
         save_wav(out_dir / path.name, audio, config.sample_rate)
     return result.seconds
+
+
+def demo_sampler(model) -> str:
+    """The sampler the demo makes its copies with: the fastest that runs the model on a CPU."""
+    return fastest_sampler(model.config, resolve_device("cpu"))
 
 
 def spread_over_families(paths: list[Path], count: int) -> list[Path]:
@@ -113,7 +130,7 @@ def build_mos_packet(out_dir: Path, references: dict, generated: Path, rate: int
     options = PacketOptions(reference=f"natural={next(iter(references)).parent}", votes=4, holdout=1,
                             level="lufs:-23", question="How natural does this audio sound?")
     try:
-        result = build_packet([f"tiny_fused={generated}", f"oracle_mulaw={oracle}"],
+        result = build_packet([f"{SYSTEM}={generated}", f"oracle_mulaw={oracle}"],
                               out_dir / "mos", options, force=True)  # a rerun keeps the old one
     except InputError as exc:
         log(f"  MOS packet skipped: {exc}")
@@ -135,7 +152,8 @@ def train_demo_model(out_dir: Path, steps: int, *, progress: bool, log) -> Path:
     process count, so they repeat on a machine with the same number of cores.
     """
     train_dir = out_dir / "train"
-    options = ["--preset", "tiny", "--cond", "mel", "--steps", str(steps),
+    options = ["--preset", "tiny", "--cond", "mel", "--lpc-order", str(DEMO_LPC_ORDER),
+               "--steps", str(steps),
                "--eval-every", str(max(steps // 10, 1)), "--resume", "auto"]
     if (os.cpu_count() or 1) >= 2:
         from wavebench.launch import launch
@@ -146,7 +164,8 @@ def train_demo_model(out_dir: Path, steps: int, *, progress: bool, log) -> Path:
                              train_dir)
     else:
         torch.manual_seed(0)
-        run_training(data=None, out_dir=train_dir, preset="tiny", model_overrides={"cond": "mel"},
+        run_training(data=None, out_dir=train_dir, preset="tiny",
+                     model_overrides={"cond": "mel", "lpc_order": DEMO_LPC_ORDER},
                      train_overrides={"steps": steps, "eval_every": max(steps // 10, 1)},
                      resume="auto", progress=progress, log=log)
     best = train_dir / "best.pt"
@@ -156,26 +175,36 @@ def train_demo_model(out_dir: Path, steps: int, *, progress: bool, log) -> Path:
 def preface(model, steps: int, train_seconds: float) -> str:
     """What the demo's numbers mean for a model this small, for the top of its report."""
     config = model.config
+    split = (
+        f"It splits the work as LPCNet does: an all-pole filter of order {config.lpc_order}, read "
+        "from each mel frame, predicts every sample from the ones before it, and the network "
+        "models only what the filter leaves, the excitation. The filter carries the spectral "
+        f"envelope, and with it most of the copies' MCD and mel L1: {PREDICTOR_ONLY} is that "
+        "filter driven by white noise at each frame's excitation level, what the copies would be "
+        "had the network learned the level alone, so the distance from it to "
+        f"{SYSTEM} is what the network adds. "
+    ) if config.lpc_order else ""
+    curve = ("validation bits per excitation code (what the network predicts; nll_bits in the "
+             "tables scores the samples' own codes)") if config.lpc_order else \
+        "validation bits per sample"
     return (
         f"The demo's WaveNet is deliberately tiny: {config.blocks} x {config.layers} layers, "
-        f"{config.residual_channels} residual channels, {parameter_count(config):,} parameters, a receptive "
-        f"field of {config.receptive_field} samples "
+        f"{config.residual_channels} residual channels, {parameter_count(config):,} parameters, a "
+        f"receptive field of {config.receptive_field} samples "
         f"({1000 * config.receptive_field / config.sample_rate:.0f} ms), trained for {steps} "
         f"steps ({train_seconds:.0f} s here) on {TRAIN_MINUTES:.1f} minutes of synthesized tones, "
-        "chords and vowel-like sweeps. At this size and budget it learns roughly the "
-        "references' level and the band their energy lies in, but its copies are still noise in "
-        "that band, without the references' harmonics (see the spectrograms): read the numbers as proof "
-        "that the pipeline works and that the model learns, not as what a WaveNet can do (the "
-        f"reference preset has {parameter_count(PRESETS['reference'].model):,} parameters and "
-        "trains for hours). Four yardsticks: oracle_mulaw is the reference through 8-bit mu-law, "
+        f"chords and vowel-like sweeps. {split}Read the numbers as proof that the pipeline works "
+        "and that the model learns, not as what a WaveNet can do (the reference preset has "
+        f"{parameter_count(PRESETS['reference'].model):,} parameters and trains for hours). "
+        "Three more yardsticks: oracle_mulaw is the reference through 8-bit mu-law, "
         "the floor no 256-class WaveNet can beat; oracle_noise40 is the reference plus white noise "
         "at -40 dBFS, a copy exact but for a faint hiss (a model whose every prediction was "
         "right but for that much Gaussian spread would score nll_bits of about 3.2 on these "
         "clips); nll_bits cannot go below about 2.35 bits per "
         "sample on these four clips, the entropy of their -50 dBFS noise after mu-law coding "
-        "(8 bits is a uniform guess); and the model's copies are sampled at temperature "
+        "(8 bits is a uniform guess). The model's copies are sampled at temperature "
         f"{PRESETS['tiny'].temperature:g}, the tiny preset's, which trades some variety for less "
-        "noise. The training curve at the end shows validation bits per sample against wall time."
+        f"noise. The training curve at the end shows {curve} against wall time."
     )
 
 
@@ -198,47 +227,54 @@ def run_demo(out_dir, *, steps: int = DEMO_STEPS, clips: int = 4,
     rate = model.config.sample_rate
     temperature = PRESETS["tiny"].temperature
 
+    sampler = demo_sampler(model)
+    checker = "naive" if sampler == "cached" else "cached"
     stage(2, f"resynthesizing {clips} validation clips ({seconds:g} s each) from their mel "
-             f"frames with the fused sampler (temperature {temperature:g}), and their first "
-             f"{CHECK_SECONDS:g} s with the cached one as a check")
+             f"frames with the {sampler} sampler (temperature {temperature:g}), and their first "
+             f"{CHECK_SECONDS[checker]:g} s with the {checker} one as a check")
     full = spread_over_families(write_embedded_audio(out_dir / "embedded_valid",
                                                      sample_rate=rate), clips)
     references = crop_references(full, out_dir / "references", seconds, rate)
     hop = model.config.hop_length
     n = int(seconds * rate) // hop * hop
     mels = np.stack([log_mel(audio[:n], model.config) for audio in references.values()])
-    fused = out_dir / "generated" / "tiny_fused"
-    wall = copy_synthesize(model, references, mels, fused, "fused", progress=progress,
+    copies = out_dir / "generated" / SYSTEM
+    wall = copy_synthesize(model, references, mels, copies, sampler, progress=progress,
                            temperature=temperature)
-    log(f"  fused: {clips * n / wall:,.0f} samples/s")
+    log(f"  {sampler}: {clips * n / wall:,.0f} samples/s")
     # the first frames alone give the same first samples: repeated frames condition only
     # their own hop (an upsampler that looks ahead, like wavenet_vocoder's, would not)
-    frames = min(max(int(CHECK_SECONDS * rate) // hop, 1), mels.shape[-1])
-    check = out_dir / "generated" / "cached_check"
-    wall = copy_synthesize(model, references, mels[..., :frames], check, "cached",
+    frames = min(max(int(CHECK_SECONDS[checker] * rate) // hop, 1), mels.shape[-1])
+    check = out_dir / "generated" / f"{checker}_check"
+    wall = copy_synthesize(model, references, mels[..., :frames], check, checker,
                            progress=progress, temperature=temperature)
-    log(f"  cached: {clips * frames * hop / wall:,.0f} samples/s")
+    log(f"  {checker}: {clips * frames * hop / wall:,.0f} samples/s")
     identical = all(np.array_equal(load_audio(check / p.name).audio,
-                                   load_audio(fused / p.name).audio[:frames * hop])
+                                   load_audio(copies / p.name).audio[:frames * hop])
                     for p in references)  # each stream's draws do not depend on its length
-    log(f"  cached {'equals' if identical else 'DIFFERS FROM'} fused sample for sample over the "
-        f"first {frames * hop} samples of each clip"
+    log(f"  {checker} {'equals' if identical else 'DIFFERS FROM'} {sampler} sample for sample "
+        f"over the first {frames * hop} samples of each clip"
         + ("" if identical else ": the samplers disagree, please report it"))
-    systems = {"tiny_fused": fused}
+    systems = {SYSTEM: copies}
+    if model.config.lpc_order:  # the yardstick that shows what the network adds
+        systems[PREDICTOR_ONLY] = out_dir / "generated" / PREDICTOR_ONLY
+        for i, (path, audio) in enumerate(references.items()):
+            save_wav(systems[PREDICTOR_ONLY] / path.name,
+                     white_excitation_copy(audio, model.config, seed=i), rate)
 
     reference_free = reference_free_metrics()  # DNSMOS, where wavebench[dnsmos] is installed
     stage(3, "scoring the copies against the references (with two oracles: 8-bit mu-law, and "
-             "white noise at -40 dBFS)"
+             "white noise at -40 dBFS; and the predictor alone, on white noise)"
              + (f"; {', '.join(reference_free)} without them" if reference_free else ""))
-    likelihood = [likelihood_record(model, "tiny_fused", p.stem, audio, [])
+    likelihood = [likelihood_record(model, SYSTEM, p.stem, audio, [])
                   for p, audio in references.items()]
     score(reference_dir=out_dir / "references", generated=systems, out_dir=out_dir / "score",
           metrics=DEFAULT_METRICS + reference_free, oracles=("mulaw", "noise40"), progress=progress,
           log=log, extra_records=likelihood,
           force=True)  # the demo's folder is its own: a rerun (say with other --steps) replaces it
 
-    stage(4, "building a blind MOS listening-test packet (tiny_fused against the mu-law oracle)")
-    packet = build_mos_packet(out_dir, references, systems["tiny_fused"], rate, log)
+    stage(4, f"building a blind MOS listening-test packet ({SYSTEM} against the mu-law oracle)")
+    packet = build_mos_packet(out_dir, references, systems[SYSTEM], rate, log)
 
     stage(5, "timing the samplers on the tiny preset (1 thread)")
     run_speed(out_dir / "speed", preset="tiny", samplers=("naive", "cached", "fused"),
@@ -246,7 +282,7 @@ def run_demo(out_dir, *, steps: int = DEMO_STEPS, clips: int = 4,
 
     stage(6, "writing the report")
     report = build_report([out_dir / "score", out_dir / "speed", out_dir / "train"],
-                          out_dir / "report", baseline="tiny_fused",
+                          out_dir / "report", baseline=SYSTEM,
                           title="wavebench demo: the tiny WaveNet", force=True,
                           preface=preface(model, steps, train_seconds))
     seconds_total = time.perf_counter() - started

@@ -46,7 +46,8 @@ class SamplerChoice(click.Choice):
               help="Audio file (at the model's rate) or .npy [n_mels, frames] to copy-synthesize.")
 @click.option("--speaker", type=int, default=None, help="Speaker id (speaker-conditioned models).")
 @click.option("--sampler", type=SamplerChoice(), default="auto",
-              show_default=True, help="auto = fused on cpu, cuda-graph on cuda.")
+              show_default=True,
+              help="auto = fused on cpu, cuda-graph on cuda; cached for a model with --lpc-order.")
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--threads", type=int, default=None, help="CPU threads for torch and numba.")
