@@ -425,7 +425,8 @@ def validate(run: Trainer, state: TrainState) -> bool:
         # the wall time goes to the log only: checkpoints stay equal between runs
         append_log(run.out_dir, {"event": "validation", **record,
                                  "seconds": round(run.seconds(), 3)})
-    run.log(f"step {state.step:>6} | validation {record['val_bits']:.3f} bits/sample")
+    unit = "bits/excitation code" if run.model_config.lpc_order else "bits/sample"
+    run.log(f"step {state.step:>6} | validation {record['val_bits']:.3f} {unit}")
     return state.evals_since_best >= config.patience
 
 
