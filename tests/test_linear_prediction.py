@@ -6,6 +6,7 @@ import scipy.linalg
 import scipy.signal
 import scipy.special
 import torch
+from test_sample import SMALL
 
 from reference_model.batches import Cropper
 from reference_model.config import ModelConfig
@@ -26,9 +27,7 @@ from reference_model.mulaw import mu_law_decode, mu_law_encode
 from reference_model.sampling import fastest_sampler, generate
 from wavebench_base.errors import InputError
 
-SMALL_LPC = ModelConfig(blocks=2, layers=5, kernel_size=3, residual_channels=8, dilation_channels=8,
-                        skip_channels=16, end_channels=16, n_mels=6, hop_length=8,
-                        cond="mel+speaker", n_speakers=3, lpc_order=4)
+SMALL_LPC = SMALL.replace(lpc_order=4)  # the sampler tests' model, with a predictor
 TINY_LPC = ModelConfig(blocks=1, layers=4, residual_channels=8, dilation_channels=8,
                        skip_channels=16, end_channels=16, n_mels=40, cond="mel",
                        upsample="repeat", lpc_order=32)
