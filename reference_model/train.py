@@ -35,7 +35,8 @@ EVAL_SEED = 7919  # validation crops come from their own stream, fixed for the w
 
 @dataclass
 class TrainResult:
-    """What a training run produced, with its validation history in bits per sample."""
+    """What a training run produced, with its validation history in bits per sample (``unit``:
+    per excitation code for a linear-prediction model)."""
 
     out_dir: Path
     last_checkpoint: Path
@@ -46,6 +47,12 @@ class TrainResult:
     stopped_early: bool
     samples_per_s: float
     history: list = field(default_factory=list)
+    unit: str = "bits/sample"
+
+
+def validation_unit(config: ModelConfig) -> str:
+    """What the validation loss counts: sample codes, or a predicting model's excitation codes."""
+    return "bits/excitation code" if config.lpc_order else "bits/sample"
 
 
 def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
@@ -300,7 +307,8 @@ def train(model_config: ModelConfig, config: TrainConfig, data, out_dir, *, resu
     best_bits = state.best_val_loss / LN2 if math.isfinite(state.best_val_loss) else None
     return TrainResult(run.out_dir, run.last_path,
                        run.best_path if run.best_path.exists() else None, state.step,
-                       state.initial_val_bits, best_bits, stopped_early, speed, state.history)
+                       state.initial_val_bits, best_bits, stopped_early, speed, state.history,
+                       validation_unit(run.model_config))
 
 
 def set_up(model_config: ModelConfig, config: TrainConfig, data, out_dir: Path,
@@ -425,8 +433,8 @@ def validate(run: Trainer, state: TrainState) -> bool:
         # the wall time goes to the log only: checkpoints stay equal between runs
         append_log(run.out_dir, {"event": "validation", **record,
                                  "seconds": round(run.seconds(), 3)})
-    unit = "bits/excitation code" if run.model_config.lpc_order else "bits/sample"
-    run.log(f"step {state.step:>6} | validation {record['val_bits']:.3f} {unit}")
+    run.log(f"step {state.step:>6} | validation {record['val_bits']:.3f} "
+            f"{validation_unit(run.model_config)}")
     return state.evals_since_best >= config.patience
 
 

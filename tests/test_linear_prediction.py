@@ -9,6 +9,7 @@ import torch
 from test_sample import SMALL
 
 from reference_model.batches import Cropper
+from reference_model.checkpoint import load_checkpoint
 from reference_model.config import ModelConfig
 from reference_model.embedded import embedded_audioset
 from reference_model.features import log_mel
@@ -25,6 +26,7 @@ from reference_model.linear_prediction import (
 from reference_model.model import WaveNet
 from reference_model.mulaw import mu_law_decode, mu_law_encode
 from reference_model.sampling import fastest_sampler, generate
+from wavebench.cli import main
 from wavebench_base.errors import InputError
 
 SMALL_LPC = SMALL.replace(lpc_order=4)  # the sampler tests' model, with a predictor
@@ -195,3 +197,14 @@ def test_likelihood_of_a_predicting_model_is_finite_and_does_not_depend_on_chunk
     # chunking changes nothing beyond float32 rounding (the model runs in float32)
     np.testing.assert_allclose(log_probs, whole, rtol=0, atol=1e-6)
     assert 0 < bits_per_sample(log_probs) < 16
+
+
+def test_train_command_trains_a_predicting_model_and_names_its_unit(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--preset", "tiny", "--cond", "mel", "--lpc-order", "16", "--steps", "4",
+                 "--eval-every", "2", "-o", str(out), "--no-progress"]) == 0
+    printed, log = capsys.readouterr()
+    assert "bits/excitation code (lower is better)" in printed
+    assert "step      4 | validation" in log and "bits/excitation code" in log
+    model, _ = load_checkpoint(out / "best.pt")
+    assert model.config.lpc_order == 16 and model.config.n_mels == 80
