@@ -83,7 +83,7 @@ class Cropper:
         """Excitation codes of a crop whose level was changed, computed over the crop and the
         whole frames before it that the predictor reads."""
         hop, stop = self.config.hop_length, start + self.length
-        first = max(0, start - -(-self.config.lpc_order // hop) * hop)
+        first = max(0, start - math.ceil(self.config.lpc_order / hop) * hop)
         audio = self.audio[index][first:stop] * gain
         mel = self.mels[index][:, first // hop: stop // hop] + np.float32(np.log(gain))
         codes = mu_law_encode(audio, self.config.classes)

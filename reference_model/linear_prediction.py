@@ -16,7 +16,7 @@ import functools
 
 import numpy as np
 
-from reference_model.features import N_FFT, mel_basis
+from reference_model.features import N_FFT, log_mel, mel_basis
 from reference_model.mulaw import mu_law_decode, mu_law_encode
 
 #: The autocorrelation's zero lag is raised by this fraction before solving (a white-noise
@@ -157,7 +157,7 @@ class Synthesis:
         e = mu_law_decode(np.asarray(excitation), self.classes).astype(np.float64)
         p = np.einsum("bk,bk->b", self.coeffs[:, t // self.hop], self.history)
         codes = mu_law_encode(np.clip(p + e, -1.0, 1.0), self.classes).astype(np.int64)
-        self.history = np.roll(self.history, 1, axis=1)
+        self.history[:, 1:] = self.history[:, :-1]  # in place: this runs once per sample
         self.history[:, 0] = mu_law_decode(codes, self.classes)
         return codes
 
@@ -231,7 +231,6 @@ def white_excitation_copy(audio: np.ndarray, config, seed: int) -> np.ndarray:
     -------
     np.ndarray [shape=(n // hop * hop,)], float32, on the mu-law grid
     """
-    from reference_model.features import log_mel
     hop = config.hop_length
     n = len(audio) // hop * hop
     codes = mu_law_encode(np.asarray(audio[:n]), config.classes)
