@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 
 import numpy as np
+import torch
 
 from reference_model.features import N_FFT, log_mel, mel_basis
 from reference_model.mulaw import mu_law_decode, mu_law_encode
@@ -111,25 +112,23 @@ def predictions(values: np.ndarray, coeffs: np.ndarray, hop: int) -> np.ndarray:
     return np.einsum("...tk,...tk->...t", past, per_sample)
 
 
-def excitation_codes(codes: np.ndarray, log_mel: np.ndarray, config) -> np.ndarray:
-    """The training targets of a linear-prediction model: the mu-law codes of the excitation.
+def sample_predictions(codes: np.ndarray, log_mel: np.ndarray, config) -> np.ndarray:
+    """The prediction ``p_t`` of every sample of a clip from its mu-law codes and mel frames.
 
     The predictor reads the quantized samples (``codes`` decoded), exactly as it does while
-    sampling, and the excitation is the quantized sample minus its prediction.
+    sampling.
 
     Parameters
     ----------
     codes : np.ndarray [shape=(..., n)], int
-        Mu-law codes of the audio.
     log_mel : np.ndarray [shape=(..., n_mels, frames)]
 
     Returns
     -------
-    np.ndarray [shape=(..., n)], int64
+    np.ndarray [shape=(..., n)], float64
     """
     values = mu_law_decode(np.asarray(codes), config.classes).astype(np.float64)
-    p = predictions(values, coefficients(log_mel, config), config.hop_length)
-    return mu_law_encode(np.clip(values - p, -1.0, 1.0), config.classes).astype(np.int64)
+    return predictions(values, coefficients(log_mel, config), config.hop_length)
 
 
 class Synthesis:
@@ -162,8 +161,8 @@ class Synthesis:
         return codes
 
 
-def sample_log_probs(excitation_log_probs: np.ndarray, predicted: np.ndarray, codes: np.ndarray,
-                     classes: int) -> np.ndarray:
+def sample_log_probs(excitation_logits: torch.Tensor, predicted: torch.Tensor,
+                     codes: torch.Tensor, classes: int) -> torch.Tensor:
     """ln p(code_t) of each sample's own mu-law code under a linear-prediction model.
 
     The model's softmax is over the excitation's codes. Each code's probability is spread
@@ -171,38 +170,41 @@ def sample_log_probs(excitation_log_probs: np.ndarray, predicted: np.ndarray, co
     -1 and 1), shifted by the prediction, and the sample code's probability is the mass that
     falls in its bin (the outer bins also take what lies beyond -1 and 1, as sampling clips).
     This is a distribution over the sample's codes that sums to one at every step, so its
-    bits compare with those of a model that predicts the codes directly.
+    bits compare with those of a model that predicts the codes directly; it is also the
+    training loss, so training minimizes the figure that ``nll_bits`` reports. The mass is
+    linear in the softmax's probabilities, so gradients flow through it. Masses below
+    float64's smallest normal number count as that number (-708 nats), which keeps a
+    training loss finite.
 
     Parameters
     ----------
-    excitation_log_probs : np.ndarray [shape=(n, classes)]
-        Normalized log-probabilities of the excitation codes.
-    predicted : np.ndarray [shape=(n,)]
-        The predictions ``p_t``.
-    codes : np.ndarray [shape=(n,)], int
+    excitation_logits : Tensor [shape=(batch, classes, time)]
+        The network's output (unnormalized); computed on in float64.
+    predicted : Tensor [shape=(batch, time)]
+        The predictions ``p_t`` (:func:`sample_predictions`).
+    codes : Tensor [shape=(batch, time)], long
         The samples' own codes.
     classes : int
 
     Returns
     -------
-    np.ndarray [shape=(n,)], float64
+    Tensor [shape=(batch, time)], float64
     """
-    edges = code_edges(classes)
-    probs = np.exp(np.asarray(excitation_log_probs, dtype=np.float64))
-    cumulative = np.concatenate([np.zeros((len(probs), 1)), np.cumsum(probs, axis=1)], axis=1)
-    rows = np.arange(len(probs))
+    probs = torch.softmax(excitation_logits.double(), dim=1)
+    cumulative = torch.nn.functional.pad(torch.cumsum(probs, dim=1), (0, 0, 1, 0))
+    edges = torch.from_numpy(code_edges(classes)).to(probs.device)
+    predicted = predicted.to(probs.device, torch.float64)
 
     def mass_below(x):  # P(excitation < x), linear within each bin
-        x = np.clip(x, -1.0, 1.0)
-        k = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, classes - 1)
+        x = x.clamp(-1.0, 1.0).contiguous()
+        k = (torch.searchsorted(edges, x, right=True) - 1).clamp(0, classes - 1)
         within = (x - edges[k]) / (edges[k + 1] - edges[k])
-        return cumulative[rows, k] + probs[rows, k] * within
+        return (cumulative.gather(1, k[:, None])[:, 0]
+                + probs.gather(1, k[:, None])[:, 0] * within)
 
-    codes = np.asarray(codes)
-    lower = np.where(codes == 0, 0.0, mass_below(edges[codes] - predicted))
-    upper = np.where(codes == classes - 1, 1.0, mass_below(edges[codes + 1] - predicted))
-    with np.errstate(divide="ignore"):
-        return np.log(np.maximum(upper - lower, 0.0))
+    lower = torch.where(codes == 0, 0.0, mass_below(edges[codes] - predicted))
+    upper = torch.where(codes == classes - 1, 1.0, mass_below(edges[codes + 1] - predicted))
+    return torch.log((upper - lower).clamp_min(torch.finfo(torch.float64).tiny))
 
 
 def code_edges(classes: int) -> np.ndarray:
@@ -236,11 +238,10 @@ def white_excitation_copy(audio: np.ndarray, config, seed: int) -> np.ndarray:
     codes = mu_law_encode(np.asarray(audio[:n]), config.classes)
     mel = log_mel(np.asarray(audio[:n]), config)
     values = mu_law_decode(codes, config.classes).astype(np.float64)
-    coeffs = coefficients(mel, config)
-    excitation = values - predictions(values, coeffs, hop)
+    excitation = values - sample_predictions(codes, mel, config)
     level = np.sqrt(np.mean(excitation.reshape(-1, hop) ** 2, axis=1))
     noise = np.random.default_rng(seed).standard_normal(n) * np.repeat(level, hop)
-    synthesis = Synthesis(coeffs[None], np.zeros((1, 0), np.int64), config)
+    synthesis = Synthesis(coefficients(mel, config)[None], np.zeros((1, 0), np.int64), config)
     out = np.empty(n, dtype=np.int64)
     for t in range(n):
         e = mu_law_encode(np.clip(noise[t:t + 1], -1.0, 1.0), config.classes)

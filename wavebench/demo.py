@@ -184,9 +184,6 @@ def preface(model, steps: int, train_seconds: float) -> str:
         "had the network learned the level alone, so the distance from it to "
         f"{SYSTEM} is what the network adds. "
     ) if config.lpc_order else ""
-    curve = ("validation bits per excitation code (what the network predicts; nll_bits in the "
-             "tables scores the samples' own codes)") if config.lpc_order else \
-        "validation bits per sample"
     return (
         f"The demo's WaveNet is deliberately tiny: {config.blocks} x {config.layers} layers, "
         f"{config.residual_channels} residual channels, {parameter_count(config):,} parameters, a "
@@ -204,7 +201,7 @@ def preface(model, steps: int, train_seconds: float) -> str:
         "sample on these four clips, the entropy of their -50 dBFS noise after mu-law coding "
         "(8 bits is a uniform guess). The model's copies are sampled at temperature "
         f"{PRESETS['tiny'].temperature:g}, the tiny preset's, which trades some variety for less "
-        f"noise. The training curve at the end shows {curve} against wall time."
+        "noise. The training curve at the end shows validation bits per sample against wall time."
     )
 
 
