@@ -65,7 +65,8 @@ def target_log_probs(model: WaveNet, audio: np.ndarray, *, speaker: int | None =
         first = max(start - context, 0)
         window = inputs[first:stop][None]
         frames = mel[:, first // hop: stop // hop][None] if mel is not None else None
-        output = model(window, frames, spk)[:, :, start - first:]
+        window_predicted = predicted[None, first:stop] if config.lpc_order else None
+        output = model(window, frames, spk, predicted=window_predicted)[:, :, start - first:]
         if config.lpc_order:
             out[start:stop] = sample_log_probs(output, predicted[None, start:stop],
                                                codes[None, start:stop], config.classes)[0].cpu().numpy()

@@ -131,6 +131,43 @@ def sample_predictions(codes: np.ndarray, log_mel: np.ndarray, config) -> np.nda
     return predictions(values, coefficients(log_mel, config), config.hop_length)
 
 
+#: What a predicting network reads at step t beside the code of sample t - 1 (LPCNet's inputs):
+#: the prediction p_t, the sample s_{t-1} and its excitation e_{t-1} = s_{t-1} - p_{t-1},
+#: each as a value (times ``INPUT_SCALE``, which brings typical levels near one) and
+#: mu-law companded (which spreads the quiet ones). Measured on the demo's clips, e_{t-1}
+#: lowers nll_bits by about 0.09 bits; p_t and s_{t-1} alone change nothing.
+NETWORK_INPUTS = 6
+INPUT_SCALE = 4.0
+
+
+def network_inputs(shifted_codes: torch.Tensor, predicted: torch.Tensor, classes: int) -> torch.Tensor:
+    """The predicting network's extra inputs, aligned with its shifted codes.
+
+    Parameters
+    ----------
+    shifted_codes : Tensor [shape=(batch, time)], long
+        The network's input codes: position t holds the code of sample t - 1 (the model's
+        shift; the start code first).
+    predicted : Tensor [shape=(batch, time)]
+        The prediction of each position's sample, ``p_t``.
+    classes : int
+
+    Returns
+    -------
+    Tensor [shape=(batch, NETWORK_INPUTS, time)], float64
+        Position 0 takes e_{-1} = s_{-1}, as no prediction precedes the window.
+    """
+    p = predicted.double()
+    s = mu_law_decode(shifted_codes, classes).double()
+    e = s - torch.nn.functional.pad(p[:, :-1], (1, 0))
+    mu = classes - 1
+    features = []
+    for v in (p, s, e):
+        v = v.clamp(-1.0, 1.0)
+        features += [v * INPUT_SCALE, torch.sign(v) * torch.log1p(mu * v.abs()) / np.log1p(mu)]
+    return torch.stack(features, dim=1)
+
+
 class Synthesis:
     """The samples of a generation from its excitation codes, one step at a time.
 
@@ -150,11 +187,19 @@ class Synthesis:
         tail = values[:, ::-1][:, :order]  # newest first
         self.history = np.zeros((coeffs.shape[0], order))
         self.history[:, :tail.shape[1]] = tail
+        self._predicted = (None, None)  # (t, p_t)
+
+    def predict(self, t: int) -> np.ndarray:
+        """The prediction ``p_t`` of every stream (float64), from the samples before ``t``."""
+        if self._predicted[0] != t:
+            self._predicted = (t, np.einsum("bk,bk->b", self.coeffs[:, t // self.hop],
+                                            self.history))
+        return self._predicted[1]
 
     def next_codes(self, t: int, excitation: np.ndarray) -> np.ndarray:
         """The codes of sample ``t`` (counted from the start of the prime) of every stream."""
         e = mu_law_decode(np.asarray(excitation), self.classes).astype(np.float64)
-        p = np.einsum("bk,bk->b", self.coeffs[:, t // self.hop], self.history)
+        p = self.predict(t)
         codes = mu_law_encode(np.clip(p + e, -1.0, 1.0), self.classes).astype(np.int64)
         self.history[:, 1:] = self.history[:, :-1]  # in place: this runs once per sample
         self.history[:, 0] = mu_law_decode(codes, self.classes)

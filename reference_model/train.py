@@ -69,7 +69,8 @@ def loss_on(model, batch, crop: int, device) -> torch.Tensor:
     """
     codes, mel, speaker, predicted = (None if t is None else t.to(device) for t in batch)
     config = getattr(model, "module", model).config
-    logits = model(codes, mel, speaker if config.uses_speaker else None, last=crop)
+    logits = model(codes, mel, speaker if config.uses_speaker else None, last=crop,
+                   predicted=predicted)
     if predicted is None:
         return F.cross_entropy(logits, codes[:, -crop:])
     # a predicting model: the samples' codes through its excitation (what nll_bits reports)

@@ -9,16 +9,18 @@ import torch
 from test_sample import SMALL
 
 from reference_model.batches import Cropper
-from reference_model.checkpoint import load_checkpoint
+from reference_model.checkpoint import load_checkpoint, save_checkpoint
 from reference_model.config import ModelConfig
 from reference_model.embedded import embedded_audioset
 from reference_model.features import log_mel
 from reference_model.likelihood import bits_per_sample, target_log_probs
 from reference_model.linear_prediction import (
+    INPUT_SCALE,
     Synthesis,
     code_edges,
     coefficients,
     levinson,
+    network_inputs,
     predictions,
     sample_log_probs,
     sample_predictions,
@@ -119,6 +121,36 @@ def test_the_sample_likelihood_has_the_gradient_of_its_finite_differences():
     codes = torch.tensor(rng.integers(90, 166, (2, 6)))
     assert torch.autograd.gradcheck(
         lambda x: sample_log_probs(x, predicted, codes, 256).sum(), (logits,))
+
+
+def test_network_inputs_are_the_prediction_the_last_sample_and_its_excitation_by_hand():
+    shifted = torch.tensor([[128, 200, 60]])  # the start code, then samples 0 and 1
+    predicted = torch.tensor([[0.01, 0.2, -0.05]], dtype=torch.float64)  # p_0, p_1, p_2
+    got = network_inputs(shifted, predicted, 256)
+    s = mu_law_decode(np.array([128, 200, 60]), 256).astype(np.float64)
+    e = s - np.array([0.0, 0.01, 0.2])  # s_{t-1} - p_{t-1}; no prediction before the window
+    compand = lambda v: np.sign(v) * np.log1p(255 * np.abs(v)) / np.log(256)  # noqa: E731
+    for row, value in enumerate((predicted[0].numpy(), s, e)):
+        np.testing.assert_allclose(got[0, 2 * row], INPUT_SCALE * value, rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(got[0, 2 * row + 1], compand(value), rtol=1e-12, atol=1e-15)
+
+
+def test_a_predicting_model_needs_its_predictions_and_reads_them_causally():
+    torch.manual_seed(0)
+    model = WaveNet(TINY_LPC).eval().double()
+    rng = np.random.default_rng(4)
+    codes = torch.tensor(rng.integers(0, 256, (1, 512)))
+    mel = torch.tensor(rng.standard_normal((1, 40, 2)) - 4)
+    with pytest.raises(InputError, match="pass the predictions of its samples"):
+        model(codes, mel)
+    predicted = torch.tensor(rng.uniform(-0.2, 0.2, (1, 512)))
+    with torch.no_grad():
+        before = model(codes, mel, predicted=predicted)
+        changed = predicted.clone()
+        changed[0, 300] += 0.1  # p_300 reaches outputs 300 (itself) and 301 (e_300) onwards
+        after = model(codes, mel, predicted=changed)
+    torch.testing.assert_close(after[..., :300], before[..., :300], rtol=0, atol=0)
+    assert not torch.allclose(after[..., 300], before[..., 300])
 
 
 def lpc_case(seed=0):
@@ -245,3 +277,11 @@ def test_train_command_trains_a_predicting_model(tmp_path, capsys):
     assert "step      4 | validation" in log and "bits/sample" in log
     model, _ = load_checkpoint(out / "best.pt")
     assert model.config.lpc_order == 16 and model.config.n_mels == 80
+
+
+def test_a_predicting_checkpoint_without_the_networks_extra_inputs_is_refused_with_a_hint(tmp_path):
+    state = WaveNet(TINY_LPC).state_dict()
+    del state["lpc_inputs.weight"], state["lpc_inputs.bias"]  # as saved before 2026-12-07
+    save_checkpoint(tmp_path / "old.pt", config=TINY_LPC, model_state=state, step=1)
+    with pytest.raises(InputError, match="lpc_inputs.weight is missing .*train it again"):
+        load_checkpoint(tmp_path / "old.pt")

@@ -178,7 +178,8 @@ def preface(model, steps: int, train_seconds: float) -> str:
     split = (
         f"It splits the work as LPCNet does: an all-pole filter of order {config.lpc_order}, read "
         "from each mel frame, predicts every sample from the ones before it, and the network "
-        "models only what the filter leaves, the excitation. The filter carries the spectral "
+        "models only what the filter leaves, the excitation, reading as LPCNet's does the "
+        "prediction and the last excitation beside the last sample. The filter carries the spectral "
         f"envelope, and with it most of the copies' MCD and mel L1: {PREDICTOR_ONLY} is that "
         "filter driven by white noise at each frame's excitation level, what the copies would be "
         "had the network learned the level alone, so the distance from it to "
