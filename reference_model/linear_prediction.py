@@ -140,6 +140,21 @@ NETWORK_INPUTS = 6
 INPUT_SCALE = 4.0
 
 
+@functools.lru_cache(maxsize=4)
+def _decoded(classes: int) -> torch.Tensor:
+    """Every code's value (float64 of the float32 decoding), one table for every caller."""
+    return torch.from_numpy(mu_law_decode(np.arange(classes), classes).astype(np.float64))
+
+
+def input_features(p: torch.Tensor, s: torch.Tensor, e: torch.Tensor, classes: int) -> torch.Tensor:
+    """``[p, s, e]`` (each [batch, time], float64) as [batch, NETWORK_INPUTS, time]: each one
+    times ``INPUT_SCALE``, then mu-law companded, in that order."""
+    values = torch.stack([p, s, e], dim=1).clamp(-1.0, 1.0)
+    mu = classes - 1
+    companded = torch.sign(values) * torch.log1p(mu * values.abs()) / np.log1p(mu)
+    return torch.stack([values * INPUT_SCALE, companded], dim=2).flatten(1, 2)
+
+
 def network_inputs(shifted_codes: torch.Tensor, predicted: torch.Tensor, classes: int) -> torch.Tensor:
     """The predicting network's extra inputs, aligned with its shifted codes.
 
@@ -158,14 +173,19 @@ def network_inputs(shifted_codes: torch.Tensor, predicted: torch.Tensor, classes
         Position 0 takes e_{-1} = s_{-1}, as no prediction precedes the window.
     """
     p = predicted.double()
-    s = mu_law_decode(shifted_codes, classes).double()
-    e = s - torch.nn.functional.pad(p[:, :-1], (1, 0))
-    mu = classes - 1
-    features = []
-    for v in (p, s, e):
-        v = v.clamp(-1.0, 1.0)
-        features += [v * INPUT_SCALE, torch.sign(v) * torch.log1p(mu * v.abs()) / np.log1p(mu)]
-    return torch.stack(features, dim=1)
+    s = _decoded(classes).to(shifted_codes.device)[shifted_codes]
+    return input_features(p, s, s - torch.nn.functional.pad(p[:, :-1], (1, 0)), classes)
+
+
+def step_inputs(prev: torch.Tensor, predicted: np.ndarray, last_predicted: np.ndarray,
+                classes: int) -> torch.Tensor:
+    """:func:`network_inputs` of one sampling step [batch, NETWORK_INPUTS, 1]: ``prev`` holds
+    the codes of sample t - 1, ``predicted`` p_t and ``last_predicted`` p_{t-1}."""
+    device = prev.device
+    s = _decoded(classes).to(device)[prev]
+    p = torch.from_numpy(np.asarray(predicted, dtype=np.float64)).to(device)
+    p_last = torch.from_numpy(np.asarray(last_predicted, dtype=np.float64)).to(device)
+    return input_features(p[:, None], s[:, None], (s - p_last)[:, None], classes)
 
 
 class Synthesis:

@@ -51,7 +51,7 @@ def run_cached(model: WaveNet, inputs: Inputs, *, dtype, device, progress=None, 
             bias = base if cond is None else base + cond[t - t0]
             x = w["emb"][prev]
             if synthesis is not None:
-                x = x + lpc_input_step(model, prev, (last, synthesis.predict(t)))
+                x = x + lpc_input_step(model, prev, synthesis.predict(t), last)
                 last = synthesis.predict(t)
             logits = cached_logits_step(w, state, x, t, bias, model.config.residual_scale)
             drawn = draw_next(logits, uniforms[:, t - p], temperature=inputs.temperature,

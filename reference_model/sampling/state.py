@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from reference_model.codes import linear_values
-from reference_model.linear_prediction import Synthesis, coefficients, network_inputs, predictions
+from reference_model.linear_prediction import Synthesis, coefficients, predictions, step_inputs
 from reference_model.model import WaveNet
 from reference_model.mulaw import mu_law_decode
 from reference_model.sampling.randomness import check_temperature, draw_uniforms
@@ -116,12 +116,12 @@ def prepare_inputs(model: WaveNet, n_samples: int, *, batch: int, temperature: f
                   int(n_samples), float(temperature), lpc)
 
 
-def lpc_input_step(model: WaveNet, prev: torch.Tensor, predicted: tuple) -> torch.Tensor:
+def lpc_input_step(model: WaveNet, prev: torch.Tensor, predicted: np.ndarray,
+                   last_predicted: np.ndarray) -> torch.Tensor:
     """A predicting model's extra first-layer input for one step [batch, residual_channels]:
-    ``prev`` holds the codes of sample t - 1, ``predicted`` the predictions (p_{t-1}, p_t)."""
-    both = torch.stack([torch.as_tensor(p, device=prev.device) for p in predicted], dim=1)
-    extra = network_inputs(torch.stack([prev, prev], dim=1), both, model.config.classes)
-    return model.lpc_inputs(extra[:, :, 1:].to(model.lpc_inputs.weight.dtype))[:, :, 0]
+    ``prev`` holds the codes of sample t - 1, ``predicted`` p_t and ``last_predicted`` p_{t-1}."""
+    extra = step_inputs(prev, predicted, last_predicted, model.config.classes)
+    return model.lpc_inputs(extra.to(model.lpc_inputs.weight.dtype))[:, :, 0]
 
 
 def sample_codes(synthesis: Synthesis | None, t: int, drawn: torch.Tensor) -> torch.Tensor:
