@@ -8,7 +8,7 @@ import torch
 
 from reference_model.config import ModelConfig
 from reference_model.features import log_mel
-from reference_model.linear_prediction import sample_predictions
+from reference_model.linear_prediction import excitation_codes
 from reference_model.mulaw import mu_law_encode
 
 
@@ -25,16 +25,16 @@ class Cropper:
 
     Utterances shorter than one example are padded with silence on the left. Mel frames are
     computed once per utterance; crops start on a hop boundary so frames line up with samples.
-    The targets are the codes themselves; a linear-prediction model (``lpc_order`` > 0) is also
-    given every sample's prediction (:func:`~reference_model.linear_prediction.sample_predictions`),
-    computed once per utterance, which its loss needs.
+    The targets are the codes themselves, or for a linear-prediction model (``lpc_order`` > 0)
+    the codes of the excitation (:func:`~reference_model.linear_prediction.excitation_codes`),
+    also computed once per utterance.
     """
 
     def __init__(self, utterances, config: ModelConfig, length: int, augment: bool = False):
         if not utterances:
             raise ValueError("no utterances to draw examples from")
         self.config, self.length, self.augment = config, length, augment
-        self.audio, self.codes, self.mels, self.speakers, self.predicted = [], [], [], [], []
+        self.audio, self.codes, self.mels, self.speakers, self.targets = [], [], [], [], []
         for utt in utterances:
             audio = np.asarray(utt.audio, dtype=np.float32)
             if len(audio) < length:
@@ -42,22 +42,22 @@ class Cropper:
             self.audio.append(audio)
             self.codes.append(mu_law_encode(audio, config.classes).astype(np.int64))
             self.mels.append(log_mel(audio, config) if config.uses_mel else None)
-            self.predicted.append(sample_predictions(self.codes[-1], self.mels[-1], config)
-                                  if config.lpc_order else None)
+            self.targets.append(excitation_codes(self.codes[-1], self.mels[-1], config)
+                                if config.lpc_order else self.codes[-1])
             self.speakers.append(int(getattr(utt, "speaker", 0)))
         sizes = np.array([len(a) - length + 1 for a in self.audio], dtype=np.float64)
         self.weights = sizes / sizes.sum()  # every valid crop start equally likely
 
     def batch(self, rng: np.random.Generator, size: int, rows: range | None = None):
         """Return ``(codes [B, L] long, mel [B, n_mels, L / hop] or None, speaker [B] long,
-        predicted [B, L] float64 or None)``; ``predicted`` is a linear-prediction model's.
+        targets [B, L] long)``.
 
         ``rows`` keeps only those examples of the batch of ``size`` (one process's part of a
         distributed batch); the random draws are the same whichever rows are kept.
         """
         hop = self.config.hop_length if self.config.uses_mel else 1
         rows = range(size) if rows is None else rows
-        codes, mels, speakers, predicted = [], [], [], []
+        codes, mels, speakers, targets = [], [], [], []
         for row, index in enumerate(rng.choice(len(self.audio), size=size, p=self.weights)):
             n_starts = (len(self.audio[index]) - self.length) // hop + 1
             start = int(rng.integers(n_starts)) * hop
@@ -73,19 +73,18 @@ class Cropper:
                 frames = self.mels[index][:, start // hop: stop // hop]
                 mels.append(frames + np.float32(np.log(gain)))
             speakers.append(self.speakers[index])
-            if self.config.lpc_order:
-                predicted.append(self.predicted[index][start:stop] if gain == 1.0
-                                 else self._gained_predictions(index, start, gain))
+            targets.append(self.targets[index][start:stop] if gain == 1.0 or
+                           not self.config.lpc_order else self._gained_targets(index, start, gain))
         mel = torch.from_numpy(np.stack(mels)) if mels else None
         return (torch.from_numpy(np.stack(codes)).long(), mel, torch.tensor(speakers).long(),
-                torch.from_numpy(np.stack(predicted)) if predicted else None)
+                torch.from_numpy(np.stack(targets)).long())
 
-    def _gained_predictions(self, index: int, start: int, gain: float) -> np.ndarray:
-        """Predictions in a crop whose level was changed, computed over the crop and the whole
-        frames before it that the predictor reads."""
+    def _gained_targets(self, index: int, start: int, gain: float) -> np.ndarray:
+        """Excitation codes of a crop whose level was changed, computed over the crop and the
+        whole frames before it that the predictor reads."""
         hop, stop = self.config.hop_length, start + self.length
         first = max(0, start - math.ceil(self.config.lpc_order / hop) * hop)
         audio = self.audio[index][first:stop] * gain
         mel = self.mels[index][:, first // hop: stop // hop] + np.float32(np.log(gain))
         codes = mu_law_encode(audio, self.config.classes)
-        return sample_predictions(codes, mel, self.config)[start - first:]
+        return excitation_codes(codes, mel, self.config)[start - first:]

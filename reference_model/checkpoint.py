@@ -169,9 +169,6 @@ def check_weights(expected: dict, state: dict, path, entry: str = "model") -> No
         value = state.get(key)
         if value is None:
             problem = f"tensor {key} is missing"
-            if key.startswith("lpc_inputs."):  # predicting models gained these inputs
-                problem += (" (a predicting model saved before its network read its "
-                            "predictions: train it again)")
         elif not is_plain_weight(value):
             problem = f"{key} is {describe_value(value)}, not a dense floating-point tensor"
         elif tuple(value.shape) != shape:

@@ -6,10 +6,10 @@ import math
 import numpy as np
 import torch
 
-from reference_model.codes import encode
+from reference_model.codes import decode, encode
 from reference_model.features import log_mel
 from reference_model.heads import log_probs
-from reference_model.linear_prediction import sample_log_probs, sample_predictions
+from reference_model.linear_prediction import coefficients, predictions, sample_log_probs
 from reference_model.model import WaveNet
 
 
@@ -55,8 +55,9 @@ def target_log_probs(model: WaveNet, audio: np.ndarray, *, speaker: int | None =
            if config.uses_mel else None)
     spk = torch.tensor([speaker or 0], device=device) if config.uses_speaker else None
     if config.lpc_order:  # the predictions read the quantized samples, as sampling does
-        predicted = torch.from_numpy(sample_predictions(
-            codes.cpu().numpy(), mel.double().cpu().numpy(), config)).to(device)
+        values = decode(codes.cpu().numpy(), config).astype(np.float64)
+        predicted = predictions(values, coefficients(mel.double().cpu().numpy(), config),
+                                config.hop_length)
     context = math.ceil(config.receptive_field / hop) * hop
     chunk = max(math.ceil(chunk / hop) * hop, hop)
     out = np.empty(n, dtype=np.float64)
@@ -65,11 +66,11 @@ def target_log_probs(model: WaveNet, audio: np.ndarray, *, speaker: int | None =
         first = max(start - context, 0)
         window = inputs[first:stop][None]
         frames = mel[:, first // hop: stop // hop][None] if mel is not None else None
-        window_predicted = predicted[None, first:stop] if config.lpc_order else None
-        output = model(window, frames, spk, predicted=window_predicted)[:, :, start - first:]
+        output = model(window, frames, spk)[:, :, start - first:]
         if config.lpc_order:
-            out[start:stop] = sample_log_probs(output, predicted[None, start:stop],
-                                               codes[None, start:stop], config.classes)[0].cpu().numpy()
+            excitation = torch.log_softmax(output[0].double(), dim=0).T.cpu().numpy()
+            out[start:stop] = sample_log_probs(excitation, predicted[start:stop],
+                                               codes[start:stop].cpu().numpy(), config.classes)
         else:
             out[start:stop] = log_probs(output, targets[None, start:stop], config)[0].cpu().numpy()
     return out, codes.cpu().numpy()

@@ -15,7 +15,6 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-import torch
 
 from reference_model.features import N_FFT, log_mel, mel_basis
 from reference_model.mulaw import mu_law_decode, mu_law_encode
@@ -112,80 +111,25 @@ def predictions(values: np.ndarray, coeffs: np.ndarray, hop: int) -> np.ndarray:
     return np.einsum("...tk,...tk->...t", past, per_sample)
 
 
-def sample_predictions(codes: np.ndarray, log_mel: np.ndarray, config) -> np.ndarray:
-    """The prediction ``p_t`` of every sample of a clip from its mu-law codes and mel frames.
+def excitation_codes(codes: np.ndarray, log_mel: np.ndarray, config) -> np.ndarray:
+    """The training targets of a linear-prediction model: the mu-law codes of the excitation.
 
     The predictor reads the quantized samples (``codes`` decoded), exactly as it does while
-    sampling.
+    sampling, and the excitation is the quantized sample minus its prediction.
 
     Parameters
     ----------
     codes : np.ndarray [shape=(..., n)], int
+        Mu-law codes of the audio.
     log_mel : np.ndarray [shape=(..., n_mels, frames)]
 
     Returns
     -------
-    np.ndarray [shape=(..., n)], float64
+    np.ndarray [shape=(..., n)], int64
     """
     values = mu_law_decode(np.asarray(codes), config.classes).astype(np.float64)
-    return predictions(values, coefficients(log_mel, config), config.hop_length)
-
-
-#: What a predicting network reads at step t beside the code of sample t - 1 (LPCNet's inputs):
-#: the prediction p_t, the sample s_{t-1} and its excitation e_{t-1} = s_{t-1} - p_{t-1},
-#: each as a value (times ``INPUT_SCALE``, which brings typical levels near one) and
-#: mu-law companded (which spreads the quiet ones). Measured on the demo's clips, e_{t-1}
-#: lowers nll_bits by about 0.09 bits; p_t and s_{t-1} alone change nothing.
-NETWORK_INPUTS = 6
-INPUT_SCALE = 4.0
-
-
-@functools.lru_cache(maxsize=4)
-def _decoded(classes: int) -> torch.Tensor:
-    """Every code's value (float64 of the float32 decoding), one table for every caller."""
-    return torch.from_numpy(mu_law_decode(np.arange(classes), classes).astype(np.float64))
-
-
-def input_features(p: torch.Tensor, s: torch.Tensor, e: torch.Tensor, classes: int) -> torch.Tensor:
-    """``[p, s, e]`` (each [batch, time], float64) as [batch, NETWORK_INPUTS, time]: each one
-    times ``INPUT_SCALE``, then mu-law companded, in that order."""
-    values = torch.stack([p, s, e], dim=1).clamp(-1.0, 1.0)
-    mu = classes - 1
-    companded = torch.sign(values) * torch.log1p(mu * values.abs()) / np.log1p(mu)
-    return torch.stack([values * INPUT_SCALE, companded], dim=2).flatten(1, 2)
-
-
-def network_inputs(shifted_codes: torch.Tensor, predicted: torch.Tensor, classes: int) -> torch.Tensor:
-    """The predicting network's extra inputs, aligned with its shifted codes.
-
-    Parameters
-    ----------
-    shifted_codes : Tensor [shape=(batch, time)], long
-        The network's input codes: position t holds the code of sample t - 1 (the model's
-        shift; the start code first).
-    predicted : Tensor [shape=(batch, time)]
-        The prediction of each position's sample, ``p_t``.
-    classes : int
-
-    Returns
-    -------
-    Tensor [shape=(batch, NETWORK_INPUTS, time)], float64
-        Position 0 takes e_{-1} = s_{-1}, as no prediction precedes the window.
-    """
-    p = predicted.double()
-    s = _decoded(classes).to(shifted_codes.device)[shifted_codes]
-    return input_features(p, s, s - torch.nn.functional.pad(p[:, :-1], (1, 0)), classes)
-
-
-def step_inputs(prev: torch.Tensor, predicted: np.ndarray, last_predicted: np.ndarray,
-                classes: int) -> torch.Tensor:
-    """:func:`network_inputs` of one sampling step [batch, NETWORK_INPUTS, 1]: ``prev`` holds
-    the codes of sample t - 1, ``predicted`` p_t and ``last_predicted`` p_{t-1}."""
-    device = prev.device
-    s = _decoded(classes).to(device)[prev]
-    p = torch.from_numpy(np.asarray(predicted, dtype=np.float64)).to(device)
-    p_last = torch.from_numpy(np.asarray(last_predicted, dtype=np.float64)).to(device)
-    return input_features(p[:, None], s[:, None], (s - p_last)[:, None], classes)
+    p = predictions(values, coefficients(log_mel, config), config.hop_length)
+    return mu_law_encode(np.clip(values - p, -1.0, 1.0), config.classes).astype(np.int64)
 
 
 class Synthesis:
@@ -207,27 +151,19 @@ class Synthesis:
         tail = values[:, ::-1][:, :order]  # newest first
         self.history = np.zeros((coeffs.shape[0], order))
         self.history[:, :tail.shape[1]] = tail
-        self._predicted = (None, None)  # (t, p_t)
-
-    def predict(self, t: int) -> np.ndarray:
-        """The prediction ``p_t`` of every stream (float64), from the samples before ``t``."""
-        if self._predicted[0] != t:
-            self._predicted = (t, np.einsum("bk,bk->b", self.coeffs[:, t // self.hop],
-                                            self.history))
-        return self._predicted[1]
 
     def next_codes(self, t: int, excitation: np.ndarray) -> np.ndarray:
         """The codes of sample ``t`` (counted from the start of the prime) of every stream."""
         e = mu_law_decode(np.asarray(excitation), self.classes).astype(np.float64)
-        p = self.predict(t)
+        p = np.einsum("bk,bk->b", self.coeffs[:, t // self.hop], self.history)
         codes = mu_law_encode(np.clip(p + e, -1.0, 1.0), self.classes).astype(np.int64)
         self.history[:, 1:] = self.history[:, :-1]  # in place: this runs once per sample
         self.history[:, 0] = mu_law_decode(codes, self.classes)
         return codes
 
 
-def sample_log_probs(excitation_logits: torch.Tensor, predicted: torch.Tensor,
-                     codes: torch.Tensor, classes: int) -> torch.Tensor:
+def sample_log_probs(excitation_log_probs: np.ndarray, predicted: np.ndarray, codes: np.ndarray,
+                     classes: int) -> np.ndarray:
     """ln p(code_t) of each sample's own mu-law code under a linear-prediction model.
 
     The model's softmax is over the excitation's codes. Each code's probability is spread
@@ -235,41 +171,38 @@ def sample_log_probs(excitation_logits: torch.Tensor, predicted: torch.Tensor,
     -1 and 1), shifted by the prediction, and the sample code's probability is the mass that
     falls in its bin (the outer bins also take what lies beyond -1 and 1, as sampling clips).
     This is a distribution over the sample's codes that sums to one at every step, so its
-    bits compare with those of a model that predicts the codes directly; it is also the
-    training loss, so training minimizes the figure that ``nll_bits`` reports. The mass is
-    linear in the softmax's probabilities, so gradients flow through it. Masses below
-    float64's smallest normal number count as that number (-708 nats), which keeps a
-    training loss finite.
+    bits compare with those of a model that predicts the codes directly.
 
     Parameters
     ----------
-    excitation_logits : Tensor [shape=(batch, classes, time)]
-        The network's output (unnormalized); computed on in float64.
-    predicted : Tensor [shape=(batch, time)]
-        The predictions ``p_t`` (:func:`sample_predictions`).
-    codes : Tensor [shape=(batch, time)], long
+    excitation_log_probs : np.ndarray [shape=(n, classes)]
+        Normalized log-probabilities of the excitation codes.
+    predicted : np.ndarray [shape=(n,)]
+        The predictions ``p_t``.
+    codes : np.ndarray [shape=(n,)], int
         The samples' own codes.
     classes : int
 
     Returns
     -------
-    Tensor [shape=(batch, time)], float64
+    np.ndarray [shape=(n,)], float64
     """
-    probs = torch.softmax(excitation_logits.double(), dim=1)
-    cumulative = torch.nn.functional.pad(torch.cumsum(probs, dim=1), (0, 0, 1, 0))
-    edges = torch.from_numpy(code_edges(classes)).to(probs.device)
-    predicted = predicted.to(probs.device, torch.float64)
+    edges = code_edges(classes)
+    probs = np.exp(np.asarray(excitation_log_probs, dtype=np.float64))
+    cumulative = np.concatenate([np.zeros((len(probs), 1)), np.cumsum(probs, axis=1)], axis=1)
+    rows = np.arange(len(probs))
 
     def mass_below(x):  # P(excitation < x), linear within each bin
-        x = x.clamp(-1.0, 1.0).contiguous()
-        k = (torch.searchsorted(edges, x, right=True) - 1).clamp(0, classes - 1)
+        x = np.clip(x, -1.0, 1.0)
+        k = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, classes - 1)
         within = (x - edges[k]) / (edges[k + 1] - edges[k])
-        return (cumulative.gather(1, k[:, None])[:, 0]
-                + probs.gather(1, k[:, None])[:, 0] * within)
+        return cumulative[rows, k] + probs[rows, k] * within
 
-    lower = torch.where(codes == 0, 0.0, mass_below(edges[codes] - predicted))
-    upper = torch.where(codes == classes - 1, 1.0, mass_below(edges[codes + 1] - predicted))
-    return torch.log((upper - lower).clamp_min(torch.finfo(torch.float64).tiny))
+    codes = np.asarray(codes)
+    lower = np.where(codes == 0, 0.0, mass_below(edges[codes] - predicted))
+    upper = np.where(codes == classes - 1, 1.0, mass_below(edges[codes + 1] - predicted))
+    with np.errstate(divide="ignore"):
+        return np.log(np.maximum(upper - lower, 0.0))
 
 
 def code_edges(classes: int) -> np.ndarray:
@@ -303,10 +236,11 @@ def white_excitation_copy(audio: np.ndarray, config, seed: int) -> np.ndarray:
     codes = mu_law_encode(np.asarray(audio[:n]), config.classes)
     mel = log_mel(np.asarray(audio[:n]), config)
     values = mu_law_decode(codes, config.classes).astype(np.float64)
-    excitation = values - sample_predictions(codes, mel, config)
+    coeffs = coefficients(mel, config)
+    excitation = values - predictions(values, coeffs, hop)
     level = np.sqrt(np.mean(excitation.reshape(-1, hop) ** 2, axis=1))
     noise = np.random.default_rng(seed).standard_normal(n) * np.repeat(level, hop)
-    synthesis = Synthesis(coefficients(mel, config)[None], np.zeros((1, 0), np.int64), config)
+    synthesis = Synthesis(coeffs[None], np.zeros((1, 0), np.int64), config)
     out = np.empty(n, dtype=np.int64)
     for t in range(n):
         e = mu_law_encode(np.clip(noise[t:t + 1], -1.0, 1.0), config.classes)

@@ -7,7 +7,6 @@ from torch import nn
 
 from reference_model.codes import linear_values
 from reference_model.config import ModelConfig, upsample_factors
-from reference_model.linear_prediction import NETWORK_INPUTS, network_inputs
 from wavebench_base.errors import InputError
 
 # Log-mel frames (natural log, floor ln 1e-5 = -11.5) are brought near zero mean and unit
@@ -89,9 +88,6 @@ class WaveNet(nn.Module):
         self.config = config
         c = config
         self.start = nn.Conv1d(c.in_channels, c.residual_channels, 1)  # one-hot or scalar input
-        # a predicting model also reads its prediction, last sample and last excitation
-        self.lpc_inputs = (nn.Conv1d(NETWORK_INPUTS, c.residual_channels, 1)
-                           if c.lpc_order else None)
         self.layers = nn.ModuleList(ResidualLayer(c, d) for d in c.dilations)
         self.end1 = nn.Conv1d(c.skip_channels, c.end_channels, 1)
         self.end2 = nn.Conv1d(c.end_channels, c.out_channels, 1)
@@ -121,15 +117,6 @@ class WaveNet(nn.Module):
             return self.start(values.to(self.start.weight.dtype).unsqueeze(1))
         weight = self.start.weight[:, :, 0].t()  # [classes, R]
         return (F.embedding(codes, weight) + self.start.bias).transpose(1, 2)
-
-    def embed_inputs(self, shifted: torch.Tensor, predicted: torch.Tensor | None) -> torch.Tensor:
-        """The first layer's input: :meth:`embed_codes`, plus for a predicting model a 1x1
-        convolution of :func:`~reference_model.linear_prediction.network_inputs`."""
-        x = self.embed_codes(shifted)
-        if self.lpc_inputs is None:
-            return x
-        extra = network_inputs(shifted, predicted, self.config.classes)
-        return x + self.lpc_inputs(extra.to(self.lpc_inputs.weight.dtype))
 
     def normalize_mel(self, mel: torch.Tensor) -> torch.Tensor:
         """Log-mel frames as the network sees them (see ``MEL_SHIFT``)."""
@@ -162,7 +149,7 @@ class WaveNet(nn.Module):
             skip_sum = skip_sum * self.config.skip_scale
         return self.end2(F.relu(self.end1(F.relu(skip_sum))))
 
-    def check_inputs(self, codes, cond, speaker, predicted=None):
+    def check_inputs(self, codes, cond, speaker):
         c = self.config
         if codes.dim() != 2:
             raise InputError(f"codes must be [batch, time], got shape {tuple(codes.shape)}")
@@ -177,14 +164,9 @@ class WaveNet(nn.Module):
                                  f"for {codes.shape[-1]} samples at hop {c.hop_length}")
         if c.uses_speaker and speaker is None:
             raise InputError("this model is speaker-conditioned: pass speaker ids")
-        if c.lpc_order and (predicted is None or predicted.shape != codes.shape):
-            got = "none" if predicted is None else f"shape {tuple(predicted.shape)}"
-            raise InputError(f"this model predicts from its mel frames: pass the predictions "
-                             f"of its samples, shaped as the codes {tuple(codes.shape)} (got {got})")
 
     def forward(self, codes: torch.Tensor, cond: torch.Tensor | None = None,
-                speaker: torch.Tensor | None = None, *, last: int | None = None,
-                predicted: torch.Tensor | None = None) -> torch.Tensor:
+                speaker: torch.Tensor | None = None, *, last: int | None = None) -> torch.Tensor:
         """Teacher-forced logits.
 
         Parameters
@@ -199,9 +181,6 @@ class WaveNet(nn.Module):
         last : int, optional
             Return only the last ``last`` time steps (training's loss crop): the skip
             connections and the output layers then run on those steps alone.
-        predicted : Tensor [batch, time], optional
-            Each sample's prediction ``p_t``, required for linear-prediction models
-            (:func:`~reference_model.linear_prediction.sample_predictions`).
 
         Returns
         -------
@@ -209,18 +188,18 @@ class WaveNet(nn.Module):
             Unnormalized log-probabilities of each code given the codes before it, or for a
             mixture head its parameters (``reference_model.heads``).
         """
-        self.check_inputs(codes, cond, speaker, predicted)
+        self.check_inputs(codes, cond, speaker)
         if last is not None and not 1 <= last <= codes.shape[-1]:
             raise InputError(f"last must be in 1..{codes.shape[-1]} (the time steps given), "
                              f"got {last}")
         if self.config.uses_mel and self.upsample is None:  # "repeat": the layers repeat frames
             return self.forward_upsampled(codes, self.normalize_mel(cond), speaker, last=last,
-                                          hop=self.config.hop_length, predicted=predicted)
+                                          hop=self.config.hop_length)
         cond_up = self.upsample_cond(cond) if self.config.uses_mel else None
-        return self.forward_upsampled(codes, cond_up, speaker, last=last, predicted=predicted)
+        return self.forward_upsampled(codes, cond_up, speaker, last=last)
 
     def forward_upsampled(self, codes, cond_up=None, speaker=None, *, last: int | None = None,
-                          hop: int = 1, predicted=None) -> torch.Tensor:
+                          hop: int = 1) -> torch.Tensor:
         """As :meth:`forward`, with conditioning already upsampled to one vector per sample
         (or, with ``hop`` > 1, normalized frames that each layer repeats after projecting)."""
         if cond_up is not None and cond_up.shape[-1] * hop != codes.shape[-1]:
@@ -228,7 +207,7 @@ class WaveNet(nn.Module):
                              f"the codes {codes.shape[-1]}")
         first = 0.0 if codes.is_floating_point() else self.start_code
         shifted = F.pad(codes[:, :-1], (1, 0), value=first)
-        x = self.embed_inputs(shifted, predicted)
+        x = self.embed_codes(shifted)
         g = self.speaker_embedding(speaker) if self.speaker_embedding is not None else None
         skip_sum = 0
         for layer in self.layers:

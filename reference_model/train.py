@@ -21,7 +21,6 @@ from reference_model.checkpoint import first_sentence, read_checkpoint, save_che
 from reference_model.config import ModelConfig
 from reference_model.devices import resolve_device
 from reference_model.distributed import Processes
-from reference_model.linear_prediction import sample_log_probs
 from reference_model.model import WaveNet
 from reference_model.train_config import TrainConfig, lr_at
 from wavebench_base.errors import InputError
@@ -36,7 +35,8 @@ EVAL_SEED = 7919  # validation crops come from their own stream, fixed for the w
 
 @dataclass
 class TrainResult:
-    """What a training run produced, with its validation history in bits per sample."""
+    """What a training run produced, with its validation history in bits per sample (``unit``:
+    per excitation code for a linear-prediction model)."""
 
     out_dir: Path
     last_checkpoint: Path
@@ -47,6 +47,12 @@ class TrainResult:
     stopped_early: bool
     samples_per_s: float
     history: list = field(default_factory=list)
+    unit: str = "bits/sample"
+
+
+def validation_unit(config: ModelConfig) -> str:
+    """What the validation loss counts: sample codes, or a predicting model's excitation codes."""
+    return "bits/excitation code" if config.lpc_order else "bits/sample"
 
 
 def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
@@ -62,19 +68,14 @@ def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.O
 
 
 def loss_on(model, batch, crop: int, device) -> torch.Tensor:
-    """Mean negative log-likelihood (nats) of the codes of the last ``crop`` samples of each
-    example (cross-entropy; for a predicting model, through its excitation).
+    """Mean cross-entropy (nats) over the last ``crop`` samples of each example.
 
     ``model`` is a WaveNet or a DistributedDataParallel wrapping one.
     """
-    codes, mel, speaker, predicted = (None if t is None else t.to(device) for t in batch)
+    codes, mel, speaker, targets = (None if t is None else t.to(device) for t in batch)
     config = getattr(model, "module", model).config
-    logits = model(codes, mel, speaker if config.uses_speaker else None, last=crop,
-                   predicted=predicted)
-    if predicted is None:
-        return F.cross_entropy(logits, codes[:, -crop:])
-    # a predicting model: the samples' codes through its excitation (what nll_bits reports)
-    return -sample_log_probs(logits, predicted[:, -crop:], codes[:, -crop:], config.classes).mean()
+    logits = model(codes, mel, speaker if config.uses_speaker else None, last=crop)
+    return F.cross_entropy(logits, targets[:, -crop:])
 
 
 @torch.inference_mode()
@@ -306,7 +307,8 @@ def train(model_config: ModelConfig, config: TrainConfig, data, out_dir, *, resu
     best_bits = state.best_val_loss / LN2 if math.isfinite(state.best_val_loss) else None
     return TrainResult(run.out_dir, run.last_path,
                        run.best_path if run.best_path.exists() else None, state.step,
-                       state.initial_val_bits, best_bits, stopped_early, speed, state.history)
+                       state.initial_val_bits, best_bits, stopped_early, speed, state.history,
+                       validation_unit(run.model_config))
 
 
 def set_up(model_config: ModelConfig, config: TrainConfig, data, out_dir: Path,
@@ -431,7 +433,8 @@ def validate(run: Trainer, state: TrainState) -> bool:
         # the wall time goes to the log only: checkpoints stay equal between runs
         append_log(run.out_dir, {"event": "validation", **record,
                                  "seconds": round(run.seconds(), 3)})
-    run.log(f"step {state.step:>6} | validation {record['val_bits']:.3f} bits/sample")
+    run.log(f"step {state.step:>6} | validation {record['val_bits']:.3f} "
+            f"{validation_unit(run.model_config)}")
     return state.evals_since_best >= config.patience
 
 

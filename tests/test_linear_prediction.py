@@ -1,5 +1,5 @@
-"""Linear prediction from the mel frames (lpc_order > 0): the predictor, the sample likelihood
-that is also the training loss, and the samplers that run it, against scipy and plain loops."""
+"""Linear prediction from the mel frames (lpc_order > 0): the predictor, the excitation targets,
+the sample likelihood and the samplers that run it, against scipy and plain loops."""
 import numpy as np
 import pytest
 import scipy.linalg
@@ -9,26 +9,23 @@ import torch
 from test_sample import SMALL
 
 from reference_model.batches import Cropper
-from reference_model.checkpoint import load_checkpoint, save_checkpoint
+from reference_model.checkpoint import load_checkpoint
 from reference_model.config import ModelConfig
 from reference_model.embedded import embedded_audioset
 from reference_model.features import log_mel
 from reference_model.likelihood import bits_per_sample, target_log_probs
 from reference_model.linear_prediction import (
-    INPUT_SCALE,
     Synthesis,
     code_edges,
     coefficients,
+    excitation_codes,
     levinson,
-    network_inputs,
     predictions,
     sample_log_probs,
-    sample_predictions,
 )
 from reference_model.model import WaveNet
 from reference_model.mulaw import mu_law_decode, mu_law_encode
 from reference_model.sampling import fastest_sampler, generate
-from reference_model.train import loss_on
 from wavebench.cli import main
 from wavebench_base.errors import InputError
 
@@ -68,21 +65,12 @@ def test_the_predictor_from_the_mel_frames_leaves_a_chord_a_quiet_excitation():
     codes = mu_law_encode(chord.audio, 256)
     values = mu_law_decode(codes, 256).astype(np.float64)
     mel = log_mel(chord.audio, TINY_LPC)
-    predicted = predictions(values, coefficients(mel, TINY_LPC), 256)
-    np.testing.assert_array_equal(sample_predictions(codes, mel, TINY_LPC), predicted)
-    excitation = values - predicted
+    excitation = values - predictions(values, coefficients(mel, TINY_LPC), 256)
     gain = 10 * np.log10(np.mean(values ** 2) / np.mean(excitation ** 2))
     print(f"prediction gain on {chord.name}: {gain:.1f} dB")
     assert gain > 15
-
-
-def sample_probs(log_p, predicted, codes):
-    """exp(sample_log_probs) for rows of excitation log-probabilities [n, 256] (numpy in and
-    out; each row is one time step of one stream)."""
-    logits = torch.from_numpy(np.asarray(log_p, dtype=np.float64).T[None])
-    got = sample_log_probs(logits, torch.from_numpy(np.asarray(predicted, dtype=np.float64))[None],
-                           torch.from_numpy(np.asarray(codes))[None], 256)
-    return np.exp(got[0].numpy())
+    np.testing.assert_array_equal(excitation_codes(codes, mel, TINY_LPC),
+                                  mu_law_encode(np.clip(excitation, -1, 1), 256))
 
 
 def test_sample_probabilities_sum_to_one_and_equal_the_excitations_without_a_prediction():
@@ -91,66 +79,26 @@ def test_sample_probabilities_sum_to_one_and_equal_the_excitations_without_a_pre
     log_p = logits - scipy.special.logsumexp(logits, axis=1, keepdims=True)
     every_code = np.arange(256)
     for p in (0.0, 0.013, -0.4, 0.97):
-        total = [sample_probs(np.repeat(log_p[i:i + 1], 256, 0), np.full(256, p),
-                              every_code).sum() for i in range(5)]
+        total = [np.exp(sample_log_probs(np.repeat(log_p[i:i + 1], 256, 0), np.full(256, p),
+                                         every_code, 256)).sum() for i in range(5)]
         np.testing.assert_allclose(total, 1.0, rtol=0, atol=1e-12)
     codes = rng.integers(0, 256, 5)
-    np.testing.assert_allclose(sample_probs(log_p, np.zeros(5), codes),
-                               np.exp(log_p[np.arange(5), codes]), rtol=1e-12, atol=0)
+    np.testing.assert_allclose(sample_log_probs(log_p, np.zeros(5), codes, 256),
+                               log_p[np.arange(5), codes], rtol=0, atol=1e-12)
 
 
 def test_a_shifted_excitation_bin_splits_its_probability_by_overlap_worked_by_hand():
     edges = code_edges(256)
-    log_p = np.full((1, 256), -800.0)  # exp underflows to exactly zero in float64
+    log_p = np.full((1, 256), -np.inf)
     log_p[0, 200] = 0.0  # all mass on excitation code 200, bin [edges[200], edges[201]]
     width = edges[201] - edges[200]
     # shift by a quarter of its width: the sample bin of code 200 keeps three quarters, as long
     # as the sample bins there are wider than the shift (they grow away from zero)
     shift = width / 4
-    np.testing.assert_allclose(sample_probs(log_p, [shift], [200]), [0.75], rtol=0, atol=1e-12)
-    np.testing.assert_allclose(sample_probs(log_p, [shift], [201]), [0.25], rtol=0, atol=1e-12)
-    # a sample code that no excitation can reach gets the floor, not -inf
-    assert np.log(sample_probs(log_p, [shift], [10]))[0] == pytest.approx(-708.4, abs=0.1)
-
-
-def test_the_sample_likelihood_has_the_gradient_of_its_finite_differences():
-    """It is the training loss: check autograd's gradient against finite differences."""
-    rng = np.random.default_rng(3)
-    logits = torch.tensor(rng.standard_normal((2, 256, 6)), requires_grad=True)
-    predicted = torch.tensor(rng.uniform(-0.3, 0.3, (2, 6)))
-    codes = torch.tensor(rng.integers(90, 166, (2, 6)))
-    assert torch.autograd.gradcheck(
-        lambda x: sample_log_probs(x, predicted, codes, 256).sum(), (logits,))
-
-
-def test_network_inputs_are_the_prediction_the_last_sample_and_its_excitation_by_hand():
-    shifted = torch.tensor([[128, 200, 60]])  # the start code, then samples 0 and 1
-    predicted = torch.tensor([[0.01, 0.2, -0.05]], dtype=torch.float64)  # p_0, p_1, p_2
-    got = network_inputs(shifted, predicted, 256)
-    s = mu_law_decode(np.array([128, 200, 60]), 256).astype(np.float64)
-    e = s - np.array([0.0, 0.01, 0.2])  # s_{t-1} - p_{t-1}; no prediction before the window
-    compand = lambda v: np.sign(v) * np.log1p(255 * np.abs(v)) / np.log(256)  # noqa: E731
-    for row, value in enumerate((predicted[0].numpy(), s, e)):
-        np.testing.assert_allclose(got[0, 2 * row], INPUT_SCALE * value, rtol=1e-12, atol=1e-15)
-        np.testing.assert_allclose(got[0, 2 * row + 1], compand(value), rtol=1e-12, atol=1e-15)
-
-
-def test_a_predicting_model_needs_its_predictions_and_reads_them_causally():
-    torch.manual_seed(0)
-    model = WaveNet(TINY_LPC).eval().double()
-    rng = np.random.default_rng(4)
-    codes = torch.tensor(rng.integers(0, 256, (1, 512)))
-    mel = torch.tensor(rng.standard_normal((1, 40, 2)) - 4)
-    with pytest.raises(InputError, match="pass the predictions of its samples"):
-        model(codes, mel)
-    predicted = torch.tensor(rng.uniform(-0.2, 0.2, (1, 512)))
-    with torch.no_grad():
-        before = model(codes, mel, predicted=predicted)
-        changed = predicted.clone()
-        changed[0, 300] += 0.1  # p_300 reaches outputs 300 (itself) and 301 (e_300) onwards
-        after = model(codes, mel, predicted=changed)
-    torch.testing.assert_close(after[..., :300], before[..., :300], rtol=0, atol=0)
-    assert not torch.allclose(after[..., 300], before[..., 300])
+    got = np.exp(sample_log_probs(log_p, np.array([shift]), np.array([200]), 256))[0]
+    np.testing.assert_allclose(got, 0.75, rtol=0, atol=1e-12)
+    rest = np.exp(sample_log_probs(log_p, np.array([shift]), np.array([201]), 256))[0]
+    np.testing.assert_allclose(rest, 0.25, rtol=0, atol=1e-12)
 
 
 def lpc_case(seed=0):
@@ -222,38 +170,21 @@ def test_configs_that_cannot_predict_are_refused(change, message):
         SMALL_LPC.replace(**change)
 
 
-def test_training_crops_carry_the_predictions_also_for_a_level_changed_crop():
+def test_training_targets_are_the_excitation_codes_also_for_a_level_changed_crop():
     data = embedded_audioset(n_clips=6)
     crops = Cropper(data.train, TINY_LPC, 1024)
-    codes, mel, _, predicted = crops.batch(np.random.default_rng(0), 4)
-    assert predicted.dtype == torch.float64 and predicted.shape == codes.shape
+    codes, mel, _, targets = crops.batch(np.random.default_rng(0), 4)
     for i, utterance in enumerate(data.train):
-        whole = sample_predictions(crops.codes[i], crops.mels[i], TINY_LPC)
-        np.testing.assert_array_equal(crops.predicted[i], whole)
-    # a crop whose level was changed: its predictions, computed from the frames before it,
-    # equal those of the whole clip at that level
+        whole = excitation_codes(crops.codes[i], crops.mels[i], TINY_LPC)
+        np.testing.assert_array_equal(crops.targets[i], whole)
+    # a crop whose level was changed: its targets, computed from the frames before it, equal
+    # those of the whole clip at that level
     gain, start = 0.5, 1024
     quieter = mu_law_encode(crops.audio[1] * gain, 256)
-    whole = sample_predictions(quieter, crops.mels[1] + np.float32(np.log(gain)), TINY_LPC)
-    np.testing.assert_array_equal(crops._gained_predictions(1, start, gain),
+    whole = excitation_codes(quieter, crops.mels[1] + np.float32(np.log(gain)), TINY_LPC)
+    np.testing.assert_array_equal(crops._gained_targets(1, start, gain),
                                   whole[start:start + 1024])
-    assert Cropper(data.train, SMALL.replace(n_mels=40, cond="mel"), 1024).batch(
-        np.random.default_rng(0), 2)[3] is None  # a model without a predictor gets none
-
-
-def test_the_training_loss_is_the_likelihood_that_nll_bits_reports():
-    """Training minimizes the figure reported: the loss on a crop equals the mean negative
-    sample log-likelihood that target_log_probs gives over the same samples."""
-    torch.manual_seed(0)
-    model = WaveNet(TINY_LPC).eval()
-    audio = embedded_audioset(n_clips=5).train[2].audio[:2048]
-    log_probs, codes = target_log_probs(model, audio)
-    mel = torch.from_numpy(log_mel(audio, TINY_LPC))[None]
-    predicted = torch.from_numpy(sample_predictions(codes, mel[0].double().numpy(), TINY_LPC))
-    batch = (torch.from_numpy(codes)[None], mel, torch.zeros(1).long(), predicted[None])
-    with torch.no_grad():
-        loss = loss_on(model, batch, 1024, "cpu").item()
-    assert loss == pytest.approx(-np.mean(log_probs[-1024:]), rel=1e-9)
+    assert not torch.equal(codes, targets)
 
 
 def test_likelihood_of_a_predicting_model_is_finite_and_does_not_depend_on_chunks():
@@ -268,20 +199,12 @@ def test_likelihood_of_a_predicting_model_is_finite_and_does_not_depend_on_chunk
     assert 0 < bits_per_sample(log_probs) < 16
 
 
-def test_train_command_trains_a_predicting_model(tmp_path, capsys):
+def test_train_command_trains_a_predicting_model_and_names_its_unit(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["train", "--preset", "tiny", "--cond", "mel", "--lpc-order", "16", "--steps", "4",
                  "--eval-every", "2", "-o", str(out), "--no-progress"]) == 0
     printed, log = capsys.readouterr()
-    assert "bits/sample (lower is better)" in printed
-    assert "step      4 | validation" in log and "bits/sample" in log
+    assert "bits/excitation code (lower is better)" in printed
+    assert "step      4 | validation" in log and "bits/excitation code" in log
     model, _ = load_checkpoint(out / "best.pt")
     assert model.config.lpc_order == 16 and model.config.n_mels == 80
-
-
-def test_a_predicting_checkpoint_without_the_networks_extra_inputs_is_refused_with_a_hint(tmp_path):
-    state = WaveNet(TINY_LPC).state_dict()
-    del state["lpc_inputs.weight"], state["lpc_inputs.bias"]  # as saved before 2026-12-07
-    save_checkpoint(tmp_path / "old.pt", config=TINY_LPC, model_state=state, step=1)
-    with pytest.raises(InputError, match="lpc_inputs.weight is missing .*train it again"):
-        load_checkpoint(tmp_path / "old.pt")

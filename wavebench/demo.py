@@ -178,13 +178,15 @@ def preface(model, steps: int, train_seconds: float) -> str:
     split = (
         f"It splits the work as LPCNet does: an all-pole filter of order {config.lpc_order}, read "
         "from each mel frame, predicts every sample from the ones before it, and the network "
-        "models only what the filter leaves, the excitation, reading as LPCNet's does the "
-        "prediction and the last excitation beside the last sample. The filter carries the spectral "
+        "models only what the filter leaves, the excitation. The filter carries the spectral "
         f"envelope, and with it most of the copies' MCD and mel L1: {PREDICTOR_ONLY} is that "
         "filter driven by white noise at each frame's excitation level, what the copies would be "
         "had the network learned the level alone, so the distance from it to "
         f"{SYSTEM} is what the network adds. "
     ) if config.lpc_order else ""
+    curve = ("validation bits per excitation code (what the network predicts; nll_bits in the "
+             "tables scores the samples' own codes)") if config.lpc_order else \
+        "validation bits per sample"
     return (
         f"The demo's WaveNet is deliberately tiny: {config.blocks} x {config.layers} layers, "
         f"{config.residual_channels} residual channels, {parameter_count(config):,} parameters, a "
@@ -202,7 +204,7 @@ def preface(model, steps: int, train_seconds: float) -> str:
         "sample on these four clips, the entropy of their -50 dBFS noise after mu-law coding "
         "(8 bits is a uniform guess). The model's copies are sampled at temperature "
         f"{PRESETS['tiny'].temperature:g}, the tiny preset's, which trades some variety for less "
-        "noise. The training curve at the end shows validation bits per sample against wall time."
+        f"noise. The training curve at the end shows {curve} against wall time."
     )
 
 

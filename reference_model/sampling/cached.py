@@ -2,7 +2,6 @@
 step, in eager torch on any device."""
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from reference_model.model import WaveNet
@@ -15,7 +14,6 @@ from reference_model.sampling.state import (
     after_step,
     cached_logits_step,
     cond_terms,
-    lpc_input_step,
     prime_history,
     sample_codes,
     speaker_bias,
@@ -41,19 +39,13 @@ def run_cached(model: WaveNet, inputs: Inputs, *, dtype, device, progress=None, 
     prev = inputs.prime[:, -1] if p else torch.full((inputs.batch,), model.start_code, device=device)
     logits_out = [] if keep_logits else None
     synthesis = inputs.synthesis(model.config)
-    if synthesis is not None:  # the prediction of the sample before the first step
-        last = (inputs.prime_predictions(model.config)[:, -1].cpu().numpy() if p
-                else np.zeros(inputs.batch))
     for t0 in range(p, p + n, CHUNK):
         t1 = min(t0 + CHUNK, p + n)
         cond = cond_terms(w, inputs.cond_up, t0, t1)
         for t in range(t0, t1):
             bias = base if cond is None else base + cond[t - t0]
-            x = w["emb"][prev]
-            if synthesis is not None:
-                x = x + lpc_input_step(model, prev, synthesis.predict(t), last)
-                last = synthesis.predict(t)
-            logits = cached_logits_step(w, state, x, t, bias, model.config.residual_scale)
+            logits = cached_logits_step(w, state, w["emb"][prev], t, bias,
+                                        model.config.residual_scale)
             drawn = draw_next(logits, uniforms[:, t - p], temperature=inputs.temperature,
                               config=model.config)
             prev = sample_codes(synthesis, t, drawn)

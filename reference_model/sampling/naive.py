@@ -20,20 +20,12 @@ def run_naive(model: WaveNet, inputs: Inputs, *, dtype, device, progress=None, c
     uniforms = torch.from_numpy(inputs.uniforms).to(device)
     logits_out = [] if keep_logits else None
     synthesis = inputs.synthesis(model.config)
-    if synthesis is not None:  # a predicting model also reads every sample's prediction
-        predicted = torch.zeros(inputs.batch, p + n, dtype=torch.float64, device=device)
-        predicted[:, :p] = inputs.prime_predictions(model.config)
     for t in range(p, p + n):
         # A window of rf + 1 codes: the first one (replaced by the start code in the model's
         # shift) lies outside the receptive field of the last output.
         s = max(0, t - rf)
         cond = None if inputs.cond_up is None else inputs.cond_up[:, :, s:t + 1]
-        window_predicted = None
-        if synthesis is not None:
-            predicted[:, t] = torch.from_numpy(synthesis.predict(t))
-            window_predicted = predicted[:, s:t + 1]
-        logits = model.forward_upsampled(codes[:, s:t + 1], cond, inputs.speaker,
-                                         predicted=window_predicted)[:, :, -1]
+        logits = model.forward_upsampled(codes[:, s:t + 1], cond, inputs.speaker)[:, :, -1]
         drawn = draw_next(logits, uniforms[:, t - p], temperature=inputs.temperature,
                           config=model.config)
         codes[:, t] = sample_codes(synthesis, t, drawn)

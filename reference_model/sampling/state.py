@@ -16,9 +16,8 @@ import torch
 import torch.nn.functional as F
 
 from reference_model.codes import linear_values
-from reference_model.linear_prediction import Synthesis, coefficients, predictions, step_inputs
+from reference_model.linear_prediction import Synthesis, coefficients
 from reference_model.model import WaveNet
-from reference_model.mulaw import mu_law_decode
 from reference_model.sampling.randomness import check_temperature, draw_uniforms
 from wavebench_base.errors import InputError
 
@@ -45,15 +44,6 @@ class Inputs:
         if self.lpc is None:
             return None
         return Synthesis(self.lpc, self.prime.cpu().numpy(), config)
-
-    def prime_predictions(self, config) -> torch.Tensor | None:
-        """The predictor's ``p_t`` over the prime [batch, P] float64, on its device, for a
-        linear-prediction model (else None)."""
-        if self.lpc is None:
-            return None
-        values = mu_law_decode(self.prime.cpu().numpy(), config.classes).astype(np.float64)
-        return torch.from_numpy(predictions(values, self.lpc, config.hop_length)).to(
-            self.prime.device)
 
     @property
     def batch(self) -> int:
@@ -116,14 +106,6 @@ def prepare_inputs(model: WaveNet, n_samples: int, *, batch: int, temperature: f
                   int(n_samples), float(temperature), lpc)
 
 
-def lpc_input_step(model: WaveNet, prev: torch.Tensor, predicted: np.ndarray,
-                   last_predicted: np.ndarray) -> torch.Tensor:
-    """A predicting model's extra first-layer input for one step [batch, residual_channels]:
-    ``prev`` holds the codes of sample t - 1, ``predicted`` p_t and ``last_predicted`` p_{t-1}."""
-    extra = step_inputs(prev, predicted, last_predicted, model.config.classes)
-    return model.lpc_inputs(extra.to(model.lpc_inputs.weight.dtype))[:, :, 0]
-
-
 def sample_codes(synthesis: Synthesis | None, t: int, drawn: torch.Tensor) -> torch.Tensor:
     """The codes of sample ``t``: those drawn, or for a linear-prediction model the samples
     that its predictor makes of the drawn excitation codes."""
@@ -156,8 +138,7 @@ def prime_history(model: WaveNet, inputs: Inputs) -> list:
     shifted = F.pad(inputs.prime[:, :-1], (1, 0), value=model.start_code)[:, start:]
     cond = None if inputs.cond_up is None else inputs.cond_up[:, :, start:p]
     g = None if inputs.speaker is None else model.speaker_embedding(inputs.speaker)
-    predicted = inputs.prime_predictions(model.config)
-    x = model.embed_inputs(shifted, None if predicted is None else predicted[:, start:])
+    x = model.embed_codes(shifted)
     history = []
     for layer, span in zip(model.layers, spans):
         history.append(F.pad(x, (max(0, span - x.shape[-1]), 0))[:, :, -span:])

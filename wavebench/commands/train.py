@@ -94,6 +94,6 @@ def train_command(data, out_dir, preset, config_file, cond, lpc_order, resume, n
         return 0
     if result.initial_val_bits is not None and result.best_val_bits is not None:
         click.echo(f"validation: {result.initial_val_bits:.3f} -> {result.best_val_bits:.3f} "
-                   f"bits/sample (lower is better); {result.samples_per_s:,.0f} samples/s")
+                   f"{result.unit} (lower is better); {result.samples_per_s:,.0f} samples/s")
     best = result.best_checkpoint or result.last_checkpoint
     click.echo(f"checkpoint: {best}")
