@@ -55,11 +55,12 @@ def test_demo_runs_end_to_end_and_repeats_itself(tmp_path, capsys):
     speed = pd.read_csv(tmp_path / "a" / "speed" / "speed.csv")
     assert set(speed["sampler"]) == {"naive", "cached", "fused"}
     assert "open " in out and "report.html" in out
-    # after 30 steps a copy may clip (the predictor's filter rings on a wild excitation): the
-    # packet is then skipped in one line; the 300-step demo builds it (the test below)
+    # a noise-excited copy of a loud clip can reach full scale (the predictor alone, on white
+    # noise, clips formants_014), so whether a copy clips depends on the draw: the packet is
+    # then skipped in one line; the 300-step demo's draw builds it (the test below)
     packet = (tmp_path / "a" / "mos" / "packet" / "index.html").exists()
     assert packet == ("listening test: open" in out)
-    assert packet or "MOS packet skipped" in err and "clipped" in err
+    assert packet or ("MOS packet skipped" in err and "clipped" in err)
     # the same seed gives the same report: every table but the clocks
     assert main(["demo", "-o", str(tmp_path / "b"), "--steps", "30", "--no-progress"]) == 0
     again = tmp_path / "b" / "report"
@@ -82,7 +83,7 @@ DOCUMENTED = {"mcd": 5.0, "mel_l1": 0.8}
 @pytest.mark.slow
 def test_the_trained_demo_model_beats_an_untrained_one(tmp_path):
     result = run_demo(tmp_path, progress=False, log=lambda _line: None)
-    assert result.mos_page is not None and result.mos_page.exists()  # no copy clips
+    assert result.mos_page is not None and result.mos_page.exists()  # no copy clipped
     trained = pd.read_csv(result.out_dir / "report" / "summary.csv").set_index(
         ["system", "metric"])["mean"].xs("tiny")
     torch.manual_seed(0)
