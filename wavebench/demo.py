@@ -36,9 +36,10 @@ from wavebench_base.errors import InputError
 CHECK_SECONDS = {"cached": 0.25, "naive": 0.016}
 #: The demo model's predictor order (``lpc_order``, LPCNet's split): an all-pole filter read
 #: from each mel frame shapes the spectrum and the network models what it leaves. Measured with
-#: benchmarks/demo_quality.py on a 2-core AMD EPYC (family 25 model 1, AVX2), 300 steps: copies
-#: scored MCD 3.21 dB and mel L1 0.50 at order 128, 4.28 and 0.66 at 64, and 8.8 and 1.44 with
-#: no predictor (the network alone, 40 mel bands).
+#: benchmarks/demo_quality.py on a 2-core AMD EPYC (family 25 model 1, AVX2), 300 steps: with 80
+#: mel bands, copies scored MCD 3.21 dB and mel L1 0.50 at order 128, 4.28 and 0.66 at 64, and
+#: 8.8 and 1.44 with no predictor (the network alone, 40 mel bands); the tiny preset's 256 bands
+#: give the order-128 filter finer spectra (MCD 3.09, mel L1 0.46, nll_bits 2.97 against 3.20).
 DEMO_LPC_ORDER = 128
 #: The demo model's copies, as the report names them.
 SYSTEM = "tiny"
@@ -118,17 +119,34 @@ def crop_references(references: list[Path], out_dir: Path, seconds: float, rate:
 def build_mos_packet(out_dir: Path, references: dict, generated: Path, rate: int, log):
     """A small ACR packet: the references, the model's copies and the 8-bit mu-law oracle.
 
-    Returns the packet's offline page, or None (with the reason logged) when a clip is refused,
-    for example a copy from a briefly trained model that clips.
+    A copy the packet would refuse (one that clips: a noise-excited copy of a loud clip can
+    reach full scale, and whether it does depends on the draw) leaves its item out, with the
+    reason logged, rather than losing the packet. Three conditions need three rated items, so
+    with four clips one is the hold-out (calibration, gold and trap trials play its natural
+    audio); with one left out, none is; with fewer than three items the packet is skipped.
+    Returns the packet's offline page, or None (with the reason logged).
     """
     from wavebench.mos.packet.build import PacketOptions, build_packet
-    from wavebench_base.errors import InputError
+    from wavebench.mos.packet.inputs import load_clip
 
     oracle = out_dir / "generated" / "oracle_mulaw"
+    items = []
     for path, audio in references.items():
         save_wav(oracle / path.name, oracle_audio("mulaw", audio), rate)
-    options = PacketOptions(reference=f"natural={next(iter(references)).parent}", votes=4, holdout=1,
-                            level="lufs:-23", question="How natural does this audio sound?")
+        try:
+            load_clip(SYSTEM, path.stem, generated / path.name)
+            items.append(path.stem)
+        except InputError as exc:
+            log(f"  {path.stem} left out of the MOS packet: {exc}")
+    conditions = 3  # the copies, the mu-law oracle and the natural references
+    if len(items) < conditions:
+        log(f"  MOS packet skipped: {len(items)} of {len(references)} copies are fit to play, "
+            f"and {conditions} conditions need {conditions} rated items")
+        return None
+    holdout = 1 if len(items) > conditions else 0
+    options = PacketOptions(reference=f"natural={next(iter(references)).parent}", votes=4,
+                            holdout=holdout, items=items, level="lufs:-23",
+                            question="How natural does this audio sound?")
     try:
         result = build_packet([f"{SYSTEM}={generated}", f"oracle_mulaw={oracle}"],
                               out_dir / "mos", options, force=True)  # a rerun keeps the old one
@@ -138,7 +156,8 @@ def build_mos_packet(out_dir: Path, references: dict, generated: Path, rate: int
     if result.backup:
         log(f"  the earlier demo packet, key included, is kept in {result.backup}")
     page = result.out_dir / "packet" / "index.html"
-    log(f"  {result.n_lists} rater lists, {result.minutes_per_session:.1f} min per session: {page}")
+    log(f"  {result.n_lists} rater lists, {result.minutes_per_session:.1f} min per session, "
+        f"{len(items)} items ({holdout or 'no'} hold-out): {page}")
     return page
 
 
