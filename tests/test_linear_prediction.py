@@ -10,7 +10,7 @@ from test_sample import SMALL
 
 from reference_model.batches import Cropper
 from reference_model.checkpoint import load_checkpoint
-from reference_model.config import ModelConfig
+from reference_model.config import PRESETS, ModelConfig
 from reference_model.embedded import embedded_audioset
 from reference_model.features import log_mel
 from reference_model.likelihood import bits_per_sample, target_log_probs
@@ -207,4 +207,4 @@ def test_train_command_trains_a_predicting_model_and_names_its_unit(tmp_path, ca
     assert "bits/excitation code (lower is better)" in printed
     assert "step      4 | validation" in log and "bits/excitation code" in log
     model, _ = load_checkpoint(out / "best.pt")
-    assert model.config.lpc_order == 16 and model.config.n_mels == 80
+    assert model.config.lpc_order == 16 and model.config.n_mels == PRESETS["tiny"].model.n_mels
