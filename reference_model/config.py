@@ -320,10 +320,11 @@ PRESETS: dict[str, Preset] = {
         # 256 mel bands: the demo's predictor (lpc_order) reads its spectrum from them, and the
         # finer the bands, the more of each clip's harmonics it predicts instead of leaving
         # them to the network. Measured with benchmarks/demo_quality.py (300 steps, 2-core AMD
-        # EPYC, family 25 model 1, AVX2): 40 bands gave MCD 5.1 dB, 80 bands 3.2 dB and nll
-        # 3.20 bits, 160 bands 3.03 bits and 256 bands 2.97. Below about 1 kHz 256 bands are
-        # as narrow as the 15.6 Hz bins of the 1024-point FFT under them; the frames are
-        # projected before they are repeated, so the bands cost parameters, not speed.
+        # EPYC, family 25 model 1, AVX2): 40 bands gave MCD 5.1 dB (an earlier session's
+        # run), 80 bands 3.2 dB and nll 3.20 bits, 160 bands 3.03 bits and 256 bands MCD 3.09
+        # dB and nll 2.97 bits. Below about 1 kHz 256 bands are as narrow as the 15.6 Hz bins
+        # of the 1024-point FFT under them; the frames are projected before they are
+        # repeated, so the bands cost parameters, not speed.
         ModelConfig(blocks=2, layers=8, residual_channels=24, dilation_channels=24,
                     skip_channels=64, end_channels=64, n_mels=256, upsample="repeat"),
         temperature=0.6, seconds=1.0,

@@ -150,8 +150,8 @@ def test_predictions_as_sharp_as_the_noise_oracle_cost_about_3_2_bits_on_the_dem
 
 
 def clipped_copies(tmp_path, references, clipped: set):
-    """Copies of the references (their mu-law oracle), those named in ``clipped`` at twice the
-    level and hard-limited, as a sampler limits a copy that overshoots full scale."""
+    """Copies of the references (their mu-law oracle), those named in ``clipped`` scaled to a
+    peak of 2.5 and hard-limited to [-1, 1], as a sampler limits a copy that overshoots."""
     folder = tmp_path / "generated" / "tiny"
     rate = PRESETS["tiny"].model.sample_rate
     for path, audio in references.items():

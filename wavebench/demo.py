@@ -138,7 +138,8 @@ def build_mos_packet(out_dir: Path, references: dict, generated: Path, rate: int
             items.append(path.stem)
         except InputError as exc:
             log(f"  {path.stem} left out of the MOS packet: {exc}")
-    conditions = 3  # the copies, the mu-law oracle and the natural references
+    systems = [f"{SYSTEM}={generated}", f"oracle_mulaw={oracle}"]
+    conditions = len(systems) + 1  # and the natural references
     if len(items) < conditions:
         log(f"  MOS packet skipped: {len(items)} of {len(references)} copies are fit to play, "
             f"and {conditions} conditions need {conditions} rated items")
@@ -148,8 +149,8 @@ def build_mos_packet(out_dir: Path, references: dict, generated: Path, rate: int
                             holdout=holdout, items=items, level="lufs:-23",
                             question="How natural does this audio sound?")
     try:
-        result = build_packet([f"{SYSTEM}={generated}", f"oracle_mulaw={oracle}"],
-                              out_dir / "mos", options, force=True)  # a rerun keeps the old one
+        result = build_packet(systems, out_dir / "mos", options,
+                              force=True)  # a rerun keeps the old one
     except InputError as exc:
         log(f"  MOS packet skipped: {exc}")
         return None
