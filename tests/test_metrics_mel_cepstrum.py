@@ -76,7 +76,7 @@ def _newton_systems(order, alpha, n_frames=80, seed=2):
     periodogram = np.abs(np.fft.rfft(frames)) ** 2 + 1e-6
     init, to_log_spectrum, to_gradient = _operators(1024, order, alpha)
     mc = np.log(periodogram) @ init.T
-    r = (periodogram / np.exp(2.0 * mc @ to_log_spectrum.T)) @ to_gradient.T
+    r = (periodogram / np.exp(2.0 * mc @ to_log_spectrum)) @ to_gradient.T
     return r, (-alpha) ** np.arange(order + 1)
 
 

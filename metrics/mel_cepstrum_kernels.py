@@ -1,0 +1,282 @@
+"""The compiled half of :mod:`metrics.mel_cepstrum`: SPTK's Newton loop, one frame at a time.
+
+Imported on the first ``mcep`` call, so that importing the metrics does not import numba.
+
+Each frame runs the whole loop alone (:func:`newton_frames`): its two products with the cached
+operators, the exponential, the stopping rule and the solve of its Toeplitz-plus-Hankel system.
+Nothing is shared between frames, so a frame's cepstrum does not depend on which frames are
+analysed with it (chunked equals unchunked, bit for bit), and there is no per-iteration Python
+work, gathering of the frames still active, or call into BLAS.
+
+- The products run from the operators' rows, which stay in L2: the log spectrum as a sum of
+  scaled rows (no reduction, so no reordering) and r(k) as dot products, whose sums LLVM may
+  reorder to vectorize them (rounding only: about 1e-15 relative).
+- ``exp`` is a Cody-Waite reduction and a degree-13 Taylor polynomial, with ``2^n`` assembled
+  from its bits, which LLVM vectorizes; numba's own ``np.exp`` is a scalar libm call per bin.
+  Arguments outside the normal range (never met in practice) take ``np.exp``.
+- The solve is a Cholesky factorization (the matrix is the Hessian of SPTK's convex cost, so
+  symmetric positive definite); a pivot that is not positive sends the frame to Gaussian
+  elimination with partial pivoting, as LAPACK's ``gesv`` would solve it.
+"""
+from __future__ import annotations
+
+import numpy as np
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
+
+#: Reductions may be reordered and multiply-adds fused; NaN and infinity keep their meaning.
+_REDUCE = {"reassoc", "contract", "nsz"}
+
+_LOG2E = 1.4426950408889634
+_LN2_HI = 0.693147180369123816490  # 32 significant bits: n * _LN2_HI is exact for |n| < 2^21
+_LN2_LO = 1.90821492927058770002e-10
+_EXP_LOW, _EXP_HIGH = -708.0, 709.0  # 2^n stays a normal number for n in [-1022, 1023]
+
+
+@intrinsic
+def _from_bits(typingctx, bits):
+    """The float64 whose IEEE-754 bits are the int64 ``bits``."""
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+    return types.float64(types.int64), codegen
+
+
+@njit(cache=True, nogil=True, fastmath=_REDUCE, inline="always")
+def _dot(a, b):
+    total = 0.0
+    for k in range(a.shape[0]):
+        total += a[k] * b[k]
+    return total
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def exp_into(x, out):
+    """``out[:] = exp(x)``, to about 1 ulp."""
+    n = x.shape[0]
+    in_range = True
+    for k in range(n):
+        in_range &= (x[k] >= _EXP_LOW) & (x[k] <= _EXP_HIGH)
+    if not in_range:
+        for k in range(n):
+            out[k] = np.exp(x[k])
+        return
+    for k in range(n):
+        whole = np.floor(x[k] * _LOG2E + 0.5)
+        r = (x[k] - whole * _LN2_HI) - whole * _LN2_LO
+        p = 1.0 / 6227020800.0  # Horner from r^13 / 13! down (error under 1e-17 for |r| < 0.35)
+        p = p * r + 1.0 / 479001600.0
+        p = p * r + 1.0 / 39916800.0
+        p = p * r + 1.0 / 3628800.0
+        p = p * r + 1.0 / 362880.0
+        p = p * r + 1.0 / 40320.0
+        p = p * r + 1.0 / 5040.0
+        p = p * r + 1.0 / 720.0
+        p = p * r + 1.0 / 120.0
+        p = p * r + 1.0 / 24.0
+        p = p * r + 1.0 / 6.0
+        p = p * r + 0.5
+        p = p * r + 1.0
+        # 2^n from its bits: the biased exponent n + 1023, above the 52 bits of the mantissa
+        out[k] = (p * r + 1.0) * _from_bits((np.int64(whole) + 1023) << 52)
+
+
+#: Frames a block of :func:`newton_frames` carries through the loop together (the length of
+#: the solve's innermost loops).
+BLOCK = 32
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def solve_lanes(r_t, width, alpha_powers, a, t, h, x, failed):
+    """Solve SPTK's normal equations of the frames in lanes ``0 .. width - 1`` into ``x``.
+
+    Per lane f: x[:, f] = A^-1 b with A[i, j] = t[|i - j|] + h[i + j] and b = r[:m + 1] - alpha^i,
+    where (from ``r_t``, r(k) by coefficient and lane) t[0] = 2 r0, t[d] = r_d + r0 for even
+    d >= 2 and r_d for odd d, and h[s] = r_s - r0 for even s and r_s for odd s. A = U^T U by
+    Cholesky (A is the Hessian of SPTK's convex cost: symmetric positive definite), U in the
+    upper triangle of ``a``. Lanes are the innermost index of every array and loop, and each
+    lane goes through the same element-wise operations in the same order (no sums across
+    lanes, no fused multiply-adds), so its result does not depend on the other lanes. A lane
+    whose factorization meets a pivot that is not positive (``failed``, a bool per lane) is
+    solved again alone by :func:`_eliminate` (Gaussian elimination with partial pivoting).
+    """
+    n = alpha_powers.shape[0]
+    for f in range(width):
+        failed[f] = False
+    for f in range(width):
+        t[0, f] = 2.0 * r_t[0, f]
+    for d in range(1, n):
+        for f in range(width):
+            t[d, f] = r_t[d, f] + r_t[0, f] if d % 2 == 0 else r_t[d, f]
+    for s in range(2 * n - 1):
+        for f in range(width):
+            h[s, f] = r_t[s, f] - r_t[0, f] if s % 2 == 0 else r_t[s, f]
+    for i in range(n):
+        for j in range(i, n):
+            for f in range(width):
+                a[i, j, f] = t[j - i, f] + h[i + j, f]
+    for j in range(n):
+        for f in range(width):
+            pivot = a[j, j, f]
+            if not pivot > 0.0:
+                failed[f] = True
+                pivot = 1.0
+            a[j, j, f] = np.sqrt(pivot)
+        for k in range(j + 1, n):
+            for f in range(width):
+                a[j, k, f] /= a[j, j, f]
+        for i in range(j + 1, n):
+            for k in range(i, n):
+                for f in range(width):
+                    a[i, k, f] -= a[j, i, f] * a[j, k, f]
+    for i in range(n):
+        for f in range(width):
+            x[i, f] = r_t[i, f] - alpha_powers[i]
+    for i in range(n):  # U^T y = b, a row of U at a time
+        for f in range(width):
+            x[i, f] /= a[i, i, f]
+        for k in range(i + 1, n):
+            for f in range(width):
+                x[k, f] -= x[i, f] * a[i, k, f]
+    for i in range(n - 1, -1, -1):  # U x = y
+        for k in range(i + 1, n):
+            for f in range(width):
+                x[i, f] -= a[i, k, f] * x[k, f]
+        for f in range(width):
+            x[i, f] /= a[i, i, f]
+    for f in range(width):
+        if failed[f]:
+            _eliminate(r_t[:, f].copy(), alpha_powers, x[:, f])
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _eliminate(r, alpha_powers, out):
+    """The system of :func:`solve_lanes` for one frame's r(k), solved by Gaussian elimination
+    with partial pivoting, into ``out``."""
+    n = alpha_powers.shape[0]
+    a, x = np.empty((n, n)), np.empty(n)
+    r0 = r[0]
+    for i in range(n):
+        for j in range(n):
+            d, s = abs(i - j), i + j
+            t = 2.0 * r0 if d == 0 else (r[d] + r0 if d % 2 == 0 else r[d])
+            a[i, j] = t + (r[s] - r0 if s % 2 == 0 else r[s])
+        x[i] = r[i] - alpha_powers[i]
+    for j in range(n):
+        pivot = j
+        for i in range(j + 1, n):
+            if abs(a[i, j]) > abs(a[pivot, j]):
+                pivot = i
+        if pivot != j:
+            for k in range(n):
+                a[j, k], a[pivot, k] = a[pivot, k], a[j, k]
+            x[j], x[pivot] = x[pivot], x[j]
+        for i in range(j + 1, n):
+            factor = a[i, j] / a[j, j]
+            for k in range(j, n):
+                a[i, k] -= factor * a[j, k]
+            x[i] -= factor * x[j]
+    for i in range(n - 1, -1, -1):
+        for k in range(i + 1, n):
+            x[i] -= a[i, k] * x[k]
+        x[i] /= a[i, i]
+    for i in range(n):
+        out[i] = x[i]
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def solve_frames(r, alpha_powers, out):
+    """:func:`solve_lanes` for the rows of ``r`` (frames, r(k)), :data:`BLOCK` at a time, into
+    the rows of ``out``."""
+    n = alpha_powers.shape[0]
+    a, t, h = np.empty((n, n, BLOCK)), np.empty((n, BLOCK)), np.empty((2 * n - 1, BLOCK))
+    r_t, x, failed = np.empty((2 * n - 1, BLOCK)), np.empty((n, BLOCK)), np.empty(BLOCK, np.bool_)
+    for low in range(0, r.shape[0], BLOCK):
+        width = min(BLOCK, r.shape[0] - low)
+        for f in range(width):
+            for k in range(2 * n - 1):
+                r_t[k, f] = r[low + f, k]
+        solve_lanes(r_t, width, alpha_powers, a, t, h, x, failed)
+        for f in range(width):
+            for i in range(n):
+                out[low + f, i] = x[i, f]
+
+
+@njit(cache=True, nogil=True, fastmath=_REDUCE, error_model="numpy")
+def _gradient(power, to_log_spectrum, to_gradient, mc, log_model, model, r):
+    """SPTK's r(k) of one frame at ``mc``: the periodogram over the model's power spectrum
+    exp(2 mc @ to_log_spectrum), through ``to_gradient``. ``log_model`` and ``model`` are
+    work arrays of one spectrum."""
+    n_bins = power.shape[0]
+    for k in range(n_bins):  # doubling mc is exact, so it may come before the sum
+        log_model[k] = 0.0
+    for i in range(mc.shape[0]):
+        twice, row = 2.0 * mc[i], to_log_spectrum[i]
+        for k in range(n_bins):
+            log_model[k] += twice * row[k]
+    exp_into(log_model, model)
+    for k in range(n_bins):
+        model[k] = power[k] / model[k]
+    for j in range(r.shape[0]):
+        r[j] = _dot(to_gradient[j], model)
+
+
+@njit(cache=True, nogil=True, fastmath=_REDUCE, error_model="numpy")
+def newton_frames(periodogram, log_periodogram, init, to_log_spectrum, to_gradient, c0_row,
+                  alpha_powers, min_iter, max_iter, threshold, out):
+    """SPTK's initial estimate and Newton-Raphson loop for every frame, into ``out``.
+
+    Frames go :data:`BLOCK` at a time, in lockstep: each iteration computes r(k) of every
+    frame of the block still running (one frame at a time), applies SPTK's stopping rule to
+    each, and solves the systems of those that go on side by side (:func:`solve_lanes`).
+
+    Parameters
+    ----------
+    periodogram, log_periodogram : np.ndarray [shape=(frames, H)]
+        ``|rfft|^2 + eps`` and its logarithm; H = n_fft / 2 + 1.
+    init : np.ndarray [shape=(m + 1, H)]
+    to_log_spectrum : np.ndarray [shape=(m + 1, H)]
+        Row i: what ``mc[i]`` adds to the model's log amplitude at each bin.
+    to_gradient : np.ndarray [shape=(2 m + 1, H)]
+    c0_row : np.ndarray [shape=(H,)]
+        SPTK's first reference value (c[0] of the halved cepstrum) from the log periodogram.
+    alpha_powers : np.ndarray [shape=(m + 1,)]
+    min_iter, max_iter : int
+    threshold : float
+    out : np.ndarray [shape=(frames, m + 1)]
+    """
+    n_bins, n, n_r = periodogram.shape[1], init.shape[0], to_gradient.shape[0]
+    log_model, model, r = np.empty(n_bins), np.empty(n_bins), np.empty(n_r)
+    a, t, h = np.empty((n, n, BLOCK)), np.empty((n, BLOCK)), np.empty((n_r, BLOCK))
+    r_t, x, failed = np.empty((n_r, BLOCK)), np.empty((n, BLOCK)), np.empty(BLOCK, np.bool_)
+    running, previous = np.empty(BLOCK, np.int64), np.empty(BLOCK)
+    for low in range(0, periodogram.shape[0], BLOCK):
+        width = min(BLOCK, periodogram.shape[0] - low)
+        for f in range(width):
+            log_power, mc = log_periodogram[low + f], out[low + f]
+            for i in range(n):
+                mc[i] = _dot(init[i], log_power)
+            previous[f] = _dot(c0_row, log_power)
+            running[f] = f
+        for iteration in range(1, max_iter + 1):
+            going = 0
+            for lane in range(width):
+                f = running[lane]
+                _gradient(periodogram[low + f], to_log_spectrum, to_gradient, out[low + f],
+                          log_model, model, r)
+                if iteration >= min_iter:
+                    if abs((r[0] - previous[f]) / r[0]) < threshold:
+                        continue
+                    previous[f] = r[0]
+                running[going] = f
+                for k in range(n_r):
+                    r_t[k, going] = r[k]
+                going += 1
+            width = going
+            if width == 0:
+                break
+            solve_lanes(r_t, width, alpha_powers, a, t, h, x, failed)
+            for lane in range(width):
+                mc = out[low + running[lane]]
+                for i in range(n):
+                    mc[i] += x[i, lane]
