@@ -129,3 +129,28 @@ def test_mcep_matches_pysptk_to_1e_9_on_speech(order, alpha):
               * np.hamming(1024))
     np.testing.assert_allclose(mcep(frames, order=order, alpha=alpha),
                                _pysptk_mcep(frames, order, alpha), rtol=0, atol=1e-9)
+
+
+def test_compiled_exp_matches_numpy_and_keeps_its_special_values():
+    from metrics.mel_cepstrum_kernels import exp_into
+
+    x = np.random.default_rng(3).uniform(-700.0, 700.0, 4099)
+    out = np.empty_like(x)
+    exp_into(x, out)
+    np.testing.assert_allclose(out, np.exp(x), rtol=5e-16, atol=0)
+    special = np.array([np.nan, 800.0, -800.0, 0.0, 1.0])  # outside the fast range: np.exp
+    exp_into(special, out[:5])
+    np.testing.assert_array_equal(out[:3], [np.nan, np.inf, 0.0])
+    np.testing.assert_allclose(out[3:5], [1.0, np.e], rtol=5e-16, atol=0)
+
+
+def test_a_frame_does_not_depend_on_its_group_or_block():
+    # bit for bit, whatever frames share its group of four, its place in the group, or its
+    # block of 32 (and so whatever iteration its neighbours stop at)
+    audio, _ = soundfile.read(SPEECH / "vm-login.flac")
+    frames = (np.lib.stride_tricks.sliding_window_view(audio * 32768, 1024)[::256]
+              * np.hamming(1024))[:70]
+    whole = mcep(frames, order=23, alpha=0.42)
+    for start, stop in [(1, 70), (2, 9), (3, 4), (30, 35), (31, 64), (5, 6)]:
+        assert mcep(frames[start:stop], order=23, alpha=0.42).tobytes() == \
+            whole[start:stop].tobytes()
