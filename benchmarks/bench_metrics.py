@@ -7,7 +7,7 @@ degrading happen in each worker before the clock starts; every worker scores one
 untimed first (building the cached mel-cepstrum operators). Prints the host's CPU model and vector
 ISA, the CPU time per metric group and of the whole default set beside pystoi's STOI alone on the
 same pairs (best of ``--repeats``; ``--processes 0`` skips the pools), the throughput for each
-pool size, and (with pysptk installed) the vectorized ``mcep`` against
+pool size, and (with pysptk installed) the compiled ``mcep`` against
 pysptk's, frame by frame.
 
 Usage: python benchmarks/bench_metrics.py [--data DIR] [--processes 1,2] [--repeats 3]
@@ -157,7 +157,7 @@ def mcep_against_pysptk(pairs) -> None:
     theirs_s = time.process_time() - start
     seconds = reference.size / rate
     print(f"mcep on {len(windowed)} frames ({seconds:.1f} s at {rate} Hz, order 23, alpha 0.42): "
-          f"vectorized {1000 * ours_s / seconds:.1f} ms CPU per audio second, pysptk "
+          f"compiled {1000 * ours_s / seconds:.1f} ms CPU per audio second, pysptk "
           f"{1000 * theirs_s / seconds:.1f} ms ({theirs_s / ours_s:.0f}x); "
           f"max |difference| {np.max(np.abs(ours - theirs)):.2e}")
 

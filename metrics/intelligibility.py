@@ -4,8 +4,8 @@ pystoi holds every frame, spectrum and 30-frame segment of a pair at once (about
 hour at 16 kHz) and redoes its front end for each measure. Here one front end feeds both back
 ends, and every long array is computed a chunk at a time:
 
-1. resampling to 10 kHz with pystoi's own resampler (``resample_oct``) applied to overlapping
-   pieces, which gives its output sample for sample (:func:`_resample_to_10k`);
+1. resampling to 10 kHz with pystoi's own filter (``resample_oct``'s ``resample_poly``), a
+   compiled dot product per output sample (:func:`_resample_to_10k`);
 2. silence removal by pystoi's rule (frames of the reference more than 40 dB below its loudest
    are dropped from both signals), overlap-adding the kept frames only where a chunk of band
    envelopes needs them (:func:`_kept_frames`, :func:`_overlap_added`);
@@ -13,10 +13,12 @@ ends, and every long array is computed a chunk at a time:
 4. the back ends over chunks of 30-frame segments, each segment's sum kept and the sums added
    at the end.
 
-Each step keeps pystoi's operations in pystoi's order on each frame and segment. What differs is
-rounding: the band sums are taken by :func:`~metrics.framing.rowwise_product` and the final sum
-adds per-segment sums, so the values are pystoi's to about 1e-15 relative (the tests allow
-1e-12), and they do not depend on :data:`~metrics.framing.CHUNK_FRAMES` at all.
+Each step keeps pystoi's operations on each frame and segment. What differs is rounding: the
+resampler's and ESTOI's sums are reordered to vectorize them (compiled,
+:mod:`~metrics.intelligibility_kernels`), the band sums are taken by
+:func:`~metrics.framing.rowwise_product` and the final sum adds per-segment sums, so the values
+are pystoi's to about 1e-15 relative (the tests allow 1e-12), and they do not depend on
+:data:`~metrics.framing.CHUNK_FRAMES` at all.
 
 ESTOI adds tiny regularizing noise (machine epsilon times standard normals) before normalizing
 the segments' rows and columns. pystoi draws it from NumPy's global generator, unseeded, so its
@@ -30,7 +32,6 @@ import math
 from functools import lru_cache
 
 import numpy as np
-import scipy.signal
 from numpy.lib.stride_tricks import sliding_window_view
 from pystoi import utils as _pystoi_utils
 from pystoi.stoi import BETA, DYN_RANGE, FS, N_FRAME, NFFT, OBM, N
@@ -67,12 +68,12 @@ def _min_length(sample_rate: int) -> int:
 
 
 def _resample_to_10k(audio: np.ndarray, sample_rate: int) -> np.ndarray:
-    """``pystoi.utils.resample_oct(audio, 10000, sample_rate)``, computed over pieces.
+    """``pystoi.utils.resample_oct(audio, 10000, sample_rate)``, to rounding.
 
-    Each output sample of the polyphase filter is a sum over the input samples within half the
-    filter's length of it, in a fixed order; so a piece of input with that margin on each side
-    (starting on a multiple of ``down``, to keep the output grid) gives the same output samples
-    as the whole signal, and the float64 copy scipy makes of its input stays one piece long.
+    The same polyphase filter as ``resample_poly`` with pystoi's window, compiled
+    (:func:`~metrics.intelligibility_kernels.resample`): each output sample is one dot product
+    over the input samples its filter phase reaches, read straight from ``audio`` (any float
+    dtype; no float64 copy of the input is made).
 
     Returns
     -------
@@ -81,18 +82,26 @@ def _resample_to_10k(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     """
     if sample_rate == STOI_RATE:
         return audio
+    from metrics import intelligibility_kernels
+
+    up, down, table, delay = _resampler(sample_rate)
+    out = np.empty(-(-audio.size * up // down))
+    intelligibility_kernels.resample(audio, table, up, down, delay, out)
+    return out
+
+
+@lru_cache(maxsize=8)
+def _resampler(sample_rate: int) -> tuple[int, int, np.ndarray, int]:
+    """``(up, down, phase table, delay)`` of ``resample_poly(x, 10000, sample_rate, window)``
+    with pystoi's window: scipy scales the window by ``up`` and centres it."""
+    from metrics import intelligibility_kernels
+
     divisor = math.gcd(STOI_RATE, sample_rate)
     up, down = STOI_RATE // divisor, sample_rate // divisor
     window = _resample_filter(sample_rate)
-    margin = window.size // up + 2  # input samples on either side that reach an output sample
-    out = np.empty(-(-audio.size * up // down))
-    for start, stop in chunk_bounds(out.size, per_frame=_HOP):
-        low = max(0, start * down // up - margin) // down * down
-        high = min(audio.size, stop * down // up + margin)
-        piece = scipy.signal.resample_poly(audio[low:high], STOI_RATE, sample_rate, window=window)
-        offset = low * up // down
-        out[start:stop] = piece[start - offset:stop - offset]
-    return out
+    table = intelligibility_kernels.phase_table(window * up, up)
+    table.setflags(write=False)
+    return up, down, table, (window.size - 1) // 2
 
 
 @lru_cache(maxsize=8)
@@ -226,40 +235,18 @@ def _stoi_segment_sums(clean: np.ndarray, processed: np.ndarray) -> np.ndarray:
     return np.sum(clipped * centred, axis=(1, 2))
 
 
-def _row_col_normalize(segments: np.ndarray, row_noise: np.random.Generator,
-                       column_noise: np.random.Generator) -> np.ndarray:
-    """pystoi's ``utils.row_col_normalize`` with its diagonal matrix products as broadcasts.
-
-    A product with a diagonal matrix only adds exact zeros, so each entry is the same single
-    rounded product. The regularizing noise (``EPS`` times standard normals, which keeps a
-    constant row or column from dividing by zero) comes from ``row_noise`` and
-    ``column_noise`` in pystoi's shapes and order.
-
-    Parameters
-    ----------
-    segments : np.ndarray [shape=(segments, 15, 30)], float64
-    row_noise, column_noise : np.random.Generator
-
-    Returns
-    -------
-    np.ndarray [shape=(segments, 15, 30)], float64
-        Each segment with zero-mean, unit-norm rows, then zero-mean, unit-norm columns.
-    """
-    normed = segments + _EPS * row_noise.standard_normal(segments.shape)
-    normed -= np.mean(normed, axis=-1, keepdims=True)
-    normed *= 1.0 / np.sqrt(_pystoi_utils.vect_two_norm(normed))
-    normed += _EPS * column_noise.standard_normal(normed.shape)
-    normed -= np.mean(normed, axis=1, keepdims=True)
-    normed *= 1.0 / np.sqrt(_pystoi_utils.vect_two_norm(normed, axis=1))
-    return normed
-
-
 def _estoi_segment_sums(clean: np.ndarray, processed: np.ndarray, noise) -> np.ndarray:
     """Per segment, the inner product of row- and column-normalized segments / 30 (Jensen and
-    Taal 2016); ESTOI is their mean. ``noise`` is :func:`estoi_noise`'s four generators."""
-    clean_normed = _row_col_normalize(clean, noise[0], noise[1])
-    processed_normed = _row_col_normalize(processed, noise[2], noise[3])
-    return np.sum(clean_normed * processed_normed / _SEGMENT, axis=(1, 2))
+    Taal 2016); ESTOI is their mean. ``noise`` is :func:`estoi_noise`'s four generators, each
+    drawing its regularizing noise in pystoi's shape (the whole chunk of segments)."""
+    from metrics import intelligibility_kernels
+
+    draws = np.empty((4, *clean.shape))
+    for generator, out in zip(noise, draws, strict=True):
+        generator.standard_normal(out=out)
+    sums = np.empty(clean.shape[0])
+    intelligibility_kernels.estoi_sums(clean, processed, draws, _EPS, sums)
+    return sums
 
 
 def _back_ends(clean: np.ndarray, processed: np.ndarray, *, short: bool = True,
