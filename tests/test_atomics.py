@@ -69,3 +69,16 @@ def test_wait_for_returns_only_after_the_counter_is_published():
     thread.join(5)
     assert not thread.is_alive()
     assert seen["value"] == 42 and seen["seconds"] >= 0.25
+
+
+@njit(nogil=True)
+def _wait(sync, value):
+    return atomics.wait_for(sync, 0, value)
+
+
+def test_wait_for_returns_the_value_it_saw():
+    # a waiter that sees a later value may skip its next waits up to it (the fused split does)
+    sync = atomics.counters(1)
+    atomics.publish(sync, 0, 7)
+    assert _wait(sync, 3) == 7
+    assert _wait(sync, 7) == 7

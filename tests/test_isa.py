@@ -35,17 +35,17 @@ def test_parse_features_keeps_only_enabled_ones():
     assert parse_features("") == set()
 
 
-@pytest.mark.parametrize("features, isa, rows, panels", [
-    (SKYLAKE_X, "avx512", 4, 4),
-    (ZEN2, "avx2", 1, 1),
-    (SANDY_BRIDGE, "other", 1, 1),  # AVX without FMA: 16 registers of 32 bytes
-    (NEOVERSE, "other", 1, 1),
-    ("", "other", 1, 1),
+@pytest.mark.parametrize("features, isa, rows, panels, panel_rows", [
+    (SKYLAKE_X, "avx512", 4, 4, 128),
+    (ZEN2, "avx2", 1, 1, 32),
+    (SANDY_BRIDGE, "other", 1, 1, 32),  # AVX without FMA: 16 registers of 32 bytes
+    (NEOVERSE, "other", 1, 1, 32),
+    ("", "other", 1, 1, 32),
 ])
-def test_register_block_per_isa(features, isa, rows, panels):
+def test_register_block_per_isa(features, isa, rows, panels, panel_rows):
     parsed = parse_features(features)
     assert isa_of(parsed) == isa
-    assert register_block(parsed) == RegisterBlock(isa, rows, panels)
+    assert register_block(parsed) == RegisterBlock(isa, rows, panels, panel_rows)
 
 
 def test_without_wider_than_avx2_turns_off_avx512_and_amx_only():
@@ -64,7 +64,8 @@ def test_target_features_follow_numba_cpu_features(monkeypatch):
 def test_fused_module_uses_the_block_of_its_target():
     block = register_block(target_features())
     assert fused.REGISTER_BLOCK == block
-    assert (fused.MB, fused.MV) == (block.gemm_rows, block.gemv_panels)
+    assert (fused.MB, fused.MV, fused.KC) == (block.gemm_rows, block.gemv_panels,
+                                              block.panel_rows)
     assert fused.SCRATCH >= max(fused.MB, fused.MV, fused.PARTIALS) * fused.NB
 
 

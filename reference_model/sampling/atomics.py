@@ -106,14 +106,19 @@ def publish(sync, counter, value):
 
 @njit(nogil=True, cache=True)
 def wait_for(sync, counter, value):
-    """Spin until ``counter`` reaches ``value`` (acquire); yield the core after SPINS rounds."""
+    """Spin until ``counter`` reaches ``value`` (acquire); yield the core after SPINS rounds.
+    Returns the value seen (at least ``value``): a caller that knows the counter has passed
+    a later value need not read it again before then."""
     spins = 0
-    while load_acquire(sync, counter * LINE) < value:
+    seen = load_acquire(sync, counter * LINE)
+    while seen < value:
         if spins < SPINS:
             spin_pause()
             spins += 1
         else:
             os_yield()
+        seen = load_acquire(sync, counter * LINE)
+    return seen
 
 
 @njit(nogil=True, cache=True)

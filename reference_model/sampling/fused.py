@@ -83,7 +83,7 @@ MV = REGISTER_BLOCK.gemv_panels  # NB-wide panels per pass of _gemv (one stream)
 NB = PANEL  # outputs per register block: 4 AVX-512 registers or 8 AVX2 registers per stream
 PARTIALS = 4  # partial sums of _gemv_panel (rows dealt round-robin)
 SCRATCH = max(MB, MV, PARTIALS) * NB  # accumulators of one product, on the stack
-KC = 128  # rows of a weight panel per pass (128 x NB floats: 32 KiB, within L1)
+KC = REGISTER_BLOCK.panel_rows  # weight rows of a panel per pass (kept in L1 for all blocks)
 BLOCK = 64  # most streams one thread advances in lockstep (weights are read once per block-step)
 
 # tanh(x) ~ x P(x^2) / Q(x^2) on |x| <= TANH_CLAMP (beyond it float32 tanh rounds to +-1).
@@ -667,6 +667,7 @@ def _split_steps(tid, n_threads, t0, t1, cond, w, share, meet, run):
     work = np.empty(max(run.n_classes, 1))
     rows = np.empty((n_layers, run.n_taps), np.int64)
     d = z.shape[1]
+    seen = 0  # the lead's layer count as last read (it only grows)
     for t in range(t0, t1):
         if lead:
             _start_step(w.emb, run.prev, 0, 1, state)
@@ -684,7 +685,8 @@ def _split_steps(tid, n_threads, t0, t1, cond, w, share, meet, run):
                     meet.z[k, i] = z[0, i]
                 publish(meet.sync, n_threads, t * n_layers + k + 1)
             else:
-                wait_for(meet.sync, n_threads, t * n_layers + k + 1)
+                if seen < t * n_layers + k + 1:  # the lead is often layers ahead: one read
+                    seen = wait_for(meet.sync, n_threads, t * n_layers + k + 1)
                 for i in range(d):
                     z[0, i] = meet.z[k, i]
             _gemm(z, share.w_rs[k], state, 1, False, idx)
