@@ -53,7 +53,8 @@ def test_exp_nonpositive_matches_numpy_exp():
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("rows, n_in, n_out", [(1, 64, 64), (3, 24, 128), (4, 200, 64),
-                                               (7, 32, 320), (64, 256, 256)])
+                                               (7, 32, 320), (64, 256, 256),
+                                               (1, 32, 288), (1, 40, 32)])  # half panels
 def test_gemm_matches_numpy_matmul(dtype, rows, n_in, n_out):
     rng = np.random.default_rng(rows * n_in + n_out)
     x = rng.standard_normal((rows, n_in)).astype(dtype)
@@ -197,17 +198,22 @@ def test_lone_stream_split_across_chunks_equals_cached(monkeypatch):
 
 
 def test_split_shares_tile_every_product():
-    model = tiny_model(8, skip_channels=300)  # [W_res | W_skip]: 48 + 300 -> 6 panels
+    # [W_res | W_skip]: 48 + 300 -> 6 panels (AVX-512), or 5 and a half panel (AVX2)
+    model = tiny_model(8, skip_channels=300)
     w, _ = fused.fused_weights(model, np.float64)
     r = model.config.residual_channels
     for n_threads in (2, 3, 4):
         shares = fused.split_shares(w, r, n_threads)
+        # [W_res | W_skip] up to its last half panel (AVX2) or its padding (AVX-512)
+        n_cols = fused._rs_columns(r, w["b_skip"].shape[0], w["w_rs"].shape[-1])
+        assert n_cols == (352 if fused.HALF_PANELS else 384) and not w["w_rs"][..., n_cols:].any()
         for name, first in (("w_rs", "rs0"), ("w1", "e0"), ("w2", "c0")):
             starts = [getattr(share, first) for share in shares]
             widths = [getattr(share, name).shape[-1] for share in shares]
             assert starts == np.cumsum([0] + widths[:-1]).tolist()  # in order, no gap
             joined = np.concatenate([getattr(share, name) for share in shares], axis=-1)
-            np.testing.assert_array_equal(joined, w[name])
+            np.testing.assert_array_equal(joined, w[name][..., :n_cols] if name == "w_rs"
+                                          else w[name])
         assert shares[0].w_rs.shape[-1] >= r  # thread 0 holds the residual columns
         np.testing.assert_array_equal(np.concatenate([s.b1 for s in shares]), w["b1"])
         np.testing.assert_array_equal(np.concatenate([s.b2 for s in shares]), w["b2"])
@@ -215,7 +221,8 @@ def test_split_shares_tile_every_product():
 
 def test_lead_panels_balance_the_busiest_thread():
     # reference preset: taps product 64 x 64 = 4096 multiply-adds a layer, panels of 32 x 64
-    w = {"w_rs": np.zeros((30, 32, 320)), "w_taps": np.zeros((30, 64, 64))}
+    w = {"w_rs": np.zeros((30, 32, 320)), "w_taps": np.zeros((30, 64, 64)),
+         "b_skip": np.zeros(288)}  # R + S = 320: whole panels
     # lead 1 panel: max(4096 + 2048, 4 x 2048) = 8192; 2 panels: max(8192, 6144) = 8192 (tie)
     assert fused._lead_panels(w, 32, 2) == 1
     # three threads: 1 panel -> max(6144, 2 x 2048) = 6144, the least

@@ -35,17 +35,17 @@ def test_parse_features_keeps_only_enabled_ones():
     assert parse_features("") == set()
 
 
-@pytest.mark.parametrize("features, isa, rows, panels, panel_rows", [
-    (SKYLAKE_X, "avx512", 4, 4, 128),
-    (ZEN2, "avx2", 1, 1, 32),
-    (SANDY_BRIDGE, "other", 1, 1, 32),  # AVX without FMA: 16 registers of 32 bytes
-    (NEOVERSE, "other", 1, 1, 32),
-    ("", "other", 1, 1, 32),
+@pytest.mark.parametrize("features, isa, rows, panels, panel_rows, half_panels", [
+    (SKYLAKE_X, "avx512", 4, 4, 128, False),
+    (ZEN2, "avx2", 1, 1, 32, True),
+    (SANDY_BRIDGE, "other", 1, 1, 32, True),  # AVX without FMA: 16 registers of 32 bytes
+    (NEOVERSE, "other", 1, 1, 32, True),
+    ("", "other", 1, 1, 32, True),
 ])
-def test_register_block_per_isa(features, isa, rows, panels, panel_rows):
+def test_register_block_per_isa(features, isa, rows, panels, panel_rows, half_panels):
     parsed = parse_features(features)
     assert isa_of(parsed) == isa
-    assert register_block(parsed) == RegisterBlock(isa, rows, panels, panel_rows)
+    assert register_block(parsed) == RegisterBlock(isa, rows, panels, panel_rows, half_panels)
 
 
 def test_without_wider_than_avx2_turns_off_avx512_and_amx_only():
@@ -80,7 +80,8 @@ torch.set_num_threads(1)
 out = {"block": list(fused.REGISTER_BLOCK), "gemm": True, "codes": True}
 rng = np.random.default_rng(0)
 for dtype in (np.float32, np.float64):
-    for rows, n_in, n_out in ((1, 64, 64), (3, 24, 128), (5, 200, 192), (64, 256, 320)):
+    for rows, n_in, n_out in ((1, 64, 64), (3, 24, 128), (5, 200, 192), (64, 256, 320),
+                              (1, 32, 288)):
         x = rng.standard_normal((rows, n_in)).astype(dtype)
         x[x < -0.3] = 0
         w = rng.standard_normal((n_in, n_out)).astype(dtype)
@@ -133,7 +134,7 @@ x86 = pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"),
 def test_avx2_build_equals_naive():
     # on an AVX-512 host this builds the AVX2 kernels (NUMBA_CPU_FEATURES), so both run here
     result = run_build(without_wider_than_avx2(HOST_FEATURES))
-    assert result["block"] == ["avx2", 1, 1]
+    assert result["block"] == ["avx2", 1, 1, 32, True]
     assert result["gemm"], "AVX2 build: _gemm differs from numpy beyond rounding"
     assert result["codes"], f"AVX2 build: fused codes differ from naive: {result.get('differs')}"
 
@@ -144,6 +145,6 @@ def test_avx2_build_equals_naive():
                     reason="host has no AVX-512")
 def test_avx512_build_equals_naive():
     result = run_build(None)
-    assert result["block"] == ["avx512", 4, 4]
+    assert result["block"] == ["avx512", 4, 4, 128, False]
     assert result["gemm"], "AVX-512 build: _gemm differs from numpy beyond rounding"
     assert result["codes"], f"AVX-512 build: fused codes differ from naive: {result.get('differs')}"

@@ -81,6 +81,8 @@ REGISTER_BLOCK = register_block(target_features())
 MB = REGISTER_BLOCK.gemm_rows  # streams per register block of _gemm
 MV = REGISTER_BLOCK.gemv_panels  # NB-wide panels per pass of _gemv (one stream)
 NB = PANEL  # outputs per register block: 4 AVX-512 registers or 8 AVX2 registers per stream
+HALF = NB // 2  # outputs of a half panel (the last of a one-stream product, see HALF_PANELS)
+HALF_PANELS = REGISTER_BLOCK.half_panels  # [W_res | W_skip] of one stream: R + S up to a HALF
 PARTIALS = 4  # partial sums of _gemv_panel (rows dealt round-robin)
 SCRATCH = max(MB, MV, PARTIALS) * NB  # accumulators of one product, on the stack
 KC = REGISTER_BLOCK.panel_rows  # weight rows of a panel per pass (kept in L1 for all blocks)
@@ -194,14 +196,22 @@ def _double_from_bits(typingctx, bits):
 
 @njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
 def _gemm(x, w, y, rows, sparse, idx):
+    """``y[:rows] += x[:rows] @ w``: :func:`_gemm_cols` over all of ``w``'s columns."""
+    _gemm_cols(x, w, y, rows, sparse, idx, w.shape[1])
+
+
+@njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
+def _gemm_cols(x, w, y, rows, sparse, idx, n_cols):
     """``y[:rows] += x[:rows] @ w``: MB rows at a time, then single rows by :func:`_gemv`
-    (a lone row always goes there, so batch 1 skips zero inputs whatever MB is).
+    (a lone row always goes there, so batch 1 skips zero inputs whatever MB is), which stop
+    at column ``n_cols`` (the rest of ``w`` is zero padding).
 
     Parameters
     ----------
     x : np.ndarray [shape=(>= rows, n_in)]
     w : np.ndarray [shape=(n_in, n_out)]
-        ``n_out`` a multiple of NB (:func:`fused_weights` pads with zero columns).
+        ``n_out`` a multiple of NB (:func:`fused_weights` pads with zero columns), or of HALF
+        where ``rows`` is 1.
     y : np.ndarray [shape=(>= rows, n_out)]
         Updated in place.
     rows : int
@@ -210,6 +220,9 @@ def _gemm(x, w, y, rows, sparse, idx):
         exact for finite weights, as each skipped term is 0 * w = 0.
     idx : np.ndarray [shape=(>= n_in,)], int64
         Work space for the rows used.
+    n_cols : int
+        Columns the single rows compute: ``n_out``, or less where the last are zeros (a
+        multiple of NB, or of HALF).
     """
     _wide_vectors()
     full = rows - rows % MB if rows > 1 else 0
@@ -233,7 +246,7 @@ def _gemm(x, w, y, rows, sparse, idx):
                         y[b0 + bb, n0 + j] = acc[bb, j]
     for b in range(full, rows):
         n_used = _nonzero(x[b], idx) if sparse else _all(n_in, idx)
-        _gemv(x[b], w, y[b], idx[:n_used])
+        _gemv(x[b], w, y[b], idx[:n_used], n_cols)
 
 
 @njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
@@ -255,17 +268,17 @@ def _all(n, idx):
 
 
 @njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
-def _gemv(x, w, y, rows_used):
-    """``y += x[rows_used] @ w[rows_used]`` for one stream (see :func:`_gemm`).
+def _gemv(x, w, y, rows_used, n_cols):
+    """``y[:n_cols] += x[rows_used] @ w[rows_used, :n_cols]`` for one stream (see :func:`_gemm`).
 
     Columns go MV NB at a time (MV * NB independent accumulators), then NB at a time with
     the rows dealt round-robin to PARTIALS partial sums, so the multiply-adds do not wait on each
-    other's latency.
+    other's latency, then a last half panel (HALF columns) where ``n_cols`` ends on one.
     """
     _wide_vectors()
     acc = numba.carray(_scratch(y.dtype), (MV, NB))
     n_used = rows_used.shape[0]
-    for p in range(w.shape[1] // (MV * NB)):
+    for p in range(n_cols // (MV * NB)):
         n0 = p * MV * NB
         for bb in range(MV):
             for j in range(NB):
@@ -279,9 +292,11 @@ def _gemv(x, w, y, rows_used):
         for bb in range(MV):
             for j in range(NB):
                 y[n0 + bb * NB + j] = acc[bb, j]
-    done = max(w.shape[1] // (MV * NB) * MV * NB, 0)
-    for p in range((w.shape[1] - done) // NB):
+    done = max(n_cols // (MV * NB) * MV * NB, 0)
+    for p in range((n_cols - done) // NB):
         _gemv_panel(x, w, y, rows_used, done + p * NB)
+    if n_cols % NB:
+        _gemv_half(x, w, y, rows_used, n_cols - HALF)
 
 
 @njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
@@ -310,6 +325,35 @@ def _gemv_panel(x, w, y, rows_used, n0):
         for j in range(NB):
             acc[0, j] += xv * wk[n0 + j]
     for j in range(NB):
+        y[n0 + j] += (acc[0, j] + acc[1, j]) + (acc[2, j] + acc[3, j])
+
+
+@njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
+def _gemv_half(x, w, y, rows_used, n0):
+    """:func:`_gemv_panel` for the half panel ``y[n0:n0 + HALF]``."""
+    _wide_vectors()
+    acc = numba.carray(_scratch(y.dtype), (PARTIALS, HALF))
+    n0 = max(n0, 0)
+    n_used = rows_used.shape[0]
+    for bb in range(PARTIALS):
+        for j in range(HALF):
+            acc[bb, j] = 0
+    for i0 in range(0, n_used - n_used % PARTIALS, PARTIALS):
+        k0, k1 = max(rows_used[i0], 0), max(rows_used[i0 + 1], 0)
+        k2, k3 = max(rows_used[i0 + 2], 0), max(rows_used[i0 + 3], 0)
+        x0, x1, x2, x3 = x[k0], x[k1], x[k2], x[k3]
+        w0, w1, w2, w3 = w[k0], w[k1], w[k2], w[k3]
+        for j in range(HALF):
+            acc[0, j] += x0 * w0[n0 + j]
+            acc[1, j] += x1 * w1[n0 + j]
+            acc[2, j] += x2 * w2[n0 + j]
+            acc[3, j] += x3 * w3[n0 + j]
+    for i in range(n_used - n_used % PARTIALS, n_used):
+        k = max(rows_used[i], 0)
+        xv, wk = x[k], w[k]
+        for j in range(HALF):
+            acc[0, j] += xv * wk[n0 + j]
+    for j in range(HALF):
         y[n0 + j] += (acc[0, j] + acc[1, j]) + (acc[2, j] + acc[3, j])
 
 
@@ -544,6 +588,7 @@ def _block_steps(b0, stop, t0, t1, cond, w, run):
                    np.int64)
     work = np.empty(max(run.n_classes, 1))
     rows = np.empty((w.w_taps.shape[0], run.n_taps), np.int64)
+    rs_cols = _rs_columns(r, w.b_skip.shape[0], w.w_rs.shape[2])
     for t in range(t0, t1):
         _start_step(w.emb, run.prev, b0, nb, state)
         _ring_rows(t, run.offsets, run.spans, run.dil, run.n_taps, rows)
@@ -552,7 +597,7 @@ def _block_steps(b0, stop, t0, t1, cond, w, run):
                          run.has_cond, t - t0, w.b_res)
             _gemm(taps, w.w_taps[k], h, nb, False, idx)
             _gate(h, z, nb, run.approx, run.half)
-            _gemm(z, w.w_rs[k], state, nb, False, idx)
+            _gemm_cols(z, w.w_rs[k], state, nb, False, idx, rs_cols)
             if run.res_scale != 1.0:
                 _scale_residual(state, nb, r, run.res_scale)
         _output(state, nb, r, w.b_skip, w.w1, w.b1, w.w2, w.b2, sk, e, lg, idx,
@@ -560,6 +605,13 @@ def _block_steps(b0, stop, t0, t1, cond, w, run):
         _draw(lg, b0, nb, t - run.p, run.uniforms, run.temperature, run.n_classes, work,
               run.codes, run.prev, run.logits_out, run.keep, run.mixture, run.classes,
               run.log_scale_min)
+
+
+@njit(cache=True, nogil=True)
+def _rs_columns(r, s, padded):
+    """Columns of ``[W_res | W_skip]`` a lone stream computes: R + S up to a half panel where
+    the ISA uses them (HALF_PANELS), else all ``padded`` (a multiple of NB)."""
+    return min(-(-(r + s) // HALF) * HALF, padded) if HALF_PANELS else padded
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -728,7 +780,7 @@ def _split_steps(tid, n_threads, t0, t1, cond, w, share, meet, run):
 def split_threads(batch: int, w: dict) -> int:
     """Threads a generation's steps are split over: numba's thread count for a lone stream,
     at most one per core this process may use (a spinning thread must not wait for one that
-    is not running) and one per panel of ``[W_res | W_skip]``; else 1."""
+    is not running) and one per whole panel of ``[W_res | W_skip]``; else 1."""
     if batch != 1:
         return 1
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -745,30 +797,39 @@ def _panels(n_panels: int, n_threads: int) -> list:
 
 
 def _lead_panels(w: dict, r: int, n_threads: int) -> int:
-    """Panels of ``[W_res | W_skip]`` for thread 0, which also runs every taps product and
-    gate: at least the residual columns', then as many as keep the busiest thread's
-    multiply-adds per layer lowest (ties: fewer, since the others wait for thread 0)."""
-    n_panels, d = w["w_rs"].shape[-1] // NB, w["w_rs"].shape[1]
+    """Whole panels of ``[W_res | W_skip]`` for thread 0, which also runs every taps product
+    and gate: at least the residual columns', then as many as keep the busiest thread's
+    multiply-adds per layer lowest (ties: fewer, since the others wait for thread 0). A last
+    half panel goes with the last thread, which also gets the longest run of whole panels."""
+    n_cols, d = _rs_columns(r, w["b_skip"].shape[0], w["w_rs"].shape[-1]), w["w_rs"].shape[1]
+    n_panels, half = n_cols // NB, n_cols % NB
     taps = w["w_taps"].shape[1] * w["w_taps"].shape[2]
 
     def busiest(a):
         rest = -(-(n_panels - a) // (n_threads - 1))
-        return max(taps + a * NB * d, rest * NB * d)
-    return min(range(-(-r // NB), n_panels + 1), key=busiest)
+        return max(taps + a * NB * d, (rest * NB + half) * d)
+    return min(range(min(-(-r // NB), n_panels), n_panels + 1), key=busiest)
 
 
 def split_shares(w: dict, r: int, n_threads: int) -> list:
     """Each thread's :class:`Share` of the weights (contiguous copies of its panels)."""
     lead = _lead_panels(w, r, n_threads)
-    cuts = {"w_rs": [(0, lead)] + [(lead + a, lead + b) for a, b in
-                                   _panels(w["w_rs"].shape[-1] // NB - lead, n_threads - 1)],
-            "w1": _panels(w["w1"].shape[-1] // NB, n_threads),
+    n_cols = _rs_columns(r, w["b_skip"].shape[0], w["w_rs"].shape[-1])
+    # column bounds of each thread's part of [W_res | W_skip]: the lead's panels, the others'
+    # runs, and a last half panel with the last thread (or with the lead, all of it, where
+    # the residual columns reach into it)
+    rs = [0, lead * NB] + [(lead + b) * NB for _, b in
+                           _panels(n_cols // NB - lead, n_threads - 1)]
+    rs[-1] = n_cols
+    if r > lead * NB:
+        rs[1:] = [n_cols] * n_threads
+    cuts = {"w1": _panels(w["w1"].shape[-1] // NB, n_threads),
             "w2": _panels(w["w2"].shape[-1] // NB, n_threads)}
     shares = []
     for i in range(n_threads):
-        (a, b), (e0, e1), (c0, c1) = cuts["w_rs"][i], cuts["w1"][i], cuts["w2"][i]
+        (e0, e1), (c0, c1) = cuts["w1"][i], cuts["w2"][i]
         shares.append(Share(
-            w_rs=np.ascontiguousarray(w["w_rs"][:, :, a * NB:b * NB]), rs0=a * NB,
+            w_rs=np.ascontiguousarray(w["w_rs"][:, :, rs[i]:rs[i + 1]]), rs0=rs[i],
             w1=np.ascontiguousarray(w["w1"][:, e0 * NB:e1 * NB]), b1=w["b1"][e0 * NB:e1 * NB],
             e0=e0 * NB, w2=np.ascontiguousarray(w["w2"][:, c0 * NB:c1 * NB]),
             b2=w["b2"][c0 * NB:c1 * NB], c0=c0 * NB))
