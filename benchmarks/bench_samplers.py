@@ -13,6 +13,10 @@ loop) and the load average around the run. ``--before`` times another version of
 ``git show REV:reference_model/sampling/fused.py > old.py``) through its ``run_fused``, so
 before/after figures come from one run (a fused.py from before the ``sampling`` package imports
 ``reference_model.sample``: point that import at ``reference_model.sampling.state``).
+At batch 1 on several threads, check a ``--before`` verdict with each version run alone, in
+turn, from its own checkout: on a 2-core Xeon (family 6 model 167, AVX-512) ``--before`` timed
+an older fused.py 10-20 % faster than the current one in one session, and a near-copy of the
+current one 2-15 % faster, while separate processes of the two versions were within noise.
 ``--compile-time`` times the first ``fused`` call in fresh processes: with an empty numba cache,
 then with it filled. ``--checkpoint`` times a saved model (one converted from another project,
 say); a mel-conditioned one gets random frames and a speaker-conditioned one speaker 0.
