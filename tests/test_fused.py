@@ -54,6 +54,7 @@ def test_exp_nonpositive_matches_numpy_exp():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("rows, n_in, n_out", [(1, 64, 64), (3, 24, 128), (4, 200, 64),
                                                (7, 32, 320), (64, 256, 256),
+                                               (2, 16, 64), (11, 48, 128),  # every tile height
                                                (1, 32, 288), (1, 40, 32)])  # half panels
 def test_gemm_matches_numpy_matmul(dtype, rows, n_in, n_out):
     rng = np.random.default_rng(rows * n_in + n_out)
@@ -69,6 +70,21 @@ def test_gemm_matches_numpy_matmul(dtype, rows, n_in, n_out):
         y = y0.copy()
         fused._gemm(x, w, y, rows, sparse, np.empty(n_in, np.int64))
         assert np.all(np.abs(y - ref) <= 4 * n_in * eps * scale)
+
+
+@pytest.mark.skipif(not fused.TR, reason="this build has no explicit tiles (AVX2 only)")
+def test_tiles_give_a_stream_the_same_bits_in_every_slot():
+    # 13 streams: two tiles of 6 and a tile of 1. Reversed, each stream lands in another
+    # tile and row of it, and every output must still be the same chain of multiply-adds.
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((13, 40)).astype(np.float32)
+    w = rng.standard_normal((40, 128)).astype(np.float32)
+    y0 = rng.standard_normal((13, 128)).astype(np.float32)
+    y, y_reversed = y0.copy(), y0[::-1].copy()
+    fused._gemm(x, w, y, 13, False, np.empty(40, np.int64))
+    fused._gemm(x[::-1].copy(), w, y_reversed, 13, False, np.empty(40, np.int64))
+    assert np.array_equal(y, y_reversed[::-1])
+    assert not np.array_equal(y, y0)
 
 
 def test_gemm_leaves_rows_beyond_the_count_alone():

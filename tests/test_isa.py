@@ -35,17 +35,18 @@ def test_parse_features_keeps_only_enabled_ones():
     assert parse_features("") == set()
 
 
-@pytest.mark.parametrize("features, isa, rows, panels, panel_rows, half_panels", [
-    (SKYLAKE_X, "avx512", 4, 4, 128, False),
-    (ZEN2, "avx2", 1, 1, 32, True),
-    (SANDY_BRIDGE, "other", 1, 1, 32, True),  # AVX without FMA: 16 registers of 32 bytes
-    (NEOVERSE, "other", 1, 1, 32, True),
-    ("", "other", 1, 1, 32, True),
+@pytest.mark.parametrize("features, isa, rows, panels, panel_rows, half_panels, tile_rows", [
+    (SKYLAKE_X, "avx512", 4, 4, 128, False, 0),
+    (ZEN2, "avx2", 1, 1, 32, True, 6),
+    (SANDY_BRIDGE, "other", 1, 1, 32, True, 0),  # AVX without FMA: 16 registers of 32 bytes
+    (NEOVERSE, "other", 1, 1, 32, True, 0),
+    ("", "other", 1, 1, 32, True, 0),
 ])
-def test_register_block_per_isa(features, isa, rows, panels, panel_rows, half_panels):
+def test_register_block_per_isa(features, isa, rows, panels, panel_rows, half_panels, tile_rows):
     parsed = parse_features(features)
     assert isa_of(parsed) == isa
-    assert register_block(parsed) == RegisterBlock(isa, rows, panels, panel_rows, half_panels)
+    assert register_block(parsed) == RegisterBlock(isa, rows, panels, panel_rows, half_panels,
+                                                   tile_rows)
 
 
 def test_without_wider_than_avx2_turns_off_avx512_and_amx_only():
@@ -81,7 +82,7 @@ out = {"block": list(fused.REGISTER_BLOCK), "gemm": True, "codes": True}
 rng = np.random.default_rng(0)
 for dtype in (np.float32, np.float64):
     for rows, n_in, n_out in ((1, 64, 64), (3, 24, 128), (5, 200, 192), (64, 256, 320),
-                              (1, 32, 288)):
+                              (2, 16, 64), (13, 40, 128), (1, 32, 288)):
         x = rng.standard_normal((rows, n_in)).astype(dtype)
         x[x < -0.3] = 0
         w = rng.standard_normal((n_in, n_out)).astype(dtype)
@@ -93,6 +94,13 @@ for dtype in (np.float32, np.float64):
             fused._gemm(x, w, y, rows, sparse, np.empty(n_in, np.int64))
             ok = np.abs(y - ref) <= 4 * n_in * np.finfo(dtype).eps * scale
             out["gemm"] &= bool(ok.all())
+# explicit tiles: a stream's outputs do not depend on its tile or its row in it
+x = rng.standard_normal((13, 40)).astype(np.float32)
+w = rng.standard_normal((40, 128)).astype(np.float32)
+y, y_reversed = np.zeros((13, 128), np.float32), np.zeros((13, 128), np.float32)
+fused._gemm(x, w, y, 13, False, np.empty(40, np.int64))
+fused._gemm(x[::-1].copy(), w, y_reversed, 13, False, np.empty(40, np.int64))
+out["slots"] = bool(np.array_equal(y, y_reversed[::-1]))
 torch.manual_seed(3)
 c = PRESETS["tiny"].model
 model = WaveNet(ModelConfig(**{**c.__dict__, "kernel_size": 3})).eval()
@@ -134,8 +142,9 @@ x86 = pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"),
 def test_avx2_build_equals_naive():
     # on an AVX-512 host this builds the AVX2 kernels (NUMBA_CPU_FEATURES), so both run here
     result = run_build(without_wider_than_avx2(HOST_FEATURES))
-    assert result["block"] == ["avx2", 1, 1, 32, True]
+    assert result["block"] == ["avx2", 1, 1, 32, True, 6]
     assert result["gemm"], "AVX2 build: _gemm differs from numpy beyond rounding"
+    assert result["slots"], "AVX2 build: a stream's tile outputs depend on its place"
     assert result["codes"], f"AVX2 build: fused codes differ from naive: {result.get('differs')}"
 
 
@@ -145,6 +154,6 @@ def test_avx2_build_equals_naive():
                     reason="host has no AVX-512")
 def test_avx512_build_equals_naive():
     result = run_build(None)
-    assert result["block"] == ["avx512", 4, 4, 128, False]
+    assert result["block"] == ["avx512", 4, 4, 128, False, 0]
     assert result["gemm"], "AVX-512 build: _gemm differs from numpy beyond rounding"
     assert result["codes"], f"AVX-512 build: fused codes differ from naive: {result.get('differs')}"

@@ -63,10 +63,17 @@ def cpu_description(text: str | None = None) -> dict:
 
 def kernel_build() -> str:
     """The ISA the fused kernels are built for here and their register block, in words."""
-    from reference_model.sampling.isa import PANEL, register_block, target_features
+    from reference_model.sampling.isa import (
+        PANEL,
+        TILE_COLUMNS,
+        register_block,
+        target_features,
+    )
 
     block = register_block(target_features())
-    return f"{block.isa}, {block.gemm_rows} x {PANEL} register blocks"
+    tiles = (f" and {block.tile_rows} x {TILE_COLUMNS} tiles for float32 batches"
+             if block.tile_rows else "")
+    return f"{block.isa}, {block.gemm_rows} x {PANEL} register blocks{tiles}"
 
 
 def isa_emulation_env(isa: str, environ=None) -> dict:

@@ -15,6 +15,9 @@ Why it is fast (see ``benchmarks/bench_samplers.py`` for the figures):
   serves MB streams. Heap arrays cannot be promoted so (numba marks no pointer ``noalias``).
   MB (and MV, the one-stream product's panels per pass) are chosen for the ISA numba targets
   (:mod:`~reference_model.sampling.isa`): 4 with AVX-512's 32 registers, 1 with AVX2's 16.
+- With AVX2, float32 products of several streams run explicit tiles of 6 streams x 16 outputs
+  instead (:func:`_make_tile`, LLVM IR through a numba intrinsic): 12 ymm accumulators, each
+  weight row loaded once for 6 streams. Same multiply-adds in the same order, so same bits.
 - LLVM is told to prefer 512-bit vectors where the CPU has them (its default on AVX-512 server
   parts is 256 bits), which doubles the multiply-adds per instruction.
 - float32 uses a rational ``tanh`` that LLVM vectorizes (numba has no vector libm here:
@@ -23,6 +26,10 @@ Why it is fast (see ``benchmarks/bench_samplers.py`` for the figures):
 - A lone stream (batch 1, or the remainder of a block) skips the weight rows of the end
   products whose input is zero after the ReLU (about half), so its per-step weight traffic
   (about 1.9 MB in float32 for the reference preset) fits the L2 cache better.
+- Weights and the arrays the threads share start on a 64-byte boundary (:func:`aligned`), so
+  no vector load of a weight row straddles two cache lines. numpy's large arrays start 16
+  bytes into a page: with that offset the batched products ran about 1.5 times slower on an
+  AMD EPYC (Zen 3, AVX2), and which weights had it changed from one allocation to the next.
 - numba checks every array index for Python's negative indexing unless LLVM can prove it
   non-negative; such a check inside a loop turns vector loads into gathers. Offsets derived
   from arguments or loaded values are therefore wrapped in ``max(..., 0)`` (a no-op).
@@ -57,10 +64,15 @@ import torch
 from llvmlite import ir
 from numba import njit, prange, types
 from numba.core import cgutils
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 
 from reference_model.sampling.atomics import barrier, counters, publish, wait_for
-from reference_model.sampling.isa import PANEL, register_block, target_features
+from reference_model.sampling.isa import (
+    PANEL,
+    TILE_COLUMNS,
+    register_block,
+    target_features,
+)
 from reference_model.sampling.registry import SamplerSpec, register
 from reference_model.sampling.state import (
     CHUNK,
@@ -86,6 +98,9 @@ HALF_PANELS = REGISTER_BLOCK.half_panels  # [W_res | W_skip] of one stream: R + 
 PARTIALS = 4  # partial sums of _gemv_panel (rows dealt round-robin)
 SCRATCH = max(MB, MV, PARTIALS) * NB  # accumulators of one product, on the stack
 KC = REGISTER_BLOCK.panel_rows  # weight rows of a panel per pass (kept in L1 for all blocks)
+TR = REGISTER_BLOCK.tile_rows  # streams per explicit float32 tile (_tiled; 0: none)
+TN = TILE_COLUMNS  # outputs per explicit tile
+ALIGN = 64  # bytes: where weight arrays start (aligned)
 BLOCK = 64  # most streams one thread advances in lockstep (weights are read once per block-step)
 
 # tanh(x) ~ x P(x^2) / Q(x^2) on |x| <= TANH_CLAMP (beyond it float32 tanh rounds to +-1).
@@ -192,7 +207,121 @@ def _double_from_bits(typingctx, bits):
     return types.float64(types.int64), codegen
 
 
+def _make_tile(rows: int):
+    """An intrinsic ``tile(x, w, y, b0, n0)``: ``y[b0:b0 + rows, n0:n0 + TN] += x[b0:b0 +
+    rows] @ w[:, n0:n0 + TN]`` for float32 C-contiguous rows, as one loop over the rows of
+    ``w`` written in LLVM IR: ``rows`` x 2 accumulators of 8 floats stay in ymm registers, each
+    weight row's 16 floats are loaded once for all the streams, and each stream's input is
+    broadcast once per row (see :mod:`~reference_model.sampling.isa`). Every output is one
+    chain of fused multiply-adds in the order of the rows of ``w``, as in :func:`_gemm`, so the
+    two give the same bits."""
+    lanes = 8
+    vectors = TN // lanes
+
+    @intrinsic
+    def tile(typingctx, x, w, y, b0, n0):
+        def codegen(context, builder, signature, args):
+            i64, f32 = ir.IntType(64), ir.FloatType()
+            vec = ir.VectorType(f32, lanes)
+            fma = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(vec, [vec, vec, vec]), f"llvm.fma.v{lanes}f32")
+            x_arr, w_arr, y_arr = (context.make_array(ty)(context, builder, value)
+                                   for ty, value in zip(signature.args[:3], args[:3]))
+            first, col = args[3], args[4]
+            x_step, y_step, w_step = (cgutils.unpack_tuple(builder, a.strides, 2)[0]
+                                      for a in (x_arr, y_arr, w_arr))  # bytes
+            n_in = cgutils.unpack_tuple(builder, w_arr.shape, 2)[0]
+            const = lambda v: ir.Constant(i64, v)  # noqa: E731
+            four = const(4)
+
+            def at(arr, byte_offset, ty):
+                base = builder.bitcast(arr.data, ir.IntType(8).as_pointer())
+                return builder.bitcast(builder.gep(base, [byte_offset]), ty.as_pointer())
+
+            x0 = builder.mul(first, x_step)
+            y0 = builder.add(builder.mul(first, y_step), builder.mul(col, four))
+            w0 = builder.mul(col, four)
+            cells = [at(y_arr, builder.add(y0, builder.add(builder.mul(const(r), y_step),
+                                                           const(4 * lanes * v))), vec)
+                     for r in range(rows) for v in range(vectors)]
+            start = [builder.load(cell, align=4) for cell in cells]
+            entry = builder.block
+            loop, done = builder.append_basic_block("tile_k"), builder.append_basic_block("tile_end")
+            builder.cbranch(builder.icmp_signed(">", n_in, const(0)), loop, done)
+            builder.position_at_end(loop)
+            k = builder.phi(i64)
+            acc = [builder.phi(vec) for _ in cells]
+            w_row = builder.add(w0, builder.mul(k, w_step))
+            weights = [builder.load(at(w_arr, builder.add(w_row, const(4 * lanes * v)), vec),
+                                    align=4) for v in range(vectors)]
+            undef, zeros = ir.Constant(vec, ir.Undefined), ir.Constant(
+                ir.VectorType(ir.IntType(32), lanes), [0] * lanes)
+            new = []
+            for r in range(rows):
+                offset = builder.add(builder.add(x0, builder.mul(const(r), x_step)),
+                                     builder.mul(k, four))
+                scalar = builder.load(at(x_arr, offset, f32), align=4)
+                spread = builder.shuffle_vector(
+                    builder.insert_element(undef, scalar, ir.Constant(ir.IntType(32), 0)),
+                    undef, zeros)
+                new += [builder.call(fma, [spread, weights[v], acc[r * vectors + v]])
+                        for v in range(vectors)]
+            k_next = builder.add(k, const(1))
+            k.add_incoming(const(0), entry)
+            k.add_incoming(k_next, loop)
+            for phi, before, after in zip(acc, start, new):
+                phi.add_incoming(before, entry)
+                phi.add_incoming(after, loop)
+            builder.cbranch(builder.icmp_signed("<", k_next, n_in), loop, done)
+            builder.position_at_end(done)
+            final = []
+            for before, after in zip(start, new):
+                phi = builder.phi(vec)
+                phi.add_incoming(before, entry)
+                phi.add_incoming(after, loop)
+                final.append(phi)
+            for cell, value in zip(cells, final):
+                builder.store(value, cell, align=4)
+            return context.get_dummy_value()
+        return types.none(x, w, y, types.intp, types.intp), codegen
+    return tile
+
+
+_tile1, _tile2, _tile3, _tile4, _tile5, _tile6 = (_make_tile(rows) for rows in range(1, 7))
+
+
 # ----------------------------------------------------------------------------- products
+
+def _tiled(x, w, y, rows, n_cols):
+    """``y[:rows, :n_cols] += x[:rows] @ w[:, :n_cols]`` by explicit tiles where this build
+    has them (TR) and the arrays are float32: returns True; else does nothing and returns
+    False (a stub: numba compiles :func:`_tiled_overload`'s choice)."""
+    raise NotImplementedError("compiled only")
+
+
+@overload(_tiled, jit_options={"fastmath": FAST, "error_model": "numpy"})
+def _tiled_overload(x, w, y, rows, n_cols):
+    if TR != 6 or not x.dtype == w.dtype == y.dtype == types.float32:
+        return lambda x, w, y, rows, n_cols: False
+
+    def tiled(x, w, y, rows, n_cols):
+        full, rest = rows - rows % 6, rows % 6
+        for n0 in range(0, n_cols, TN):  # a panel of w (n_in x 64 bytes) stays in L1
+            for b0 in range(0, full, 6):
+                _tile6(x, w, y, b0, n0)
+            if rest == 1:
+                _tile1(x, w, y, full, n0)
+            elif rest == 2:
+                _tile2(x, w, y, full, n0)
+            elif rest == 3:
+                _tile3(x, w, y, full, n0)
+            elif rest == 4:
+                _tile4(x, w, y, full, n0)
+            elif rest == 5:
+                _tile5(x, w, y, full, n0)
+        return True
+    return tiled
+
 
 @njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
 def _gemm(x, w, y, rows, sparse, idx):
@@ -225,6 +354,8 @@ def _gemm_cols(x, w, y, rows, sparse, idx, n_cols):
         multiple of NB, or of HALF).
     """
     _wide_vectors()
+    if rows > 1 and _tiled(x, w, y, rows, n_cols):
+        return
     full = rows - rows % MB if rows > 1 else 0
     acc = numba.carray(_scratch(y.dtype), (MB, NB))
     n_in, n_out = w.shape
@@ -829,9 +960,9 @@ def split_shares(w: dict, r: int, n_threads: int) -> list:
     for i in range(n_threads):
         (e0, e1), (c0, c1) = cuts["w1"][i], cuts["w2"][i]
         shares.append(Share(
-            w_rs=np.ascontiguousarray(w["w_rs"][:, :, rs[i]:rs[i + 1]]), rs0=rs[i],
-            w1=np.ascontiguousarray(w["w1"][:, e0 * NB:e1 * NB]), b1=w["b1"][e0 * NB:e1 * NB],
-            e0=e0 * NB, w2=np.ascontiguousarray(w["w2"][:, c0 * NB:c1 * NB]),
+            w_rs=aligned(w["w_rs"][:, :, rs[i]:rs[i + 1]]), rs0=rs[i],
+            w1=aligned(w["w1"][:, e0 * NB:e1 * NB]), b1=w["b1"][e0 * NB:e1 * NB],
+            e0=e0 * NB, w2=aligned(w["w2"][:, c0 * NB:c1 * NB]),
             b2=w["b2"][c0 * NB:c1 * NB], c0=c0 * NB))
     return shares
 
@@ -849,10 +980,10 @@ def _run_split(n_threads, chunks, cond_of, weights, shares, run, dtype) -> None:
 
     Python threads, not numba's ``prange``: the kernel's barriers need every part running at
     once, which a thread pool that may hand two parts to one thread does not promise."""
-    meet = Meeting(z=np.zeros((weights.w_rs.shape[0], weights.w_rs.shape[1]), dtype),
-                   rs=np.zeros((1, weights.w_rs.shape[2]), dtype),
-                   e=np.zeros((1, weights.w1.shape[1]), dtype),
-                   lg=np.zeros((1, weights.w2.shape[1]), dtype),
+    meet = Meeting(z=aligned(np.zeros((weights.w_rs.shape[0], weights.w_rs.shape[1]), dtype)),
+                   rs=aligned(np.zeros((1, weights.w_rs.shape[2]), dtype)),
+                   e=aligned(np.zeros((1, weights.w1.shape[1]), dtype)),
+                   lg=aligned(np.zeros((1, weights.w2.shape[1]), dtype)),
                    sync=counters(n_threads + 1))
     with ThreadPoolExecutor(n_threads, thread_name_prefix="fused-split") as pool:
         for t0, t1 in chunks:
@@ -899,8 +1030,19 @@ def fused_weights(model, np_dtype) -> tuple[dict, torch.Tensor]:
     if c.uses_mel:
         scale = gate_scale.repeat(n_layers)
         out["w_cond"], out["b_cond"] = w["w_cond"] * scale, w["b_cond"] * scale
-    return {name: np.ascontiguousarray(t.numpy(), dtype=np_dtype)
-            for name, t in out.items()}, gate_scale
+    return {name: aligned(t.numpy(), np_dtype) for name, t in out.items()}, gate_scale
+
+
+def aligned(a: np.ndarray, dtype=None) -> np.ndarray:
+    """A C-contiguous copy of ``a`` (cast to ``dtype``) whose data starts on a 64-byte boundary:
+    a cache line, and the widest vector load."""
+    a = np.asarray(a)
+    dtype = a.dtype if dtype is None else np.dtype(dtype)
+    buf = np.empty(a.size * dtype.itemsize + ALIGN, np.uint8)
+    start = -buf.ctypes.data % ALIGN
+    out = buf[start:start + a.size * dtype.itemsize].view(dtype).reshape(a.shape)
+    out[...] = a
+    return out
 
 
 def _pad_columns(t: torch.Tensor) -> torch.Tensor:
@@ -920,13 +1062,13 @@ def run_fused(model, inputs: Inputs, *, dtype, device, progress=None, callback=N
     w, gate_scale = fused_weights(model, np_dtype)
     batch, p, n = inputs.batch, inputs.prime_length, inputs.n_samples
     state = _initial_state(model, inputs, dtype)
-    bias = np.repeat(w["b_conv"][None], batch, 0)
+    bias = aligned(np.repeat(w["b_conv"][None], batch, 0))
     spk = speaker_bias(model, inputs.speaker, torch.float64, "cpu")
     if spk is not None:
         bias[:, :, :2 * c.dilation_channels] += (spk.permute(1, 0, 2) * gate_scale).numpy()
     weights = Weights(**{name: w[name] for name in Weights._fields})
     run = Run(
-        hist=np.ascontiguousarray(state.buffer.numpy(), dtype=np_dtype),
+        hist=aligned(state.buffer.numpy(), np_dtype),
         offsets=state.offset.numpy().astype(np.int64), spans=state.span.numpy().astype(np.int64),
         dil=state.dil.numpy().astype(np.int64), n_taps=c.kernel_size, bias=bias,
         prev=(inputs.prime[:, -1].cpu().numpy().astype(np.int64) if p
