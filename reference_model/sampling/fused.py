@@ -333,7 +333,8 @@ def _gemm(x, w, y, rows, sparse, idx):
 def _gemm_cols(x, w, y, rows, sparse, idx, n_cols):
     """``y[:rows] += x[:rows] @ w``: MB rows at a time, then single rows by :func:`_gemv`
     (a lone row always goes there, so batch 1 skips zero inputs whatever MB is), which stop
-    at column ``n_cols`` (the rest of ``w`` is zero padding).
+    at column ``n_cols`` (the rest of ``w`` is zero padding). Several float32 rows go to the
+    explicit tiles instead where the build has them (:func:`_tiled`), which stop there too.
 
     Parameters
     ----------
@@ -350,8 +351,8 @@ def _gemm_cols(x, w, y, rows, sparse, idx, n_cols):
     idx : np.ndarray [shape=(>= n_in,)], int64
         Work space for the rows used.
     n_cols : int
-        Columns the single rows compute: ``n_out``, or less where the last are zeros (a
-        multiple of NB, or of HALF).
+        Columns the single rows and the tiles compute: ``n_out``, or less where the last are
+        zeros (a multiple of NB, or of HALF; either is a multiple of TN).
     """
     _wide_vectors()
     if rows > 1 and _tiled(x, w, y, rows, n_cols):
