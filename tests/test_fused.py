@@ -235,6 +235,23 @@ def test_split_shares_tile_every_product():
         np.testing.assert_array_equal(np.concatenate([s.b2 for s in shares]), w["b2"])
 
 
+def test_weights_and_shares_start_on_cache_lines():
+    # numpy's large arrays start 16 bytes into a page, which split vector loads across lines
+    model = tiny_model(8, skip_channels=300)
+    for dtype in (np.float32, np.float64):
+        w, _ = fused.fused_weights(model, dtype)
+        arrays = list(w.values())
+        for share in fused.split_shares(w, model.config.residual_channels, 2):
+            arrays += [share.w_rs, share.w1, share.w2]
+        for a in arrays:  # (an empty share has no data to align)
+            assert a.size == 0 or a.ctypes.data % fused.ALIGN == 0
+            assert a.flags.c_contiguous and a.dtype == dtype
+    odd = np.arange(10.0)[1:]  # 8 bytes past an allocation's start
+    copy = fused.aligned(odd, np.float32)
+    assert copy.ctypes.data % 64 == 0 and copy.dtype == np.float32
+    np.testing.assert_array_equal(copy, odd)
+
+
 def test_lead_panels_balance_the_busiest_thread():
     # reference preset: taps product 64 x 64 = 4096 multiply-adds a layer, panels of 32 x 64
     w = {"w_rs": np.zeros((30, 32, 320)), "w_taps": np.zeros((30, 64, 64)),
