@@ -96,10 +96,10 @@ def register_block(features: set[str]) -> RegisterBlock:
     multiply-adds, set the pace. With AVX2 a float32 batched product therefore runs tiles of
     6 streams x 16 outputs written directly in LLVM IR (12 accumulators, 2 weight registers,
     1 broadcast: 8 loads per 12 multiply-adds), the register block of the usual AVX2 SGEMM
-    micro-kernel, which LLVM does not find in numba loops (it unrolls loops of 16 or 32
-    floats fully and then leaves them scalar). On an AMD EPYC (Zen 3) the layer products ran
-    at 86-88 GFLOP/s against 73-75 with 1 x 64, and the 16-output tiles compute 288 columns
-    of ``[W_res | W_skip]``, not 320.
+    micro-kernel, which numba loops do not reach: written as loops, blocks 16 or 32 floats
+    wide (1 x 32, 2 x 32, 4 x 16, 6 x 16) ran at 4-13 GFLOP/s, as scalar code would. On an AMD
+    EPYC (Zen 3, AVX2) the layer products ran at 86-88 GFLOP/s against 73-75 with 1 x 64, and
+    the 16-output tiles compute 288 columns of ``[W_res | W_skip]``, not 320.
     """
     isa = isa_of(features)
     if isa == "avx512":
