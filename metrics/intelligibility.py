@@ -16,7 +16,7 @@ ends, and every long array is computed a chunk at a time:
 Each step keeps pystoi's operations on each frame and segment. What differs is rounding: the
 resampler's and ESTOI's sums are reordered to vectorize them (compiled,
 :mod:`~metrics.intelligibility_kernels`), the band sums are taken by
-:func:`~metrics.framing.rowwise_product` and the final sum adds per-segment sums, so the values
+:func:`~metrics.framing.band_product` and the final sum adds per-segment sums, so the values
 are pystoi's to about 1e-15 relative (the tests allow 1e-12), and they do not depend on
 :data:`~metrics.framing.CHUNK_FRAMES` at all.
 
@@ -36,7 +36,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from pystoi import utils as _pystoi_utils
 from pystoi.stoi import BETA, DYN_RANGE, FS, N_FRAME, NFFT, OBM, N
 
-from metrics.framing import chunk_bounds, frames, framewise, rowwise_product
+from metrics.framing import band_product, chunk_bounds, frames, framewise
 from metrics.validation import MetricUnavailable, check_pair, check_sample_rate
 
 #: pystoi's internal rate, frame, hop and the number of frames one intermediate measure needs.
@@ -167,7 +167,7 @@ def _band_envelopes(signal: np.ndarray, kept: np.ndarray) -> np.ndarray:
     for start, stop in chunk_bounds(max(kept.size - 1, 0)):
         piece = _overlap_added(signal, kept, start, stop + 1)  # frame t spans blocks t, t + 1
         spectrum = np.fft.rfft(frames(piece, _FRAME, _HOP) * _WINDOW, n=NFFT, axis=-1)
-        parts.append(np.sqrt(rowwise_product(np.square(np.abs(spectrum)), OBM)))
+        parts.append(np.sqrt(band_product(np.square(np.abs(spectrum)), OBM)))
     return np.concatenate(parts).T
 
 

@@ -5,7 +5,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from metrics.framing import framewise, hann, rowwise_product
+from metrics.framing import band_product, framewise, hann
 from metrics.validation import check_pair
 
 N_FFT = 1024
@@ -69,7 +69,7 @@ def _log_mel_rows(framed: np.ndarray, sample_rate: int) -> np.ndarray:
     """
     spectrum = np.fft.rfft(framed * hann(N_FFT))
     magnitude = np.sqrt(spectrum.real ** 2 + spectrum.imag ** 2 + 1e-9)
-    return np.log(np.maximum(rowwise_product(magnitude, mel_filterbank(sample_rate)), LOG_FLOOR))
+    return np.log(np.maximum(band_product(magnitude, mel_filterbank(sample_rate)), LOG_FLOOR))
 
 
 def mel_l1(*, reference: np.ndarray, generated: np.ndarray, sample_rate: int) -> float:

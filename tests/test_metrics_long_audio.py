@@ -16,8 +16,9 @@ from pystoi.stoi import DYN_RANGE, N_FRAME, NFFT, OBM
 import metrics.dtw
 import metrics.framing
 from metrics import METRICS, mcd_dtw, score_pair
-from metrics.framing import padded_span, rowwise_product
+from metrics.framing import band_product, padded_span
 from metrics.intelligibility import _band_envelopes, _kept_frames, _resample_to_10k
+from metrics.mel import mel_filterbank
 from metrics.pitch import NAMES as PITCH_NAMES
 from metrics.registry import PAIR_INPUTS
 from wavebench_base.errors import InputError
@@ -106,14 +107,23 @@ def test_padded_span_equals_slices_of_the_padded_signal():
         assert span.dtype == np.float64 and np.array_equal(span, padded[start:stop])
 
 
-@pytest.mark.parametrize("k, n", [(513, 47), (25, 513)])  # b wide (as given) or tall (transposed)
-def test_rowwise_product_rows_do_not_depend_on_the_other_rows(k, n):
+def test_band_product_equals_the_dense_product_and_rows_do_not_depend_on_the_others():
     rng = np.random.default_rng(0)
-    a, b = rng.standard_normal((300, k)), rng.standard_normal((n, k))
-    whole = rowwise_product(a, b)
-    np.testing.assert_allclose(whole, a @ b.T, rtol=1e-12, atol=1e-12)
+    a = rng.standard_normal((300, 513))
+    bank = np.zeros((6, 513))  # runs at both edges, one with a zero inside, one empty band
+    for band, (lo, hi) in enumerate([(0, 3), (2, 40), (100, 101), (300, 513), (7, 7), (50, 90)]):
+        bank[band, lo:hi] = rng.uniform(0.1, 1.0, hi - lo)
+    bank[5, 70] = 0.0
+    whole = band_product(a, bank)
+    assert whole.shape == (300, 6) and not whole[:, 4].any()
+    np.testing.assert_allclose(whole, a @ bank.T, rtol=1e-12, atol=1e-12)
     for rows in (slice(0, 1), slice(5, 12), slice(17, 300), [3, 250, 4, 99]):
-        assert np.array_equal(rowwise_product(a[rows], b), whole[rows])
+        assert np.array_equal(band_product(a[rows], bank), whole[rows])
+    # the filterbanks it serves: Slaney mel bands and pystoi's one-third-octave bands
+    for filterbank in (mel_filterbank(16000), mel_filterbank(44100), OBM):
+        spectra = np.abs(rng.standard_normal((40, filterbank.shape[1])))
+        np.testing.assert_allclose(band_product(spectra, filterbank), spectra @ filterbank.T,
+                                   rtol=1e-13)
 
 
 def test_mcd_dtw_refuses_a_grid_beyond_its_bound_before_any_analysis(monkeypatch):
