@@ -112,6 +112,52 @@ def test_newton_step_of_a_frame_does_not_depend_on_the_other_frames(order, alpha
         assert _newton_step(r[start:stop], alpha_powers).tobytes() == whole[start:stop].tobytes()
 
 
+def _sequential_steps(r, alpha_powers):
+    """The Newton steps by the documented operations, one rounded product at a time in
+    Python floats (no fused multiply-add, no reordering): Cholesky-Crout, then the two
+    triangular solves."""
+    n = alpha_powers.size
+    i, s = np.arange(n), np.arange(2 * n - 1)
+    steps = []
+    for row in r:
+        toeplitz = np.where(i % 2 == 0, row[:n] + row[0], row[:n])
+        toeplitz[0] = 2.0 * row[0]
+        hankel = np.where(s % 2 == 0, row - row[0], row)
+        matrix = toeplitz[np.abs(i[:, None] - i[None, :])] + hankel[i[:, None] + i[None, :]]
+        u = [[0.0] * n for _ in range(n)]
+        for j in range(n):
+            for k in range(j, n):
+                value = float(matrix[j, k])
+                for m in range(j):
+                    value = value - u[m][j] * u[m][k]
+                u[j][k] = float(np.sqrt(value)) if k == j else value / u[j][j]
+        y = []
+        for k in range(n):
+            value = float(row[k] - alpha_powers[k])
+            for m in range(k):
+                value = value - y[m] * u[m][k]
+            y.append(value / u[k][k])
+        x = [0.0] * n
+        for k in range(n - 1, -1, -1):
+            value = y[k]
+            for m in range(k + 1, n):
+                value = value - u[k][m] * x[m]
+            x[k] = value / u[k][k]
+        steps.append(x)
+    return np.array(steps)
+
+
+def test_newton_step_rounds_as_documented_whatever_compiled_first():
+    # numba compiles a function first called from a fast-math one (mcep's Newton loop) with
+    # fast-math flags; the solve must still round each product and difference in order, so
+    # that every lane count (4, 8, 16, 32 frames at once) gives the same bits
+    mcep(_noise_frames(3, 1024), order=23, alpha=0.42)
+    r, alpha_powers = _newton_systems(23, 0.42, n_frames=45)
+    expected = _sequential_steps(r, alpha_powers)
+    for rows in (slice(0, 45), slice(0, 1), slice(40, 45), slice(3, 14), slice(20, 36)):
+        np.testing.assert_array_equal(_newton_step(r[rows], alpha_powers), expected[rows])
+
+
 def test_a_system_that_is_not_positive_definite_falls_back_to_lu():
     r, alpha_powers = _newton_systems(23, 0.42, n_frames=3)
     r[1] = -r[1]  # its matrix is then negative definite: Cholesky fails on its first pivot
