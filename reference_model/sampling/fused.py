@@ -88,6 +88,10 @@ from reference_model.sampling.state import (
 # Contraction and reassociation let LLVM vectorize; no nnan/ninf, so NaN and overflow behave
 # as in the reference. The draw (_sample_row, _exp_nonpositive) is compiled without them.
 FAST = {"contract", "reassoc", "nsz", "arcp"}
+# A function with no fast-math flags of its own that numba first compiles as the callee of a
+# FAST one gets FAST (numba 0.68 hands the caller's flags down). Signs of zeros are all this
+# set allows, and a set that is not empty keeps the caller's out.
+EXACT = {"nsz"}
 #: The register blocking for the ISA numba compiles for (fixed at import, as numba's cache key).
 REGISTER_BLOCK = register_block(target_features())
 MB = REGISTER_BLOCK.gemm_rows  # streams per register block of _gemm
@@ -583,7 +587,7 @@ def _sample_row(logits, n_classes, u, temperature, work):
     return _search(work, n_classes, u * _sum(work, n_classes))
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, fastmath=EXACT, error_model="numpy")
 def _sample_mixture_row(out, n_out, u, temperature, classes, log_scale_min, work):
     """One code from mixture parameters ``out[:n_out]``, as ``heads.sample_mixture`` (whose
     docstring gives the method) computes it for one row, in float64."""
