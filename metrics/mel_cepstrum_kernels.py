@@ -197,12 +197,13 @@ def solve_lanes(r_t, width, alpha_powers, a, t, h, x, failed):
     Cholesky (A is the Hessian of SPTK's convex cost: symmetric positive definite), U in the
     upper triangle of ``a``, row by row (Cholesky-Crout: each entry is its A entry minus the
     products with the rows above, in order, then divided by its pivot). Lanes are the
-    innermost index of every array, and all :data:`BLOCK` of them go through the same
-    element-wise operations (:func:`_lanes_update`; no sums across lanes, no fused
-    multiply-adds), so a lane's result does not depend on the other lanes; lanes from
-    ``width`` on are overwritten with copies of the last used one. A lane whose factorization
-    meets a pivot that is not positive (``failed``, a bool per lane) is solved again alone by
-    :func:`_eliminate` (Gaussian elimination with partial pivoting).
+    innermost index of every array (:data:`BLOCK` of them); the fewest of LANE_COUNTS that hold
+    ``width`` are computed, those from ``width`` on as copies of the last used one. Every lane
+    goes through the same element-wise operations (:func:`_lanes_update`; no sums across
+    lanes, no fused multiply-adds), so its result does not depend on the other lanes or on
+    how many are computed. A lane whose factorization meets a pivot that is not positive
+    (``failed``, a bool per lane) is solved again alone by :func:`_eliminate` (Gaussian
+    elimination with partial pivoting).
     """
     n = alpha_powers.shape[0]
     lanes = 4 if width <= 4 else 8 if width <= 8 else 16 if width <= 16 else BLOCK
