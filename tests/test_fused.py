@@ -133,9 +133,10 @@ def test_float64_equals_cached_for_every_block_split():
         np.testing.assert_allclose(logits, ref.logits, rtol=0, atol=1e-10)
 
 
-def test_float32_with_two_threads_equals_one_thread_and_cached():
+@pytest.mark.parametrize("batch", [9, 3])  # 3 on 2 threads: blocks of 2 and 1 unless merged
+def test_float32_with_two_threads_equals_one_thread_and_cached(batch):
     model = tiny_model(2, kernel_size=3)
-    ref = generate(model, 300, batch=9, sampler="cached", dtype=torch.float64, seed=3,
+    ref = generate(model, 300, batch=batch, sampler="cached", dtype=torch.float64, seed=3,
                    keep_logits=True)
     if numba.config.NUMBA_NUM_THREADS < 2:
         pytest.skip("numba has one thread here: nothing to compare")
@@ -144,7 +145,8 @@ def test_float32_with_two_threads_equals_one_thread_and_cached():
         runs = []
         for threads in (1, 2):
             numba.set_num_threads(threads)
-            runs.append(generate(model, 300, batch=9, sampler="fused", seed=3, keep_logits=True))
+            runs.append(generate(model, 300, batch=batch, sampler="fused", seed=3,
+                                 keep_logits=True))
     finally:
         numba.set_num_threads(before)
     for got in runs:

@@ -35,18 +35,24 @@ def test_parse_features_keeps_only_enabled_ones():
     assert parse_features("") == set()
 
 
-@pytest.mark.parametrize("features, isa, rows, panels, panel_rows, half_panels, tile_rows", [
-    (SKYLAKE_X, "avx512", 4, 4, 128, False, 0),
-    (ZEN2, "avx2", 1, 1, 32, True, 6),
-    (SANDY_BRIDGE, "other", 1, 1, 32, True, 0),  # AVX without FMA: 16 registers of 32 bytes
-    (NEOVERSE, "other", 1, 1, 32, True, 0),
-    ("", "other", 1, 1, 32, True, 0),
+@pytest.mark.parametrize("features, isa, rows, panels, panel_rows, half_panels, tile, lanes", [
+    (SKYLAKE_X, "avx512", 4, 4, 128, False, (6, 64), 16),  # 6 x 4 zmm accumulators
+    (ZEN2, "avx2", 1, 1, 32, True, (6, 16), 8),  # 6 x 2 ymm
+    (SANDY_BRIDGE, "other", 1, 1, 32, True, (0, 0), 8),  # AVX without FMA: 16 registers
+    (NEOVERSE, "other", 1, 1, 32, True, (0, 0), 8),
+    ("", "other", 1, 1, 32, True, (0, 0), 8),
 ])
-def test_register_block_per_isa(features, isa, rows, panels, panel_rows, half_panels, tile_rows):
+def test_register_block_per_isa(features, isa, rows, panels, panel_rows, half_panels, tile,
+                                lanes):
     parsed = parse_features(features)
     assert isa_of(parsed) == isa
-    assert register_block(parsed) == RegisterBlock(isa, rows, panels, panel_rows, half_panels,
-                                                   tile_rows)
+    block = register_block(parsed)
+    assert block == RegisterBlock(isa, rows, panels, panel_rows, half_panels, *tile)
+    assert block.lanes == lanes
+    # a tile's accumulators, its weight row and a broadcast fit the register file
+    registers = 32 if isa == "avx512" else 16
+    assert block.tile_rows * block.tile_columns // lanes + block.tile_columns // lanes + 1 \
+        <= registers
 
 
 def test_without_wider_than_avx2_turns_off_avx512_and_amx_only():
@@ -142,7 +148,7 @@ x86 = pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"),
 def test_avx2_build_equals_naive():
     # on an AVX-512 host this builds the AVX2 kernels (NUMBA_CPU_FEATURES), so both run here
     result = run_build(without_wider_than_avx2(HOST_FEATURES))
-    assert result["block"] == ["avx2", 1, 1, 32, True, 6]
+    assert result["block"] == ["avx2", 1, 1, 32, True, 6, 16]
     assert result["gemm"], "AVX2 build: _gemm differs from numpy beyond rounding"
     assert result["slots"], "AVX2 build: a stream's tile outputs depend on its place"
     assert result["codes"], f"AVX2 build: fused codes differ from naive: {result.get('differs')}"
@@ -154,6 +160,7 @@ def test_avx2_build_equals_naive():
                     reason="host has no AVX-512")
 def test_avx512_build_equals_naive():
     result = run_build(None)
-    assert result["block"] == ["avx512", 4, 4, 128, False, 0]
+    assert result["block"] == ["avx512", 4, 4, 128, False, 6, 64]
     assert result["gemm"], "AVX-512 build: _gemm differs from numpy beyond rounding"
+    assert result["slots"], "AVX-512 build: a stream's tile outputs depend on its place"
     assert result["codes"], f"AVX-512 build: fused codes differ from naive: {result.get('differs')}"

@@ -65,13 +65,12 @@ def kernel_build() -> str:
     """The ISA the fused kernels are built for here and their register block, in words."""
     from reference_model.sampling.isa import (
         PANEL,
-        TILE_COLUMNS,
         register_block,
         target_features,
     )
 
     block = register_block(target_features())
-    tiles = (f" and {block.tile_rows} x {TILE_COLUMNS} tiles for float32 batches"
+    tiles = (f" and {block.tile_rows} x {block.tile_columns} tiles for float32 batches"
              if block.tile_rows else "")
     return f"{block.isa}, {block.gemm_rows} x {PANEL} register blocks{tiles}"
 

@@ -15,9 +15,10 @@ Why it is fast (see ``benchmarks/bench_samplers.py`` for the figures):
   serves MB streams. Heap arrays cannot be promoted so (numba marks no pointer ``noalias``).
   MB (and MV, the one-stream product's panels per pass) are chosen for the ISA numba targets
   (:mod:`~reference_model.sampling.isa`): 4 with AVX-512's 32 registers, 1 with AVX2's 16.
-- With AVX2, float32 products of several streams run explicit tiles of 6 streams x 16 outputs
-  instead (:func:`_make_tile`, LLVM IR through a numba intrinsic): 12 ymm accumulators, each
-  weight row loaded once for 6 streams. Same multiply-adds in the same order, so same bits.
+- float32 products of several streams run explicit tiles instead (:func:`_make_tile`, LLVM IR
+  through a numba intrinsic): 6 streams x 16 outputs with AVX2 (12 ymm accumulators), 6 x 64
+  with AVX-512 (24 zmm), each weight row loaded once for 6 streams. Same multiply-adds in the
+  same order, so same bits.
 - LLVM is told to prefer 512-bit vectors where the CPU has them (its default on AVX-512 server
   parts is 256 bits), which doubles the multiply-adds per instruction.
 - float32 uses a rational ``tanh`` that LLVM vectorizes (numba has no vector libm here:
@@ -69,7 +70,6 @@ from numba.extending import intrinsic, overload
 from reference_model.sampling.atomics import barrier, counters, publish, wait_for
 from reference_model.sampling.isa import (
     PANEL,
-    TILE_COLUMNS,
     register_block,
     target_features,
 )
@@ -103,7 +103,8 @@ PARTIALS = 4  # partial sums of _gemv_panel (rows dealt round-robin)
 SCRATCH = max(MB, MV, PARTIALS) * NB  # accumulators of one product, on the stack
 KC = REGISTER_BLOCK.panel_rows  # weight rows of a panel per pass (kept in L1 for all blocks)
 TR = REGISTER_BLOCK.tile_rows  # streams per explicit float32 tile (_tiled; 0: none)
-TN = TILE_COLUMNS  # outputs per explicit tile
+TN = REGISTER_BLOCK.tile_columns  # outputs per explicit tile
+TL = REGISTER_BLOCK.lanes  # float32 values per vector register of a tile
 ALIGN = 64  # bytes: where weight arrays start (aligned)
 BLOCK = 64  # most streams one thread advances in lockstep (weights are read once per block-step)
 
@@ -231,13 +232,14 @@ def _double_from_bits(typingctx, bits):
 def _make_tile(rows: int):
     """An intrinsic ``tile(x, w, y, b0, n0)``: ``y[b0:b0 + rows, n0:n0 + TN] += x[b0:b0 +
     rows] @ w[:, n0:n0 + TN]`` for float32 C-contiguous rows, as one loop over the rows of
-    ``w`` written in LLVM IR: ``rows`` x 2 accumulators of 8 floats stay in ymm registers, each
-    weight row's 16 floats are loaded once for all the streams, and each stream's input is
-    broadcast once per row (see :mod:`~reference_model.sampling.isa`). Every output is one
+    ``w`` written in LLVM IR: ``rows`` x TN / TL accumulators of TL floats stay in vector
+    registers (2 ymm a stream with AVX2, 4 zmm with AVX-512), each weight row's TN floats are
+    loaded once for all the streams, and each stream's input is broadcast once per row (see
+    :mod:`~reference_model.sampling.isa`). Every output is one
     chain of fused multiply-adds in the order of the rows of ``w``, as in :func:`_gemm`, so the
     two give the same bits."""
-    lanes = 8
-    vectors = TN // lanes
+    lanes = TL
+    vectors = max(TN // lanes, 1)  # (a build without tiles never calls them)
 
     @intrinsic
     def tile(typingctx, x, w, y, b0, n0):
@@ -327,7 +329,7 @@ def _tiled_overload(x, w, y, rows, n_cols):
 
     def tiled(x, w, y, rows, n_cols):
         full, rest = rows - rows % 6, rows % 6
-        for n0 in range(0, n_cols, TN):  # a panel of w (n_in x 64 bytes) stays in L1
+        for n0 in range(0, n_cols, TN):  # a panel of w (n_in x TN floats) stays in cache
             for b0 in range(0, full, 6):
                 _tile6(x, w, y, b0, n0)
             if rest == 1:
@@ -834,11 +836,18 @@ def _draw(lg, b0, nb, step, uniforms, temperature, n_classes, work, codes, prev,
 
 @njit(cache=True, nogil=True, parallel=True)
 def _steps_parallel(block, t0, t1, cond, w, run):
-    """Blocks of streams on numba's threads; streams never interact, so no synchronization."""
+    """Blocks of streams on numba's threads; streams never interact, so no synchronization.
+
+    A last block of one stream beside others joins the block before it: a lone row takes
+    :func:`_gemv`'s summation order, not the blocks' or the tiles', so a stream's bits would
+    depend on how the batch was divided among the threads."""
     batch = run.codes.shape[0]
     n_blocks = (batch + block - 1) // block
+    if n_blocks > 1 and batch % block == 1:
+        n_blocks -= 1
     for i in prange(n_blocks):
-        _block_steps(i * block, min(batch, (i + 1) * block), t0, t1, cond, w, run)
+        _block_steps(i * block, batch if i == n_blocks - 1 else (i + 1) * block, t0, t1, cond,
+                     w, run)
 
 
 # ----------------------------------------------------------------------------- batch 1, split
