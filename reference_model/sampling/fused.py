@@ -229,17 +229,17 @@ def _double_from_bits(typingctx, bits):
     return types.float64(types.int64), codegen
 
 
-def _make_tile(rows: int):
-    """An intrinsic ``tile(x, w, y, b0, n0)``: ``y[b0:b0 + rows, n0:n0 + TN] += x[b0:b0 +
-    rows] @ w[:, n0:n0 + TN]`` for float32 C-contiguous rows, as one loop over the rows of
-    ``w`` written in LLVM IR: ``rows`` x TN / TL accumulators of TL floats stay in vector
-    registers (2 ymm a stream with AVX2, 4 zmm with AVX-512), each weight row's TN floats are
-    loaded once for all the streams, and each stream's input is broadcast once per row (see
-    :mod:`~reference_model.sampling.isa`). Every output is one
+def _make_tile(rows: int, columns: int):
+    """An intrinsic ``tile(x, w, y, b0, n0)``: ``y[b0:b0 + rows, n0:n0 + columns] += x[b0:b0
+    + rows] @ w[:, n0:n0 + columns]`` for float32 C-contiguous rows, as one loop over the rows
+    of ``w`` written in LLVM IR: ``rows`` x ``columns`` / TL accumulators of TL floats stay in
+    vector registers (2 ymm a stream with AVX2, 4 zmm with AVX-512, 2 zmm in a half tile), each
+    weight row's floats are loaded once for all the streams, and each stream's input is
+    broadcast once per row (see :mod:`~reference_model.sampling.isa`). Every output is one
     chain of fused multiply-adds in the order of the rows of ``w``, as in :func:`_gemm`, so the
-    two give the same bits."""
+    two give the same bits, whatever the tile."""
     lanes = TL
-    vectors = max(TN // lanes, 1)  # (a build without tiles never calls them)
+    vectors = max(columns // lanes, 1)  # (a build without tiles never calls them)
 
     @intrinsic
     def tile(typingctx, x, w, y, b0, n0):
@@ -310,7 +310,10 @@ def _make_tile(rows: int):
     return tile
 
 
-_tile1, _tile2, _tile3, _tile4, _tile5, _tile6 = (_make_tile(rows) for rows in range(1, 7))
+_tile1, _tile2, _tile3, _tile4, _tile5, _tile6 = (_make_tile(rows, TN) for rows in range(1, 7))
+# half tiles (TN / 2 outputs) end AVX-512's [W_res | W_skip] of a block at R + S (288, not 320)
+_half1, _half2, _half3, _half4, _half5, _half6 = (_make_tile(rows, TN // 2)
+                                                  for rows in range(1, 7))
 
 
 # ----------------------------------------------------------------------------- products
@@ -329,7 +332,8 @@ def _tiled_overload(x, w, y, rows, n_cols):
 
     def tiled(x, w, y, rows, n_cols):
         full, rest = rows - rows % 6, rows % 6
-        for n0 in range(0, n_cols, TN):  # a panel of w (n_in x TN floats) stays in cache
+        whole = n_cols - n_cols % TN
+        for n0 in range(0, whole, TN):  # a panel of w (n_in x TN floats) stays in cache
             for b0 in range(0, full, 6):
                 _tile6(x, w, y, b0, n0)
             if rest == 1:
@@ -342,6 +346,19 @@ def _tiled_overload(x, w, y, rows, n_cols):
                 _tile4(x, w, y, full, n0)
             elif rest == 5:
                 _tile5(x, w, y, full, n0)
+        if n_cols > whole:  # n_cols ends on a half tile
+            for b0 in range(0, full, 6):
+                _half6(x, w, y, b0, whole)
+            if rest == 1:
+                _half1(x, w, y, full, whole)
+            elif rest == 2:
+                _half2(x, w, y, full, whole)
+            elif rest == 3:
+                _half3(x, w, y, full, whole)
+            elif rest == 4:
+                _half4(x, w, y, full, whole)
+            elif rest == 5:
+                _half5(x, w, y, full, whole)
         return True
     return tiled
 
@@ -375,7 +392,7 @@ def _gemm_cols(x, w, y, rows, sparse, idx, n_cols):
         Work space for the rows used.
     n_cols : int
         Columns the single rows and the tiles compute: ``n_out``, or less where the last are
-        zeros (a multiple of NB, or of HALF; either is a multiple of TN).
+        zeros (a multiple of NB, or of HALF: whole tiles, then a half tile where TN is NB).
     """
     _wide_vectors()
     if rows > 1 and _tiled(x, w, y, rows, n_cols):
@@ -766,7 +783,8 @@ def _block_steps(b0, stop, t0, t1, cond, w, run):
                    np.int64)
     work = np.empty(max(run.n_classes, 1))
     rows = np.empty((w.w_taps.shape[0], run.n_taps), np.int64)
-    rs_cols = _rs_columns(r, w.b_skip.shape[0], w.w_rs.shape[2])
+    rs_cols = (_rs_columns(r, w.b_skip.shape[0], w.w_rs.shape[2]) if nb == 1
+               else _rs_block_columns(r, w.b_skip.shape[0], w.w_rs.shape[2]))
     for t in range(t0, t1):
         _start_step(w.emb, run.prev, b0, nb, state)
         _ring_rows(t, run.offsets, run.spans, run.dil, run.n_taps, rows)
@@ -792,6 +810,14 @@ def _rs_columns(r, s, padded):
     """Columns of ``[W_res | W_skip]`` a lone stream computes: R + S up to a half panel where
     the ISA uses them (HALF_PANELS), else all ``padded`` (a multiple of NB)."""
     return min(-(-(r + s) // HALF) * HALF, padded) if HALF_PANELS else padded
+
+
+@njit(cache=True, nogil=True)
+def _rs_block_columns(r, s, padded):
+    """Columns of ``[W_res | W_skip]`` the tiles compute for a block of streams: R + S up to a
+    half panel where the build has tiles (TR), else all ``padded``; the block's single rows
+    (float64 beside MB-row blocks) stop there too."""
+    return min(-(-(r + s) // HALF) * HALF, padded) if TR else padded
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
