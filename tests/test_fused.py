@@ -14,7 +14,7 @@ from reference_model.sampling import fused, generate, sample_next
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@njit
+@njit(fastmath=fused.FAST)  # as in _gate: _tanh32 is inlined, so its caller's flags apply
 def _apply_tanh32(x):
     out = np.empty_like(x)
     for i in range(x.shape[0]):
