@@ -89,9 +89,11 @@ def register_block(features: set[str]) -> RegisterBlock:
     Half panels: ``[W_res | W_skip]`` is R + S columns (288 in the reference preset), which
     whole panels pad to 320, so a lone stream read 10 % zeros of that product's weights. With
     AVX2 its one-stream product ends on a half panel (32 outputs, 4 ymm accumulators) instead:
-    0.58 -> 0.50 us per layer on the EPYC above. The batched product keeps whole panels (its
-    half-panel loop ran 1.5 times slower than the zeros it saves), and so does AVX-512, where a
-    half panel is a 2-register loop of the kind LLVM scalarizes (not measured).
+    0.58 -> 0.50 us per layer on the EPYC above. The batched loops keep whole panels (their
+    half-panel loop ran 1.5 times slower than the zeros it saves), and so does a lone stream
+    with AVX-512: with half panels, batch 1 ran at 21,000-22,000 samples/s on one thread and
+    32,600-33,300 on two, as with whole ones (three alternating runs, Intel Xeon, family 6
+    model 167). The tiles end on R + S with either ISA (AVX-512: a half tile, 2 zmm a stream).
 
     Explicit tiles: with 1 x 64 blocks each multiply-add of a ymm register loads its weights
     from L1 (9 loads per 8 multiply-adds, with the input's broadcast), so the loads, not the
@@ -107,7 +109,8 @@ def register_block(features: set[str]) -> RegisterBlock:
     need not keep in registers). On an Intel Xeon (family 6 model 167, AVX-512) the end
     product [64, 256] @ [256, 256] ran at 144-152 GFLOP/s against 114-117 with the loops, and
     batch 64 on one thread at 103,100-103,300 samples/s against 97,800-98,200 (two alternating
-    runs of ``wavebench speed``).
+    runs of ``wavebench speed``); ending ``[W_res | W_skip]`` on a half tile then gave
+    104,500-110,000 against 98,900-99,500 (two more).
     """
     isa = isa_of(features)
     if isa == "avx512":
