@@ -229,20 +229,21 @@ def _double_from_bits(typingctx, bits):
     return types.float64(types.int64), codegen
 
 
-def _make_tile(rows: int, columns: int):
-    """An intrinsic ``tile(x, w, y, b0, n0)``: ``y[b0:b0 + rows, n0:n0 + columns] += x[b0:b0
-    + rows] @ w[:, n0:n0 + columns]`` for float32 C-contiguous rows, as one loop over the rows
-    of ``w`` written in LLVM IR: ``rows`` x ``columns`` / TL accumulators of TL floats stay in
-    vector registers (2 ymm a stream with AVX2, 4 zmm with AVX-512, 2 zmm in a half tile), each
-    weight row's floats are loaded once for all the streams, and each stream's input is
-    broadcast once per row (see :mod:`~reference_model.sampling.isa`). Every output is one
-    chain of fused multiply-adds in the order of the rows of ``w``, as in :func:`_gemm`, so the
-    two give the same bits, whatever the tile."""
+def _make_tile(rows: int):
+    """An intrinsic ``tile(x, w, y, b0, n0, half)``: ``y[b0:b0 + rows, n0:n0 + TN] += x[b0:b0
+    + rows] @ w[:, n0:n0 + TN]`` for float32 C-contiguous rows, or TN / 2 columns where
+    ``half``, as one loop over the rows of ``w`` written in LLVM IR: ``rows`` x TN / TL
+    accumulators of TL floats stay in vector registers (2 ymm a stream with AVX2, 4 zmm with
+    AVX-512, half as many in a half tile), each weight row's floats are loaded once for all the
+    streams, and each stream's input is broadcast once per row (see
+    :mod:`~reference_model.sampling.isa`). Every output is one chain of fused multiply-adds in
+    the order of the rows of ``w``, as in :func:`_gemm`, so the two give the same bits,
+    whatever the tile."""
     lanes = TL
-    vectors = max(columns // lanes, 1)  # (a build without tiles never calls them)
+    vectors = max(TN // lanes, 1)  # (a build without tiles never calls them)
 
     @intrinsic
-    def tile(typingctx, x, w, y, b0, n0):
+    def tile(typingctx, x, w, y, b0, n0, half):
         def codegen(context, builder, signature, args):
             i64, f32 = ir.IntType(64), ir.FloatType()
             vec = ir.VectorType(f32, lanes)
@@ -261,59 +262,71 @@ def _make_tile(rows: int, columns: int):
                 base = builder.bitcast(arr.data, ir.IntType(8).as_pointer())
                 return builder.bitcast(builder.gep(base, [byte_offset]), ty.as_pointer())
 
-            x0 = builder.mul(first, x_step)
-            y0 = builder.add(builder.mul(first, y_step), builder.mul(col, four))
-            w0 = builder.mul(col, four)
-            cells = [at(y_arr, builder.add(y0, builder.add(builder.mul(const(r), y_step),
-                                                           const(4 * lanes * v))), vec)
-                     for r in range(rows) for v in range(vectors)]
-            start = [builder.load(cell, align=4) for cell in cells]
-            entry = builder.block
-            loop, done = builder.append_basic_block("tile_k"), builder.append_basic_block("tile_end")
-            builder.cbranch(builder.icmp_signed(">", n_in, const(0)), loop, done)
-            builder.position_at_end(loop)
-            k = builder.phi(i64)
-            acc = [builder.phi(vec) for _ in cells]
-            w_row = builder.add(w0, builder.mul(k, w_step))
-            weights = [builder.load(at(w_arr, builder.add(w_row, const(4 * lanes * v)), vec),
-                                    align=4) for v in range(vectors)]
-            undef, zeros = ir.Constant(vec, ir.Undefined), ir.Constant(
-                ir.VectorType(ir.IntType(32), lanes), [0] * lanes)
-            new = []
-            for r in range(rows):
-                offset = builder.add(builder.add(x0, builder.mul(const(r), x_step)),
-                                     builder.mul(k, four))
-                scalar = builder.load(at(x_arr, offset, f32), align=4)
-                spread = builder.shuffle_vector(
-                    builder.insert_element(undef, scalar, ir.Constant(ir.IntType(32), 0)),
-                    undef, zeros)
-                new += [builder.call(fma, [spread, weights[v], acc[r * vectors + v]])
-                        for v in range(vectors)]
-            k_next = builder.add(k, const(1))
-            k.add_incoming(const(0), entry)
-            k.add_incoming(k_next, loop)
-            for phi, before, after in zip(acc, start, new):
-                phi.add_incoming(before, entry)
-                phi.add_incoming(after, loop)
-            builder.cbranch(builder.icmp_signed("<", k_next, n_in), loop, done)
-            builder.position_at_end(done)
-            final = []
-            for before, after in zip(start, new):
-                phi = builder.phi(vec)
-                phi.add_incoming(before, entry)
-                phi.add_incoming(after, loop)
-                final.append(phi)
-            for cell, value in zip(cells, final):
-                builder.store(value, cell, align=4)
+            def emit(vectors):  # the tile's loop, from the current block to a block after it
+                x0 = builder.mul(first, x_step)
+                y0 = builder.add(builder.mul(first, y_step), builder.mul(col, four))
+                w0 = builder.mul(col, four)
+                cells = [at(y_arr, builder.add(y0, builder.add(builder.mul(const(r), y_step),
+                                                               const(4 * lanes * v))), vec)
+                         for r in range(rows) for v in range(vectors)]
+                start = [builder.load(cell, align=4) for cell in cells]
+                entry = builder.block
+                loop = builder.append_basic_block("tile_k")
+                done = builder.append_basic_block("tile_end")
+                builder.cbranch(builder.icmp_signed(">", n_in, const(0)), loop, done)
+                builder.position_at_end(loop)
+                k = builder.phi(i64)
+                acc = [builder.phi(vec) for _ in cells]
+                w_row = builder.add(w0, builder.mul(k, w_step))
+                weights = [builder.load(at(w_arr, builder.add(w_row, const(4 * lanes * v)),
+                                           vec), align=4) for v in range(vectors)]
+                undef, zeros = ir.Constant(vec, ir.Undefined), ir.Constant(
+                    ir.VectorType(ir.IntType(32), lanes), [0] * lanes)
+                new = []
+                for r in range(rows):
+                    offset = builder.add(builder.add(x0, builder.mul(const(r), x_step)),
+                                         builder.mul(k, four))
+                    scalar = builder.load(at(x_arr, offset, f32), align=4)
+                    spread = builder.shuffle_vector(
+                        builder.insert_element(undef, scalar, ir.Constant(ir.IntType(32), 0)),
+                        undef, zeros)
+                    new += [builder.call(fma, [spread, weights[v], acc[r * vectors + v]])
+                            for v in range(vectors)]
+                k_next = builder.add(k, const(1))
+                k.add_incoming(const(0), entry)
+                k.add_incoming(k_next, loop)
+                for phi, before, after in zip(acc, start, new):
+                    phi.add_incoming(before, entry)
+                    phi.add_incoming(after, loop)
+                builder.cbranch(builder.icmp_signed("<", k_next, n_in), loop, done)
+                builder.position_at_end(done)
+                final = []
+                for before, after in zip(start, new):
+                    final.append(builder.phi(vec))
+                    final[-1].add_incoming(before, entry)
+                    final[-1].add_incoming(after, loop)
+                for cell, value in zip(cells, final):
+                    builder.store(value, cell, align=4)
+
+            if vectors < 2:  # no half tiles
+                emit(vectors)
+                return context.get_dummy_value()
+            is_half = builder.icmp_unsigned("!=", args[5], ir.Constant(args[5].type, 0))
+            whole_block = builder.append_basic_block("tile_whole")
+            half_block = builder.append_basic_block("tile_half")
+            join = builder.append_basic_block("tile_join")
+            builder.cbranch(is_half, half_block, whole_block)
+            for block, count in ((whole_block, vectors), (half_block, vectors // 2)):
+                builder.position_at_end(block)
+                emit(count)
+                builder.branch(join)
+            builder.position_at_end(join)
             return context.get_dummy_value()
-        return types.none(x, w, y, types.intp, types.intp), codegen
+        return types.none(x, w, y, types.intp, types.intp, types.boolean), codegen
     return tile
 
 
-_tile1, _tile2, _tile3, _tile4, _tile5, _tile6 = (_make_tile(rows, TN) for rows in range(1, 7))
-# half tiles (TN / 2 outputs) end AVX-512's [W_res | W_skip] of a block at R + S (288, not 320)
-_half1, _half2, _half3, _half4, _half5, _half6 = (_make_tile(rows, TN // 2)
-                                                  for rows in range(1, 7))
+_tile1, _tile2, _tile3, _tile4, _tile5, _tile6 = (_make_tile(rows) for rows in range(1, 7))
 
 
 # ----------------------------------------------------------------------------- products
@@ -332,33 +345,21 @@ def _tiled_overload(x, w, y, rows, n_cols):
 
     def tiled(x, w, y, rows, n_cols):
         full, rest = rows - rows % 6, rows % 6
-        whole = n_cols - n_cols % TN
-        for n0 in range(0, whole, TN):  # a panel of w (n_in x TN floats) stays in cache
+        for n0 in range(0, n_cols, TN):  # a panel of w (n_in x TN floats) stays in cache
+            # a half tile where n_cols ends on one (AVX-512's [W_res | W_skip]: R + S = 288)
+            half = n_cols - n0 < TN
             for b0 in range(0, full, 6):
-                _tile6(x, w, y, b0, n0)
+                _tile6(x, w, y, b0, n0, half)
             if rest == 1:
-                _tile1(x, w, y, full, n0)
+                _tile1(x, w, y, full, n0, half)
             elif rest == 2:
-                _tile2(x, w, y, full, n0)
+                _tile2(x, w, y, full, n0, half)
             elif rest == 3:
-                _tile3(x, w, y, full, n0)
+                _tile3(x, w, y, full, n0, half)
             elif rest == 4:
-                _tile4(x, w, y, full, n0)
+                _tile4(x, w, y, full, n0, half)
             elif rest == 5:
-                _tile5(x, w, y, full, n0)
-        if n_cols > whole:  # n_cols ends on a half tile
-            for b0 in range(0, full, 6):
-                _half6(x, w, y, b0, whole)
-            if rest == 1:
-                _half1(x, w, y, full, whole)
-            elif rest == 2:
-                _half2(x, w, y, full, whole)
-            elif rest == 3:
-                _half3(x, w, y, full, whole)
-            elif rest == 4:
-                _half4(x, w, y, full, whole)
-            elif rest == 5:
-                _half5(x, w, y, full, whole)
+                _tile5(x, w, y, full, n0, half)
         return True
     return tiled
 
