@@ -245,7 +245,7 @@ def test_split_shares_tile_every_product():
     for n_threads in (2, 3, 4):
         shares = fused.split_shares(w, r, n_threads)
         # [W_res | W_skip] up to its last half panel (AVX2) or its padding (AVX-512)
-        n_cols = fused._rs_columns(r, w["b_skip"].shape[0], w["w_rs"].shape[-1])
+        n_cols = fused._rs_columns(r, w["b_skip"].shape[0], w["w_rs"].shape[-1], True)
         assert n_cols == (352 if fused.HALF_PANELS else 384) and not w["w_rs"][..., n_cols:].any()
         for name, first in (("w_rs", "rs0"), ("w1", "e0"), ("w2", "c0")):
             starts = [getattr(share, first) for share in shares]

@@ -182,7 +182,7 @@ def test_compiled_exp_matches_numpy_and_keeps_its_special_values():
 
     from metrics.mel_cepstrum_kernels import _REDUCE, exp_into
 
-    @njit(fastmath=_REDUCE)  # called as _gradients calls it, compiled first from there
+    @njit(fastmath=_REDUCE)  # inlined into a caller with _gradients' flags, as it runs there
     def in_context(x, out):
         exp_into(x, out)
 

@@ -784,8 +784,7 @@ def _block_steps(b0, stop, t0, t1, cond, w, run):
                    np.int64)
     work = np.empty(max(run.n_classes, 1))
     rows = np.empty((w.w_taps.shape[0], run.n_taps), np.int64)
-    rs_cols = (_rs_columns(r, w.b_skip.shape[0], w.w_rs.shape[2]) if nb == 1
-               else _rs_block_columns(r, w.b_skip.shape[0], w.w_rs.shape[2]))
+    rs_cols = _rs_columns(r, w.b_skip.shape[0], w.w_rs.shape[2], nb == 1)
     for t in range(t0, t1):
         _start_step(w.emb, run.prev, b0, nb, state)
         _ring_rows(t, run.offsets, run.spans, run.dil, run.n_taps, rows)
@@ -807,18 +806,13 @@ def _block_steps(b0, stop, t0, t1, cond, w, run):
 
 
 @njit(cache=True, nogil=True)
-def _rs_columns(r, s, padded):
-    """Columns of ``[W_res | W_skip]`` a lone stream computes: R + S up to a half panel where
-    the ISA uses them (HALF_PANELS), else all ``padded`` (a multiple of NB)."""
-    return min(-(-(r + s) // HALF) * HALF, padded) if HALF_PANELS else padded
-
-
-@njit(cache=True, nogil=True)
-def _rs_block_columns(r, s, padded):
-    """Columns of ``[W_res | W_skip]`` the tiles compute for a block of streams: R + S up to a
-    half panel where the build has tiles (TR), else all ``padded``; the block's single rows
-    (float64 beside MB-row blocks) stop there too."""
-    return min(-(-(r + s) // HALF) * HALF, padded) if TR else padded
+def _rs_columns(r, s, padded, lone):
+    """Columns of ``[W_res | W_skip]`` computed for a ``lone`` stream, or for a block of
+    streams: R + S up to a half panel where that product can end on one (a lone stream:
+    HALF_PANELS; a block: the build's tiles, TR, which its single rows follow), else all
+    ``padded`` (a multiple of NB)."""
+    ends_early = HALF_PANELS if lone else TR > 0
+    return min(-(-(r + s) // HALF) * HALF, padded) if ends_early else padded
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -1016,7 +1010,7 @@ def _lead_panels(w: dict, r: int, n_threads: int) -> int:
     and gate: at least the residual columns', then as many as keep the busiest thread's
     multiply-adds per layer lowest (ties: fewer, since the others wait for thread 0). A last
     half panel goes with the last thread, which also gets the longest run of whole panels."""
-    n_cols, d = _rs_columns(r, w["b_skip"].shape[0], w["w_rs"].shape[-1]), w["w_rs"].shape[1]
+    n_cols, d = _rs_columns(r, w["b_skip"].shape[0], w["w_rs"].shape[-1], True), w["w_rs"].shape[1]
     n_panels, half = n_cols // NB, n_cols % NB
     taps = w["w_taps"].shape[1] * w["w_taps"].shape[2]
 
@@ -1029,7 +1023,7 @@ def _lead_panels(w: dict, r: int, n_threads: int) -> int:
 def split_shares(w: dict, r: int, n_threads: int) -> list:
     """Each thread's :class:`Share` of the weights (contiguous copies of its panels)."""
     lead = _lead_panels(w, r, n_threads)
-    n_cols = _rs_columns(r, w["b_skip"].shape[0], w["w_rs"].shape[-1])
+    n_cols = _rs_columns(r, w["b_skip"].shape[0], w["w_rs"].shape[-1], True)
     # column bounds of each thread's part of [W_res | W_skip]: the lead's panels, the others'
     # runs, and a last half panel with the last thread (or with the lead, all of it, where
     # the residual columns reach into it)

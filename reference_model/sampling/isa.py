@@ -41,7 +41,8 @@ class RegisterBlock(NamedTuple):
 
     @property
     def lanes(self) -> int:
-        """float32 values per vector register: 16 with AVX-512, else 8."""
+        """float32 values per vector register of an explicit tile: 16 with AVX-512, 8 with
+        AVX2 (and 8 where the build has no tiles, which never reads it)."""
         return 16 if self.isa == "avx512" else 8
 
 
@@ -93,7 +94,7 @@ def register_block(features: set[str]) -> RegisterBlock:
     half-panel loop ran 1.5 times slower than the zeros it saves), and so does a lone stream
     with AVX-512: with half panels, batch 1 ran at 21,000-22,000 samples/s on one thread and
     32,600-33,300 on two, as with whole ones (three alternating runs, Intel Xeon, family 6
-    model 167). The tiles end on R + S with either ISA (AVX-512: a half tile, 2 zmm a stream).
+    model 167, AVX-512). The tiles end on R + S with either ISA (AVX-512: a half tile, 2 zmm a stream).
 
     Explicit tiles: with 1 x 64 blocks each multiply-add of a ymm register loads its weights
     from L1 (9 loads per 8 multiply-adds, with the input's broadcast), so the loads, not the
