@@ -1,11 +1,14 @@
 """The ``fused`` sampler's kernels against independent references (numpy, the cached sampler)."""
 import os
+import sys
 
 import numba
 import numpy as np
 import pytest
 import torch
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
 
 from reference_model.config import PRESETS, ModelConfig
 from reference_model.model import WaveNet
@@ -28,6 +31,38 @@ def _apply_exp(x):
     for i in range(x.shape[0]):
         out[i] = fused._exp_nonpositive(x[i])
     return out
+
+
+@intrinsic
+def _meminfo_address(typingctx, array):
+    """The address of an array's meminfo (0 where it has none)."""
+    def codegen(context, builder, signature, args):
+        meminfo = context.make_array(signature.args[0])(context, builder, value=args[0]).meminfo
+        return builder.ptrtoint(meminfo, ir.IntType(64))
+    return types.int64(array), codegen
+
+
+@njit
+def _borrow_and_write(a, bundle):
+    """Meminfo addresses of ``a`` and of the borrowed arrays, after a write through each."""
+    mine, bundle = fused._borrowed(a), fused._borrowed(bundle)
+    mine[0] = 7.0
+    bundle[0][1, 1] = bundle[1]  # a nested array, written with the bundle's scalar
+    view = mine[1:]  # a view of a borrowed array has no meminfo either
+    view[0] = 8.0
+    return (_meminfo_address(a), _meminfo_address(mine), _meminfo_address(bundle[0]),
+            _meminfo_address(view), bundle[1])
+
+
+def test_borrowed_arrays_write_through_and_own_no_reference():
+    a, b = np.zeros(4), np.zeros((2, 3), np.int64)
+    refs = sys.getrefcount(a), sys.getrefcount(b)
+    for _ in range(1000):  # an unbalanced count would free or leak the arrays
+        owned, mine, nested, view, scalar = _borrow_and_write(a, (b, 5))
+    assert owned != 0 and mine == nested == view == 0 and scalar == 5
+    np.testing.assert_array_equal(a, [7.0, 8.0, 0.0, 0.0])
+    assert b[1, 1] == 5 and b.sum() == 5
+    assert (sys.getrefcount(a), sys.getrefcount(b)) == refs
 
 
 def test_tanh32_is_within_a_few_ulp_of_numpy_tanh():

@@ -31,6 +31,12 @@ Why it is fast (see ``benchmarks/bench_samplers.py`` for the figures):
   no vector load of a weight row straddles two cache lines. numpy's large arrays start 16
   bytes into a page: with that offset the batched products ran about 1.5 times slower on an
   AMD EPYC (Zen 3, AVX2), and which weights had it changed from one allocation to the next.
+- The kernels borrow their arrays (:func:`_borrowed`), so calls and views inside them count
+  no references: numba's counts are atomic adds, a few hundred cycles for each small product
+  of a lone stream, and a cache line that both threads of a split stream kept taking from each
+  other. In two alternating runs of ``wavebench speed`` [Intel Xeon, family 6 model 167,
+  AVX-512], batch 1 went from 20,100-20,800 to 24,900-25,900 samples/s on one thread and from
+  32,200-32,900 to 48,700-51,500 on two; batch 64 did not change.
 - numba checks every array index for Python's negative indexing unless LLVM can prove it
   non-negative; such a check inside a loop turns vector loads into gathers. Offsets derived
   from arguments or loaded values are therefore wrapped in ``max(..., 0)`` (a no-op).
@@ -173,6 +179,22 @@ class Run(NamedTuple):
     log_scale_min: float
 
 
+class Buffers(NamedTuple):
+    """One thread's work arrays for ``nb`` streams (:func:`_buffers`); a thread of a split
+    lone stream sizes ``state``, ``e`` and ``lg`` to its share of the columns."""
+
+    state: np.ndarray  # [nb, >= R + S'] [x | skip sums | zero pad]
+    taps: np.ndarray  # [nb, K R] the layer's past taps and current input
+    h: np.ndarray  # [nb, 2D'] the taps product
+    z: np.ndarray  # [nb, D] the gate output
+    sk: np.ndarray  # [nb, S] ReLU(skip sums)
+    e: np.ndarray  # [nb, E'] the first end layer
+    lg: np.ndarray  # [nb, C'] the outputs
+    idx: np.ndarray  # int64, the input rows a lone row's product uses
+    work: np.ndarray  # float64 [n_classes], the draw's
+    rows: np.ndarray  # int64 [L, K], the step's ring-buffer rows
+
+
 # ----------------------------------------------------------------------------- LLVM helpers
 
 @intrinsic
@@ -193,6 +215,37 @@ def _keep_outlined(typingctx):
         builder.function.attributes.add("noinline")
         return context.get_dummy_value()
     return types.none(), codegen
+
+
+def _without_meminfo(context, builder, ty, value):
+    """``value`` (of numba type ``ty``) with every array in it, nested tuples included, made a
+    view that owns no reference (a null meminfo)."""
+    if isinstance(ty, types.Array):
+        array = context.make_array(ty)(context, builder, value=value)
+        array.meminfo = cgutils.get_null_value(array.meminfo.type)
+        return array._getvalue()
+    if isinstance(ty, types.BaseTuple):
+        for i, member in enumerate(ty):
+            inner = _without_meminfo(context, builder, member, builder.extract_value(value, i))
+            value = builder.insert_value(value, inner, i)
+    return value
+
+
+@intrinsic
+def _borrowed(typingctx, value):
+    """``value`` (an array, or a tuple of arrays and scalars) as views that take no part in
+    numba's reference counting, for a function that holds its arguments for the whole call.
+
+    numba counts references to an array's memory with atomic adds: each njit call, view or
+    slice of an array adds and subtracts one (a locked instruction on x86, and a cache line
+    that bounces between cores where threads share the array). Its pruning cannot drop them
+    around a call, which may raise. One ``_gemm`` of a lone stream, 32 x 64, took 197 ns so and
+    67 ns borrowed (an ad hoc timing, Intel Xeon family 6 model 167, AVX-512). numba skips a
+    null meminfo. A borrowed view is valid while its owner is alive, which is why only
+    arguments are borrowed: the caller owns them until the call returns."""
+    def codegen(context, builder, signature, args):
+        return _without_meminfo(context, builder, signature.args[0], args[0])
+    return value(value), codegen
 
 
 @intrinsic
@@ -759,31 +812,45 @@ def _output(state, nb, r, b_skip, w1, b1, w2, b2, sk, e, lg, idx, zero):
     _gemm(e, w2, lg, nb, True, idx)
 
 
-@njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
+@njit(cache=True, nogil=True)
+def _buffers(nb, width, n_end, n_out, w, run):
+    """Zeroed :class:`Buffers` for ``nb`` streams: ``state`` at least ``width`` wide (and R),
+    ``e`` ``n_end`` and ``lg`` ``n_out``."""
+    dt = w.emb.dtype
+    n_idx = max(w.w_taps.shape[1], w.w_rs.shape[1], w.w1.shape[0], w.w2.shape[0])
+    return Buffers(state=np.zeros((nb, max(width, w.emb.shape[1])), dt),
+                   taps=np.zeros((nb, w.w_taps.shape[1]), dt),
+                   h=np.zeros((nb, w.w_taps.shape[2]), dt), z=np.zeros((nb, w.w_rs.shape[1]), dt),
+                   sk=np.zeros((nb, w.b_skip.shape[0]), dt), e=np.zeros((nb, n_end), dt),
+                   lg=np.zeros((nb, n_out), dt), idx=np.zeros(n_idx, np.int64),
+                   work=np.zeros(max(run.n_classes, 1)),
+                   rows=np.zeros((w.w_taps.shape[0], run.n_taps), np.int64))
+
+
+@njit(cache=True, nogil=True)
 def _block_steps(b0, stop, t0, t1, cond, w, run):
-    """Advance streams ``b0 .. stop - 1`` from position ``t0`` to ``t1`` (module docstring).
+    """Advance streams ``b0 .. stop - 1`` from position ``t0`` to ``t1``: :func:`_advance`
+    with this block's buffers."""
+    nb = stop - b0
+    _advance(b0, nb, t0, t1, cond, w, run,
+             _buffers(nb, w.w_rs.shape[2], w.w1.shape[1], w.w2.shape[1], w, run))
+
+
+@njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
+def _advance(b0, nb, t0, t1, cond, w, run, buf):
+    """Advance streams ``b0 .. b0 + nb - 1`` from position ``t0`` to ``t1`` (module docstring).
 
     ``cond`` [batch, t1 - t0, L, 2D] holds the mel terms of these steps when ``run.has_cond``.
+    The arguments are borrowed (:func:`_borrowed`): the caller owns them for the whole call.
     The helpers called per layer and per step take the arrays they use, not the bundles:
     passing the bundles down (numba hands over every field of every array in them, over 150
     values a call) cost about 4% at batch 1 in ``benchmarks/bench_samplers.py``.
     """
     _wide_vectors()
     _keep_outlined()
-    nb = stop - b0
-    dt = w.emb.dtype
-    r, d = max(w.emb.shape[1], 0), w.w_rs.shape[1]
-    state = np.zeros((nb, w.w_rs.shape[2]), dt)  # [x | skip sum | zero pad]
-    taps = np.empty((nb, w.w_taps.shape[1]), dt)
-    h = np.empty((nb, w.w_taps.shape[2]), dt)
-    z = np.empty((nb, d), dt)
-    sk = np.empty((nb, w.b_skip.shape[0]), dt)
-    e = np.empty((nb, w.w1.shape[1]), dt)
-    lg = np.empty((nb, w.w2.shape[1]), dt)
-    idx = np.empty(max(w.w_taps.shape[1], w.w_rs.shape[1], w.w1.shape[0], w.w2.shape[0]),
-                   np.int64)
-    work = np.empty(max(run.n_classes, 1))
-    rows = np.empty((w.w_taps.shape[0], run.n_taps), np.int64)
+    cond, w, run, buf = _borrowed(cond), _borrowed(w), _borrowed(run), _borrowed(buf)
+    state, taps, h, z, sk, e, lg, idx, work, rows = buf
+    r = max(w.emb.shape[1], 0)
     rs_cols = _rs_columns(r, w.b_skip.shape[0], w.w_rs.shape[2], nb == 1)
     for t in range(t0, t1):
         _start_step(w.emb, run.prev, b0, nb, state)
@@ -897,35 +964,27 @@ class Meeting(NamedTuple):
 
 
 @njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
-def _split_steps(tid, n_threads, t0, t1, cond, w, share, meet, run):
+def _split_steps(tid, n_threads, t0, t1, cond, w, share, meet, run, buf):
     """Thread ``tid``'s part of steps ``t0 .. t1 - 1`` of a lone stream (module docstring).
 
-    Thread 0 runs the layers as :func:`_block_steps` does for one stream, with its own panels
+    Thread 0 runs the layers as :func:`_advance` does for one stream, with its own panels
     of ``[W_res | W_skip]`` (the residual columns among them), and hands each layer's gate
     output to the others, which add their panels' skip terms. Counter values only grow: the
     gate output of layer ``k`` in step ``t`` is published as ``t L + k + 1``, and the step's
     barriers are ``3 t + 1 .. 3 t + 3``. A thread reads a shared array only after the counter
     that says it is written, and no thread rewrites it before everyone has passed the next
-    barrier.
+    barrier. The arguments are borrowed (:func:`_borrowed`); ``buf`` is the thread's own
+    (:func:`_buffers` for its share).
     """
     _wide_vectors()
     _keep_outlined()
-    dt = w.emb.dtype
+    cond, w, share, meet = _borrowed(cond), _borrowed(w), _borrowed(share), _borrowed(meet)
+    run, buf = _borrowed(run), _borrowed(buf)
+    state, taps, h, z, sk, e, lg, idx, work, rows = buf
     zero = run.half - run.half
     lead = tid == 0
     r, n_layers = max(w.emb.shape[1], 0), w.w_taps.shape[0]
     width = share.w_rs.shape[2]
-    state = np.zeros((1, max(width, r)), dt)  # [x | skip sums] (thread 0) or its skip columns
-    taps = np.empty((1, w.w_taps.shape[1]), dt)
-    h = np.empty((1, w.w_taps.shape[2]), dt)
-    z = np.empty((1, w.w_rs.shape[1]), dt)
-    sk = np.empty((1, w.b_skip.shape[0]), dt)
-    e = np.empty((1, share.w1.shape[1]), dt)
-    lg = np.empty((1, share.w2.shape[1]), dt)
-    idx = np.empty(max(w.w_taps.shape[1], w.w_rs.shape[1], w.w1.shape[0], w.w2.shape[0]),
-                   np.int64)
-    work = np.empty(max(run.n_classes, 1))
-    rows = np.empty((n_layers, run.n_taps), np.int64)
     d = z.shape[1]
     seen = 0  # the lead's layer count as last read (it only grows)
     for t in range(t0, t1):
@@ -1063,11 +1122,13 @@ def _run_split(n_threads, chunks, cond_of, weights, shares, run, dtype) -> None:
                    e=aligned(np.zeros((1, weights.w1.shape[1]), dtype)),
                    lg=aligned(np.zeros((1, weights.w2.shape[1]), dtype)),
                    sync=counters(n_threads + 1))
+    bufs = [_buffers(1, share.w_rs.shape[2], share.w1.shape[1], share.w2.shape[1], weights, run)
+            for share in shares]
     with ThreadPoolExecutor(n_threads, thread_name_prefix="fused-split") as pool:
         for t0, t1 in chunks:
             cond = cond_of(t0, t1)
             jobs = [pool.submit(_split_steps, tid, n_threads, t0, t1, cond, weights, shares[tid],
-                                meet, run) for tid in range(n_threads)]
+                                meet, run, bufs[tid]) for tid in range(n_threads)]
             for job in jobs:
                 job.result()
             yield t0, t1
