@@ -272,6 +272,26 @@ def test_lone_stream_split_across_chunks_equals_cached(monkeypatch):
     np.testing.assert_allclose(got.logits, ref.logits, rtol=0, atol=1e-10)
 
 
+@needs_two_cores
+def test_generations_free_every_numba_allocation(monkeypatch):
+    # borrowed views take no part in numba's reference counts: a count wrongly dropped or
+    # kept on a real array shows here as a free too many or an allocation left
+    from numba.core.runtime import _nrt_python, rtsys
+    model = tiny_model(8)
+    _nrt_python.memsys_enable_stats()
+    try:
+        for batch, count in ((1, 1), (1, 2), (3, 1)):
+            monkeypatch.setattr(fused, "split_threads", lambda b, w, count=count: count)
+            before = rtsys.get_allocation_stats()
+            generate(model, 200, sampler="fused", batch=batch, seed=3)
+            after = rtsys.get_allocation_stats()
+            made, freed = after.mi_alloc - before.mi_alloc, after.mi_free - before.mi_free
+            assert made > 0 and made == freed, (batch, count, made, freed)
+            assert after.alloc - before.alloc == after.free - before.free
+    finally:
+        _nrt_python.memsys_disable_stats()
+
+
 def test_split_shares_tile_every_product():
     # [W_res | W_skip]: 48 + 300 -> 6 panels (AVX-512), or 5 and a half panel (AVX2)
     model = tiny_model(8, skip_channels=300)
