@@ -848,7 +848,7 @@ def _advance(b0, nb, t0, t1, cond, w, run, buf):
     """
     _wide_vectors()
     _keep_outlined()
-    cond, w, run, buf = _borrowed(cond), _borrowed(w), _borrowed(run), _borrowed(buf)
+    cond, w, run, buf = _borrowed((cond, w, run, buf))
     state, taps, h, z, sk, e, lg, idx, work, rows = buf
     r = max(w.emb.shape[1], 0)
     rs_cols = _rs_columns(r, w.b_skip.shape[0], w.w_rs.shape[2], nb == 1)
@@ -978,8 +978,7 @@ def _split_steps(tid, n_threads, t0, t1, cond, w, share, meet, run, buf):
     """
     _wide_vectors()
     _keep_outlined()
-    cond, w, share, meet = _borrowed(cond), _borrowed(w), _borrowed(share), _borrowed(meet)
-    run, buf = _borrowed(run), _borrowed(buf)
+    cond, w, share, meet, run, buf = _borrowed((cond, w, share, meet, run, buf))
     state, taps, h, z, sk, e, lg, idx, work, rows = buf
     zero = run.half - run.half
     lead = tid == 0
