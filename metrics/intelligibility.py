@@ -10,21 +10,25 @@ ends, and every long array is computed a chunk at a time:
    are dropped from both signals), overlap-adding the kept frames only where a chunk of band
    envelopes needs them (:func:`_kept_frames`, :func:`_overlap_added`);
 3. one-third-octave band envelopes, 15 values per 12.8 ms: the only arrays kept whole;
-4. the back ends over chunks of 30-frame segments, each segment's sum kept and the sums added
-   at the end.
+4. the back ends, one compiled pass over the 30-frame segments read in place from the
+   envelopes (no stack of segments), each segment's sum kept and the sums added at the end.
 
 Each step keeps pystoi's operations on each frame and segment. What differs is rounding: the
-resampler's and ESTOI's sums are reordered to vectorize them (compiled,
+resampler's and the back ends' sums are reordered to vectorize them (compiled,
 :mod:`~metrics.intelligibility_kernels`), the band sums are taken by
 :func:`~metrics.framing.band_product` and the final sum adds per-segment sums, so the values
 are pystoi's to about 1e-15 relative (the tests allow 1e-12), and they do not depend on
 :data:`~metrics.framing.CHUNK_FRAMES` at all.
 
 ESTOI adds tiny regularizing noise (machine epsilon times standard normals) before normalizing
-the segments' rows and columns. pystoi draws it from NumPy's global generator, unseeded, so its
-ESTOI changes in the last bits from one run to the next (and a silent output's at random). Here
-it comes from four local generators with a fixed seed (:func:`estoi_noise`), drawn segment by
-segment in order: identical inputs give identical bytes, and the global generator is untouched.
+the segments' rows and columns. It matters only where a row or column is constant (a band of
+digital silence, say); elsewhere it moves the value by rounding. pystoi draws it from NumPy's
+global generator, unseeded, so its ESTOI changes in the last bits from one run to the next (and a
+silent output's at random). Here each number is a pure function of its place (segment, draw,
+band, frame; :func:`~metrics.intelligibility_kernels.noise_value`) with the same mean and
+variance (a bell-shaped sum of four uniforms rather than a Gaussian, drawn inside the compiled
+kernel): identical inputs give identical bytes, the global generator is untouched, and
+:func:`estoi_noise` hands the same numbers to a test that gives them to pystoi.
 """
 from __future__ import annotations
 
@@ -32,7 +36,6 @@ import math
 from functools import lru_cache
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 from pystoi import utils as _pystoi_utils
 from pystoi.stoi import BETA, DYN_RANGE, FS, N_FRAME, NFFT, OBM, N
 
@@ -45,21 +48,26 @@ _FRAME, _HOP, _SEGMENT = N_FRAME, N_FRAME // 2, N
 #: pystoi's analysis window (MATLAB's ``hanning``: a Hann window without its zero end points).
 _WINDOW = np.hanning(_FRAME + 2)[1:-1]
 _EPS = _pystoi_utils.EPS
-#: Seed of ESTOI's regularizing noise (see :func:`estoi_noise`).
-ESTOI_NOISE_SEED = 0
+#: STOI's clipping of the processed bands: at most this times the clean band (BETA = -15 dB
+#: signal-to-distortion ratio).
+_CLIP = 1 + 10 ** (-BETA / 20)
 
 
-def estoi_noise() -> tuple[np.random.Generator, ...]:
-    """Fresh generators of ESTOI's four noise draws, in pystoi's order of drawing them.
+def estoi_noise(segments: int) -> np.ndarray:
+    """ESTOI's regularizing noise for ``segments`` segments, in pystoi's order and shapes.
 
     Returns
     -------
-    tuple of np.random.Generator
-        Noise for the clean segments' rows, their columns, the processed segments' rows and
-        their columns. One generator per draw, so drawing segment chunk by segment chunk gives
-        the same numbers as drawing each whole array at once.
+    np.ndarray [shape=(4, segments, 15, 30)], float64
+        Unit-variance noise for the clean segments' rows, their columns, the processed
+        segments' rows and their columns: what pystoi draws from ``np.random.standard_normal``
+        in that order, and what :func:`estoi` adds (scaled by machine epsilon).
     """
-    return tuple(np.random.default_rng([ESTOI_NOISE_SEED, draw]) for draw in range(4))
+    from metrics import intelligibility_kernels
+
+    out = np.empty((intelligibility_kernels.DRAWS, segments, OBM.shape[0], _SEGMENT))
+    intelligibility_kernels.noise_into(out)
+    return out
 
 
 def _min_length(sample_rate: int) -> int:
@@ -196,75 +204,22 @@ def _front_end(reference: np.ndarray, generated: np.ndarray,
     return clean, _band_envelopes(_resample_to_10k(generated, sample_rate), kept)
 
 
-def _segment_chunks(clean: np.ndarray, processed: np.ndarray):
-    """Chunks of every run of 30 consecutive frames of both envelopes, as pystoi stacks them.
-
-    Yields
-    ------
-    clean, processed : np.ndarray [shape=(segments, 15, 30)], float64
-        C-contiguous (as ``np.array`` of pystoi's list of slices, so the reductions over a
-        segment sum in pystoi's order).
-    """
-    for start, stop in chunk_bounds(clean.shape[1] - _SEGMENT + 1):
-        yield tuple(np.ascontiguousarray(
-            sliding_window_view(bands[:, start:stop + _SEGMENT - 1], _SEGMENT, axis=1)
-            .transpose(1, 0, 2)) for bands in (clean, processed))
-
-
-def _stoi_segment_sums(clean: np.ndarray, processed: np.ndarray) -> np.ndarray:
-    """Per segment, the sum of correlations of clipped, normalized bands (Taal et al. 2011).
-
-    Parameters
-    ----------
-    clean, processed : np.ndarray [shape=(segments, 15, 30)], float64
-        Not modified.
-
-    Returns
-    -------
-    np.ndarray [shape=(segments,)]
-        STOI is their sum over all segments divided by segments x 15 bands.
-    """
-    scale = (np.linalg.norm(clean, axis=2, keepdims=True)
-             / (np.linalg.norm(processed, axis=2, keepdims=True) + _EPS))
-    # clip at BETA = -15 dB signal-to-distortion ratio
-    clipped = np.minimum(processed * scale, clean * (1 + 10 ** (-BETA / 20)))
-    clipped = clipped - np.mean(clipped, axis=2, keepdims=True)
-    centred = clean - np.mean(clean, axis=2, keepdims=True)
-    clipped /= np.linalg.norm(clipped, axis=2, keepdims=True) + _EPS
-    centred /= np.linalg.norm(centred, axis=2, keepdims=True) + _EPS
-    return np.sum(clipped * centred, axis=(1, 2))
-
-
-def _estoi_segment_sums(clean: np.ndarray, processed: np.ndarray, noise) -> np.ndarray:
-    """Per segment, the inner product of row- and column-normalized segments / 30 (Jensen and
-    Taal 2016); ESTOI is their mean. ``noise`` is :func:`estoi_noise`'s four generators, each
-    drawing its regularizing noise in pystoi's shape (the whole chunk of segments)."""
-    from metrics import intelligibility_kernels
-
-    draws = np.empty((4, *clean.shape))
-    for generator, out in zip(noise, draws, strict=True):
-        generator.standard_normal(out=out)
-    sums = np.empty(clean.shape[0])
-    intelligibility_kernels.estoi_sums(clean, processed, draws, _EPS, sums)
-    return sums
-
-
 def _back_ends(clean: np.ndarray, processed: np.ndarray, *, short: bool = True,
                extended: bool = True) -> dict[str, float]:
-    """STOI and/or ESTOI of band envelopes, segment chunk by segment chunk."""
-    noise = estoi_noise()
-    stoi_sums, estoi_sums = [np.zeros(0)], [np.zeros(0)]
-    for clean_segments, processed_segments in _segment_chunks(clean, processed):
-        if short:
-            stoi_sums.append(_stoi_segment_sums(clean_segments, processed_segments))
-        if extended:
-            estoi_sums.append(_estoi_segment_sums(clean_segments, processed_segments, noise))
+    """STOI and/or ESTOI of band envelopes (bands x frames), from each 30-frame segment's sum
+    (:func:`~metrics.intelligibility_kernels.segment_sums`)."""
+    from metrics import intelligibility_kernels
+
     segments = clean.shape[1] - _SEGMENT + 1
+    stoi_sums, estoi_sums = (np.empty(segments if wanted else 0) for wanted in (short, extended))
+    intelligibility_kernels.segment_sums(np.ascontiguousarray(clean.T),
+                                         np.ascontiguousarray(processed.T), _SEGMENT, _EPS,
+                                         _CLIP, stoi_sums, estoi_sums)
     values = {}
     if short:
-        values["stoi"] = float(np.sum(np.concatenate(stoi_sums)) / (segments * clean.shape[0]))
+        values["stoi"] = float(np.sum(stoi_sums) / (segments * clean.shape[0]))
     if extended:
-        values["estoi"] = float(np.sum(np.concatenate(estoi_sums)) / segments)
+        values["estoi"] = float(np.sum(estoi_sums) / segments)
     return values
 
 

@@ -3,6 +3,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.stats
 import soundfile
 from pystoi import stoi as pystoi_stoi
 
@@ -65,16 +66,19 @@ def _speech_at(name, rate):
 
 
 def _pystoi_both(clean, degraded, rate, monkeypatch):
-    """pystoi called directly, its ESTOI noise drawn from our generators in its own order.
+    """pystoi called directly, its ESTOI noise replaced by ours in its own order.
 
     pystoi draws four arrays from ``np.random.standard_normal`` (clean rows, clean columns,
-    processed rows, processed columns); handing it :func:`estoi_noise`'s generators in that
-    order makes its ESTOI a reference for ours with the same noise, computed by its code.
+    processed rows, processed columns); handing it :func:`estoi_noise`'s arrays in that order
+    makes its ESTOI a reference for ours with the same noise, computed by its code.
     """
-    noise = iter(estoi_noise())
+    draws = []
 
     def standard_normal(shape):
-        return next(noise).standard_normal(shape)
+        if not draws:
+            draws.extend(estoi_noise(shape[0]))
+        assert draws[0].shape == shape
+        return draws.pop(0)
     with monkeypatch.context() as patch:
         patch.setattr(np.random, "standard_normal", standard_normal)
         return {"stoi": pystoi_stoi(clean, degraded, rate),
@@ -136,6 +140,24 @@ def test_silent_output_gives_the_seeded_noise_driven_estoi(monkeypatch):
         np.random.seed(seed)
         both = intelligibility_scores(reference=clean, generated=silent, sample_rate=16000)
         assert both == pytest.approx(expected, rel=1e-12, abs=0)
+
+
+def test_regularizing_noise_has_the_moments_of_a_standard_normal_draw():
+    noise = estoi_noise(2000)  # 4 x 2000 x 15 x 30 = 3.6 million numbers
+    values = noise.reshape(-1)
+    n = values.size
+    # the sum of four uniforms on (0, 1), centred and scaled: mean 0, variance 1, bounded by
+    # 2 sqrt(3), excess kurtosis -6 / (5 x 4) = -0.3 (Irwin-Hall); each within 5 standard errors
+    assert abs(np.mean(values)) < 5 / np.sqrt(n)
+    assert abs(np.var(values) - 1) < 5 * np.sqrt((3 - 0.3 - 1) / n)
+    assert np.max(np.abs(values)) <= 2 * np.sqrt(3)
+    assert scipy.stats.kurtosis(values) == pytest.approx(-0.3, abs=0.02)
+    # neighbours, and the same place in the four draws, are uncorrelated
+    assert abs(np.corrcoef(values[:-1], values[1:])[0, 1]) < 5 / np.sqrt(n)
+    rows = noise.reshape(4, -1)
+    assert np.max(np.abs(np.corrcoef(rows) - np.eye(4))) < 5 / np.sqrt(rows.shape[1])
+    # each number is a function of its place: fewer segments give the same leading ones
+    assert np.array_equal(estoi_noise(7), noise[:, :7])
 
 
 def test_thirty_frame_boundary_matches_pystoi(monkeypatch):
