@@ -24,18 +24,26 @@ from numba import njit
 _REDUCE = {"reassoc", "contract", "nsz"}
 
 
+#: Table rows are a whole number of the vectorized dot product's steps (zeros in front; a
+#: zero tap adds an exact zero): 18.8 to 14.6 ns an output sample at 16 kHz (117 taps to 128),
+#: ad hoc timing, Intel Xeon family 6 model 167, AVX-512.
+_TABLE_ALIGN = 16
+
+
 def phase_table(filter_taps: np.ndarray, up: int) -> np.ndarray:
     """The filter split into its ``up`` phases, each reversed and front-padded with zeros.
 
     Row ``phase`` holds ``filter_taps[phase + j up]`` for j = 0, 1, ... in reverse order, right
-    aligned in a row as long as the longest phase, so that :func:`resample` multiplies it
-    with a forward run of input samples ending at the newest one it reaches.
+    aligned in a row as long as the longest phase rounded up to a multiple of
+    :data:`_TABLE_ALIGN`, so that :func:`resample` multiplies it with a forward run of input
+    samples ending at the newest one it reaches.
 
     Returns
     -------
-    np.ndarray [shape=(up, ceil(len(filter_taps) / up))], float64
+    np.ndarray [shape=(up, width)], float64
+        width = ceil(len(filter_taps) / up) rounded up to a multiple of :data:`_TABLE_ALIGN`.
     """
-    width = -(-filter_taps.size // up)
+    width = -(-filter_taps.size // up // _TABLE_ALIGN) * _TABLE_ALIGN
     table = np.zeros((up, width))
     for phase in range(up):
         taps = filter_taps[phase::up]
