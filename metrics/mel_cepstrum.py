@@ -178,7 +178,10 @@ def mcep(frames: np.ndarray, *, order: int, alpha: float, eps: float = 1e-6, min
                          f"min_iter={min_iter}, max_iter={max_iter}")
     from metrics import mel_cepstrum_kernels
 
-    periodogram = np.abs(np.fft.rfft(frames)) ** 2 + eps
+    spectrum = np.fft.rfft(frames)
+    periodogram = np.empty(spectrum.shape)
+    mel_cepstrum_kernels.periodogram_into(spectrum, float(eps), periodogram)
+    del spectrum
     out = np.empty((frames.shape[0], order + 1))
     mel_cepstrum_kernels.newton_frames(
         periodogram, np.log(periodogram), *_operators(frames.shape[1], int(order), float(alpha)),
