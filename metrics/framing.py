@@ -106,6 +106,28 @@ def framewise(function, *signals: np.ndarray, length: int, hop: int, pad: int = 
     return np.concatenate(parts)
 
 
+def power(spectrum: np.ndarray, offset: float = 0.0) -> np.ndarray:
+    """``spectrum.real ** 2 + spectrum.imag ** 2 + offset``, byte for byte, in one compiled pass.
+
+    NumPy makes three temporaries for that expression, and ``abs(spectrum) ** 2`` goes through
+    ``hypot``: both several times slower than this loop on 1024-point spectra.
+
+    Parameters
+    ----------
+    spectrum : np.ndarray [shape=(m, k)], complex128
+    offset : float
+
+    Returns
+    -------
+    np.ndarray [shape=(m, k)], float64
+    """
+    from metrics import framing_kernels
+
+    out = np.empty(spectrum.shape)
+    framing_kernels.power_into(np.asarray(spectrum, dtype=np.complex128), float(offset), out)
+    return out
+
+
 def band_product(a: np.ndarray, bank: np.ndarray) -> np.ndarray:
     """``a @ bank.T`` for a filterbank: each row of ``bank`` is zero outside one run of columns.
 
@@ -152,6 +174,5 @@ def stft_window(n_fft: int, win_length: int | None = None) -> np.ndarray:
 
 
 def power_spectrum(framed: np.ndarray, window: np.ndarray) -> np.ndarray:
-    """|rfft(frame x window)|^2 of each row of ``framed``, as re^2 + im^2."""
-    spectrum = np.fft.rfft(framed * window)
-    return spectrum.real ** 2 + spectrum.imag ** 2
+    """|rfft(frame x window)|^2 of each row of ``framed``, as re^2 + im^2 (:func:`power`)."""
+    return power(np.fft.rfft(framed * window))

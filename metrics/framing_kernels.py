@@ -1,4 +1,5 @@
-"""The compiled half of :mod:`metrics.framing`: the product with a filterbank, band by band.
+"""The compiled half of :mod:`metrics.framing`: the product with a filterbank, band by band, and
+the power of a complex spectrum.
 
 Imported on the first :func:`~metrics.framing.band_product` call, so that importing the metrics
 does not import numba.
@@ -23,3 +24,13 @@ def band_sums(a, b, lo, hi, out):
             for k in range(max(lo[j], 0), hi[j]):
                 total += a[i, k] * b[j, k]
             out[i, j] = total
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def power_into(spectrum, offset, out):
+    """``out = re^2 + im^2 + offset`` of the complex ``spectrum`` (2-D), in that order, each
+    operation rounded (no fast-math: the bytes are NumPy's for the same expression)."""
+    for i in range(spectrum.shape[0]):
+        for k in range(spectrum.shape[1]):
+            z = spectrum[i, k]
+            out[i, k] = z.real * z.real + z.imag * z.imag + offset

@@ -5,7 +5,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from metrics.framing import band_product, framewise, hann
+from metrics.framing import band_product, framewise, hann, power
 from metrics.validation import check_pair
 
 N_FFT = 1024
@@ -68,7 +68,7 @@ def _log_mel_rows(framed: np.ndarray, sample_rate: int) -> np.ndarray:
     sr / 2, ln max(M, 1e-5).
     """
     spectrum = np.fft.rfft(framed * hann(N_FFT))
-    magnitude = np.sqrt(spectrum.real ** 2 + spectrum.imag ** 2 + 1e-9)
+    magnitude = np.sqrt(power(spectrum, 1e-9))
     return np.log(np.maximum(band_product(magnitude, mel_filterbank(sample_rate)), LOG_FLOOR))
 
 

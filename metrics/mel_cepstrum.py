@@ -17,6 +17,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from metrics.framing import power
 from wavebench_base.errors import InputError
 
 
@@ -178,10 +179,7 @@ def mcep(frames: np.ndarray, *, order: int, alpha: float, eps: float = 1e-6, min
                          f"min_iter={min_iter}, max_iter={max_iter}")
     from metrics import mel_cepstrum_kernels
 
-    spectrum = np.fft.rfft(frames)
-    periodogram = np.empty(spectrum.shape)
-    mel_cepstrum_kernels.periodogram_into(spectrum, float(eps), periodogram)
-    del spectrum
+    periodogram = power(np.fft.rfft(frames), eps)  # re^2 + im^2 + eps, as SPTK
     out = np.empty((frames.shape[0], order + 1))
     mel_cepstrum_kernels.newton_frames(
         periodogram, np.log(periodogram), *_operators(frames.shape[1], int(order), float(alpha)),

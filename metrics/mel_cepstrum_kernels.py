@@ -126,17 +126,6 @@ def exp_into(x, out):
         out[k] = (p * r + 1.0) * _from_bits((n_int + 1023) << 52)
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
-def periodogram_into(spectrum, eps, out):
-    """``out = re^2 + im^2 + eps`` of the complex ``spectrum``, as SPTK's ``mcep`` forms it
-    (each product rounded: no fast-math). NumPy's ``abs(z) ** 2`` goes through ``hypot``:
-    a square root and a square more, and several times slower."""
-    for f in range(spectrum.shape[0]):
-        for k in range(spectrum.shape[1]):
-            z = spectrum[f, k]
-            out[f, k] = z.real * z.real + z.imag * z.imag + eps
-
-
 #: Frames a block of :func:`newton_frames` carries through the loop together (the length of
 #: the solve's innermost loops).
 BLOCK = 32

@@ -16,7 +16,7 @@ from pystoi.stoi import DYN_RANGE, N_FRAME, NFFT, OBM
 import metrics.dtw
 import metrics.framing
 from metrics import METRICS, mcd_dtw, score_pair
-from metrics.framing import band_product, padded_span
+from metrics.framing import band_product, padded_span, power
 from metrics.intelligibility import _band_envelopes, _kept_frames, _resample_to_10k
 from metrics.mel import mel_filterbank
 from metrics.pitch import NAMES as PITCH_NAMES
@@ -124,6 +124,16 @@ def test_band_product_equals_the_dense_product_and_rows_do_not_depend_on_the_oth
         spectra = np.abs(rng.standard_normal((40, filterbank.shape[1])))
         np.testing.assert_allclose(band_product(spectra, filterbank), spectra @ filterbank.T,
                                    rtol=1e-13)
+
+
+def test_power_is_numpys_expression_byte_for_byte():
+    rng = np.random.default_rng(5)
+    # magnitudes over 40 decades, so that the offset and both squares round in every way
+    spectrum = (rng.standard_normal((64, 513)) + 1j * rng.standard_normal((64, 513))) \
+        * 10.0 ** rng.uniform(-20, 20, (64, 513))
+    for offset in (0.0, 1e-9, 1e-6):
+        expected = spectrum.real ** 2 + spectrum.imag ** 2 + offset
+        assert np.array_equal(power(spectrum, offset), expected)
 
 
 def test_mcd_dtw_refuses_a_grid_beyond_its_bound_before_any_analysis(monkeypatch):
