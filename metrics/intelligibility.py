@@ -21,8 +21,10 @@ are pystoi's to about 1e-15 relative (the tests allow 1e-12), and they do not de
 :data:`~metrics.framing.CHUNK_FRAMES` at all.
 
 ESTOI adds tiny regularizing noise (machine epsilon times standard normals) before normalizing
-the segments' rows and columns. It matters only where a row or column is constant (a band of
-digital silence, say); elsewhere it moves the value by rounding. pystoi draws it from NumPy's
+the segments' rows and columns. It matters only where a row or column is constant over a
+segment (a band of digital silence, say); elsewhere it moves the value by rounding. Where it
+decides the value, pystoi's is random, and ours is pystoi's given the same noise only where the
+constant is exactly zero (otherwise rounding competes with the noise). pystoi draws it from NumPy's
 global generator, unseeded, so its ESTOI changes in the last bits from one run to the next (and a
 silent output's at random). Here each number is a pure function of its place (segment, draw,
 band, frame; :func:`~metrics.intelligibility_kernels.noise_value`) with the same mean and
@@ -238,7 +240,8 @@ def stoi(*, reference: np.ndarray, generated: np.ndarray, sample_rate: int,
     STOI is not symmetric: ``reference`` is the clean speech whose silent frames are removed
     and whose envelopes the others are normalized to. Equal to
     ``pystoi.stoi(reference, generated, sample_rate, extended=extended)`` up to rounding (about
-    1e-15 relative; ESTOI's regularizing noise is seeded here, see the module's notes).
+    1e-15 relative; ESTOI's regularizing noise is a fixed function of its place here, see the
+    module's notes).
 
     Parameters
     ----------

@@ -101,8 +101,10 @@ def noise_value(key):
     z = z ^ (z >> _SHIFTS[3])
     total = ((z & _LOW16) + ((z >> _SHIFTS[0]) & _LOW16) + ((z >> _SHIFTS[4]) & _LOW16)
              + (z >> _SHIFTS[5]))
-    # four uniforms (u + 1/2) / 2^16 sum to (total + 2) / 2^16, of mean 2
-    return (np.float64(total) - 131070.0) * _NOISE_SCALE
+    # four uniforms (u + 1/2) / 2^16 sum to (total + 2) / 2^16, of mean 2; centred in integers,
+    # so that one rounding is left, which fast-math flags of a caller that inlines this cannot
+    # fuse (the kernel's numbers stay those of noise_into, compiled without them)
+    return np.float64(np.int64(total) - 131070) * _NOISE_SCALE
 
 
 @njit(cache=True, nogil=True, inline="always")

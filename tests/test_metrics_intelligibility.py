@@ -6,9 +6,10 @@ import pytest
 import scipy.stats
 import soundfile
 from pystoi import stoi as pystoi_stoi
+from pystoi import utils as pystoi_utils
 
 from metrics import MetricUnavailable, estoi, intelligibility_scores, stoi
-from metrics.intelligibility import estoi_noise
+from metrics.intelligibility import _back_ends, estoi_noise
 from wavebench_base.errors import InputError
 
 DATA = Path(__file__).resolve().parent / "data"  # tests/data/README.md: sources and licences
@@ -126,7 +127,7 @@ def test_estoi_is_reproducible_and_leaves_the_global_generator_alone():
     assert np.float64(first).tobytes() == np.float64(second).tobytes()
 
 
-def test_silent_output_gives_the_seeded_noise_driven_estoi(monkeypatch):
+def test_silent_output_gives_the_noise_driven_estoi_of_pystoi_given_our_noise(monkeypatch):
     clean = _speech_at("vm-login.flac", 16000)
     silent = np.zeros_like(clean)
     # with silent output ESTOI normalizes pure regularizing noise: pystoi's value is random
@@ -140,6 +141,25 @@ def test_silent_output_gives_the_seeded_noise_driven_estoi(monkeypatch):
         np.random.seed(seed)
         both = intelligibility_scores(reference=clean, generated=silent, sample_rate=16000)
         assert both == pytest.approx(expected, rel=1e-12, abs=0)
+
+
+def test_estoi_of_envelopes_with_silent_bands_equals_pystoi_given_our_noise(monkeypatch):
+    # a band that is exactly zero over a segment is normalized from its row noise alone: clean
+    # bands 0-6 and processed bands 8-14 silent, so the clean rows' draw and the processed
+    # rows' draw both decide the value (a draw used in the wrong place changes it by ~1e-2)
+    rng = np.random.default_rng(11)
+    clean, processed = rng.uniform(0.1, 1.0, (2, 15, 80))
+    clean[:7] = 0.0
+    processed[8:] = 0.0
+    draws = list(estoi_noise(80 - 30 + 1))
+    monkeypatch.setattr(np.random, "standard_normal", lambda shape: draws.pop(0))
+    # pystoi's ESTOI back end on the same envelopes, as its stoi() runs it
+    x, y = (np.array([bands[:, m - 30:m] for m in range(30, 81)]) for bands in (clean, processed))
+    x_n, y_n = pystoi_utils.row_col_normalize(x), pystoi_utils.row_col_normalize(y)
+    expected = np.sum(x_n * y_n / 30) / x_n.shape[0]
+    assert not draws  # pystoi drew all four arrays, in our order
+    got = _back_ends(clean, processed, short=False)["estoi"]
+    assert got == pytest.approx(expected, rel=1e-12, abs=0)
 
 
 def test_regularizing_noise_has_the_moments_of_a_standard_normal_draw():
