@@ -38,21 +38,51 @@ import math
 from functools import lru_cache
 
 import numpy as np
-from pystoi import utils as _pystoi_utils
-from pystoi.stoi import BETA, DYN_RANGE, FS, N_FRAME, NFFT, OBM, N
 
 from metrics.framing import band_product, chunk_bounds, frames, framewise
 from metrics.validation import MetricUnavailable, check_pair, check_sample_rate
 
-#: pystoi's internal rate, frame, hop and the number of frames one intermediate measure needs.
-STOI_RATE = FS
-_FRAME, _HOP, _SEGMENT = N_FRAME, N_FRAME // 2, N
+# STOI's settings (Taal et al. 2011) as pystoi 0.4.1 has them; the tests hold them to its values.
+# pystoi itself is not imported: it imports scipy.signal, which took 0.4 s of every scoring
+# process's start-up.
+#: The internal rate, the frame, its FFT size, and the frames one intermediate measure needs.
+STOI_RATE, _FRAME, _NFFT, _SEGMENT = 10000, 256, 512, 30
+_HOP = _FRAME // 2
+#: One-third-octave bands: how many, and the centre of the lowest (Hz).
+_BANDS, _LOWEST_CENTRE_HZ = 15, 150.0
+#: Silence removal drops frames more than this far below the reference's loudest (dB).
+_DYNAMIC_RANGE_DB = 40.0
 #: pystoi's analysis window (MATLAB's ``hanning``: a Hann window without its zero end points).
 _WINDOW = np.hanning(_FRAME + 2)[1:-1]
-_EPS = _pystoi_utils.EPS
-#: STOI's clipping of the processed bands: at most this times the clean band (BETA = -15 dB
+_EPS = np.finfo(np.float64).eps
+#: STOI's clipping of the processed bands: at most this times the clean band (a -15 dB
 #: signal-to-distortion ratio).
-_CLIP = 1 + 10 ** (-BETA / 20)
+_CLIP = 1 + 10 ** (15.0 / 20)
+
+
+def _third_octave_matrix() -> np.ndarray:
+    """STOI's band matrix, as pystoi's ``thirdoct`` builds it: row k is 1 from the FFT bin
+    nearest to the band's lower edge, 150 * 2^((2k - 1) / 6) Hz, up to but not including the
+    bin nearest to its upper edge, 150 * 2^((2k + 1) / 6) Hz (nearest by squared distance, the
+    lower bin of a tie).
+
+    Returns
+    -------
+    np.ndarray [shape=(15, 257)], float64, read-only
+    """
+    bins_hz = np.linspace(0, STOI_RATE, _NFFT + 1)[:_NFFT // 2 + 1]
+    k = np.arange(_BANDS, dtype=np.float64)
+    lower, upper = (np.argmin(np.square(bins_hz - edges[:, None]), axis=1) for edges in (
+        _LOWEST_CENTRE_HZ * np.power(2.0, (2 * k - 1) / 6),
+        _LOWEST_CENTRE_HZ * np.power(2.0, (2 * k + 1) / 6)))
+    matrix = np.zeros((_BANDS, bins_hz.size))
+    for band in range(_BANDS):
+        matrix[band, lower[band]:upper[band]] = 1.0
+    matrix.setflags(write=False)
+    return matrix
+
+
+_BAND_MATRIX = _third_octave_matrix()
 
 
 def estoi_noise(segments: int) -> np.ndarray:
@@ -67,7 +97,7 @@ def estoi_noise(segments: int) -> np.ndarray:
     """
     from metrics import intelligibility_kernels
 
-    out = np.empty((intelligibility_kernels.DRAWS, segments, OBM.shape[0], _SEGMENT))
+    out = np.empty((intelligibility_kernels.DRAWS, segments, _BANDS, _SEGMENT))
     intelligibility_kernels.noise_into(out)
     return out
 
@@ -118,13 +148,27 @@ def _resampler(sample_rate: int) -> tuple[int, int, np.ndarray, int]:
 def _resample_filter(sample_rate: int) -> np.ndarray:
     """The normalized filter pystoi's ``resample_oct`` hands ``resample_poly``, once per rate.
 
-    ``resample_oct`` is these two lines and that call; it would redo the design (2.7 ms at
-    22050 Hz) for every piece of every signal.
+    ``resample_oct`` is the design, this normalization and that call; it would redo the
+    design (2.7 ms at 22050 Hz) for every piece of every signal.
     """
-    h = _pystoi_utils._resample_window_oct(STOI_RATE, sample_rate)
+    divisor = math.gcd(STOI_RATE, sample_rate)
+    h = _octave_resample_filter(STOI_RATE // divisor, sample_rate // divisor)
     window = h / np.sum(h)
     window.setflags(write=False)
     return window
+
+
+def _octave_resample_filter(up: int, down: int) -> np.ndarray:
+    """The anti-aliasing filter of Octave's ``resample`` for the reduced ratio up / down, as
+    pystoi's ``_resample_window_oct`` ports it: the ideal low-pass at half the band of the
+    larger of the two rates, scaled by ``up``, under a Kaiser window for 60 dB of rejection,
+    long enough for a transition of a tenth of the cutoff (Kaiser's length formula)."""
+    cutoff = 1.0 / (2 * max(up, down))
+    rejection_db = 60.0
+    half_length = np.ceil((rejection_db - 8) / (28.714 * (cutoff / 10)))
+    taps = np.arange(-half_length, half_length + 1)
+    ideal = 2 * up * cutoff * np.sinc(2 * cutoff * taps)
+    return np.kaiser(2 * half_length + 1, 0.1102 * (rejection_db - 8.7)) * ideal
 
 
 def _kept_frames(reference: np.ndarray) -> np.ndarray:
@@ -137,7 +181,7 @@ def _kept_frames(reference: np.ndarray) -> np.ndarray:
         return 20 * np.log10(np.linalg.norm(_WINDOW * framed, axis=1) + _EPS)
 
     energy = framewise(energies, reference[:-1], length=_FRAME, hop=_HOP)
-    return np.flatnonzero((np.max(energy) - DYN_RANGE - energy) < 0)
+    return np.flatnonzero((np.max(energy) - _DYNAMIC_RANGE_DB - energy) < 0)
 
 
 def _overlap_added(signal: np.ndarray, kept: np.ndarray, start: int, stop: int) -> np.ndarray:
@@ -173,11 +217,11 @@ def _band_envelopes(signal: np.ndarray, kept: np.ndarray) -> np.ndarray:
     -------
     np.ndarray [shape=(15, max(K - 1, 0))], float64
     """
-    parts = [np.zeros((0, OBM.shape[0]))]
+    parts = [np.zeros((0, _BANDS))]
     for start, stop in chunk_bounds(max(kept.size - 1, 0)):
         piece = _overlap_added(signal, kept, start, stop + 1)  # frame t spans blocks t, t + 1
-        spectrum = np.fft.rfft(frames(piece, _FRAME, _HOP) * _WINDOW, n=NFFT, axis=-1)
-        parts.append(np.sqrt(band_product(np.square(np.abs(spectrum)), OBM)))
+        spectrum = np.fft.rfft(frames(piece, _FRAME, _HOP) * _WINDOW, n=_NFFT, axis=-1)
+        parts.append(np.sqrt(band_product(np.square(np.abs(spectrum)), _BAND_MATRIX)))
     return np.concatenate(parts).T
 
 

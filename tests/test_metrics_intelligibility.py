@@ -1,4 +1,5 @@
 """STOI and ESTOI: the golden pair, pystoi called directly, asymmetry and the too-short rule."""
+import importlib
 from pathlib import Path
 
 import numpy as np
@@ -8,7 +9,7 @@ import soundfile
 from pystoi import stoi as pystoi_stoi
 from pystoi import utils as pystoi_utils
 
-from metrics import MetricUnavailable, estoi, intelligibility_scores, stoi
+from metrics import MetricUnavailable, estoi, intelligibility, intelligibility_scores, stoi
 from metrics.intelligibility import _back_ends, estoi_noise
 from wavebench_base.errors import InputError
 
@@ -32,6 +33,23 @@ def test_golden_pair():
         0.3904499910, abs=1e-6)
     both = intelligibility_scores(reference=clean, generated=noisy, sample_rate=rate)
     assert both == pytest.approx({"stoi": 0.6739177895, "estoi": 0.3904499910}, abs=1e-6)
+
+
+def test_settings_band_matrix_and_resampling_filters_are_pystois():
+    # our copies of pystoi's settings and designs (pystoi itself imports scipy.signal: slow)
+    reference = importlib.import_module("pystoi.stoi")  # the module (pystoi.stoi is a function)
+
+    assert (intelligibility.STOI_RATE, intelligibility._FRAME, intelligibility._NFFT,
+            intelligibility._SEGMENT, intelligibility._BANDS) == (
+        reference.FS, reference.N_FRAME, reference.NFFT, reference.N, reference.NUMBAND)
+    assert intelligibility._LOWEST_CENTRE_HZ == reference.MINFREQ
+    assert intelligibility._DYNAMIC_RANGE_DB == reference.DYN_RANGE
+    assert intelligibility._CLIP == 1 + 10 ** (-reference.BETA / 20)
+    assert intelligibility._EPS == pystoi_utils.EPS
+    assert np.array_equal(intelligibility._BAND_MATRIX, reference.OBM)
+    for rate in (8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000, 96000):
+        h = pystoi_utils._resample_window_oct(reference.FS, rate)
+        assert np.array_equal(intelligibility._resample_filter(rate), h / np.sum(h)), rate
 
 
 def test_identity_gives_one():

@@ -160,6 +160,19 @@ def test_metrics_imports_none_of_the_other_packages():
     assert out.stdout.strip() == ""
 
 
+def test_importing_metrics_leaves_the_heavy_libraries_to_first_use():
+    # every scoring process imports metrics: scipy.signal (through pystoi), scipy.spatial and
+    # scipy.special cost it 0.6 s of start-up, numba more; the metrics import them when used
+    import subprocess
+    import sys
+    code = ("import sys, metrics; print(','.join(sorted({m.split('.')[0] for m in sys.modules} & "
+            "{'scipy', 'pystoi', 'numba', 'pandas', 'torch'})))")
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=root)
+    assert out.stdout.strip() == ""
+
+
 def test_one_metrics_input_error_spares_the_others():
     rng = np.random.default_rng(4)
     # 8 kHz: mcd has no mel-cepstrum settings for it, the others do not care

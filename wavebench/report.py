@@ -148,7 +148,7 @@ def _num(x) -> str:
 
 def _metric_spec(name: str):
     """The registry spec of ``name``, or None for a metric this wavebench does not know."""
-    from metrics import METRICS  # pystoi, scipy.signal: on first use, so `wavebench -h` is quick
+    from metrics import METRICS  # on first use, so that `wavebench -h` stays quick
     return METRICS.get(name)
 
 
