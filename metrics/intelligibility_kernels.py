@@ -79,7 +79,6 @@ def resample(x, table, up, down, delay, out):
 #: the two multipliers of its finalizer.
 _GAMMA = np.uint64(0x9E3779B97F4A7C15)
 _MIX1, _MIX2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
-_SHIFTS = np.uint64(16), np.uint64(27), np.uint64(30), np.uint64(31), np.uint64(32), np.uint64(48)
 _LOW16 = np.uint64(0xFFFF)
 #: sqrt(3) / 2^16: a sum of four uniforms on (0, 1) has variance 1/3
 _NOISE_SCALE = np.sqrt(3.0) / 65536.0
@@ -95,12 +94,13 @@ def noise_value(key):
     is scaled to unit variance (Irwin-Hall, n = 4: bell-shaped, bounded). A pure function of
     ``key``, so any segment's noise can be drawn alone, in any order.
     """
+    # every operand uint64: a plain int would turn the arithmetic into float64
     z = np.uint64(key) * _GAMMA + _GAMMA
-    z = (z ^ (z >> _SHIFTS[2])) * _MIX1
-    z = (z ^ (z >> _SHIFTS[1])) * _MIX2
-    z = z ^ (z >> _SHIFTS[3])
-    total = ((z & _LOW16) + ((z >> _SHIFTS[0]) & _LOW16) + ((z >> _SHIFTS[4]) & _LOW16)
-             + (z >> _SHIFTS[5]))
+    z = (z ^ (z >> np.uint64(30))) * _MIX1
+    z = (z ^ (z >> np.uint64(27))) * _MIX2
+    z = z ^ (z >> np.uint64(31))
+    total = ((z & _LOW16) + ((z >> np.uint64(16)) & _LOW16) + ((z >> np.uint64(32)) & _LOW16)
+             + (z >> np.uint64(48)))
     # four uniforms (u + 1/2) / 2^16 sum to (total + 2) / 2^16, of mean 2; centred in integers,
     # so that one rounding is left, which fast-math flags of a caller that inlines this cannot
     # fuse (the kernel's numbers stay those of noise_into, compiled without them)
