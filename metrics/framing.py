@@ -110,7 +110,8 @@ def power(spectrum: np.ndarray, offset: float = 0.0) -> np.ndarray:
     """``spectrum.real ** 2 + spectrum.imag ** 2 + offset``, byte for byte, in one compiled pass.
 
     NumPy makes three temporaries for that expression, and ``abs(spectrum) ** 2`` goes through
-    ``hypot``: both several times slower than this loop on 1024-point spectra.
+    ``hypot``: 1.32 and 1.06-1.09 us a 513-bin row, against 0.44 for this loop (ad hoc timing,
+    Intel Xeon family 6 model 167, AVX-512).
 
     Parameters
     ----------

@@ -57,7 +57,7 @@ def nll_bits(*, log_probs, targets) -> float:
                          f"need 0 to {classes - 1} for {classes} classes")
     if np.isnan(log_probs).any():
         raise InputError(f"log_probs: {int(np.isnan(log_probs).sum())} NaN values")
-    import scipy.special  # here: it took 0.17 s of every scoring process's start-up
+    import scipy.special  # here: 0.17 s of start-up (Xeon 6/167, AVX-512)
 
     total = scipy.special.logsumexp(log_probs, axis=-1)
     if np.max(np.abs(total)) > NORMALIZATION_TOLERANCE:

@@ -165,8 +165,8 @@ def test_metrics_imports_none_of_the_other_packages():
 
 
 def test_importing_metrics_leaves_the_heavy_libraries_to_first_use():
-    # every scoring process imports metrics: scipy.signal (through pystoi), scipy.spatial and
-    # scipy.special cost it 0.6 s of start-up, numba more; the metrics import them when used
+    # every scoring process imports metrics: scipy.signal (through pystoi), scipy.spatial,
+    # scipy.special and numba are the bulk of its start-up; the metrics import them when used
     heavy = {"scipy", "pystoi", "numba", "pandas", "torch"}
     imported = _packages_imported_with_metrics()
     assert "numpy" in imported and not imported & heavy
